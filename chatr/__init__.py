@@ -1,0 +1,1 @@
+"""chatr: a real-time chat server with one GraphQL API."""

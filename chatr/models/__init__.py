@@ -1,0 +1,51 @@
+"""SQLAlchemy models: one set for PostgreSQL (production, tests) and SQLite (embedded default)."""
+
+from chatr.models.auth import AuthSession, RefreshToken, VerificationCode
+from chatr.models.base import Base
+from chatr.models.conversation import (
+    Conversation,
+    ConversationKind,
+    ConversationStatus,
+    MemberRole,
+    Membership,
+    MembershipState,
+)
+from chatr.models.event import Event, EventStream, EventType
+from chatr.models.message import (
+    Attachment,
+    Message,
+    MessageHidden,
+    MessageKind,
+    MessageRevision,
+    Reaction,
+)
+from chatr.models.social import Block, Friendship, FriendshipState
+from chatr.models.user import User, UserKind, UserRole
+
+__all__ = [
+    "Attachment",
+    "AuthSession",
+    "Base",
+    "Block",
+    "Conversation",
+    "ConversationKind",
+    "ConversationStatus",
+    "Event",
+    "EventStream",
+    "EventType",
+    "Friendship",
+    "FriendshipState",
+    "MemberRole",
+    "Membership",
+    "MembershipState",
+    "Message",
+    "MessageHidden",
+    "MessageKind",
+    "MessageRevision",
+    "Reaction",
+    "RefreshToken",
+    "User",
+    "UserKind",
+    "UserRole",
+    "VerificationCode",
+]

@@ -1,0 +1,141 @@
+"""The one place that reads environment variables.
+
+Everything else receives a `Settings` instance, so tests can build an app for any
+configuration (a second instance, a private Redis, production mode) without touching
+the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(".chatr")
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(value: str | None, default: int) -> int:
+    return default if value is None or value == "" else int(value)
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration; defaults are the embedded, no-services setup."""
+
+    database_url: str = ""
+    #: `redis://…` for several instances; `memory://` is the in-process broker.
+    broker_url: str = "memory://"
+    #: Prefix of every pub/sub channel, so several deployments (or test runs) can share a Redis.
+    channel_prefix: str = "chatr"
+    jwt_secret: str = ""
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    #: "development" enables GraphiQL and introspection; "production" disables both.
+    environment: str = "development"
+    data_dir: Path = DEFAULT_DATA_DIR
+    media_dir: Path = field(default=DEFAULT_DATA_DIR / "media")
+    allowed_origins: tuple[str, ...] = ()
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_query_tokens: int = 2000
+    max_request_body_bytes: int = 256 * 1024
+    max_websocket_frame_bytes: int = 64 * 1024
+    max_subscriptions_per_connection: int = 100
+    #: Live events a subscriber may have queued before it is cut off (it resumes by cursor).
+    subscriber_queue_size: int = 1000
+    db_pool_size: int = 10
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.database_url:
+            object.__setattr__(self, "database_url", normalise_database_url(self.database_url))
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _embedded_database_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{(data_dir / 'chatr.db').as_posix()}"
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """A random signing key kept in the data dir, so restarts keep sessions valid.
+
+    Only for the embedded default: several instances must share JWT_SECRET explicitly.
+    """
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual `postgresql://` spelling and pick the async drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from `CHATR_*` environment variables (plus DATABASE_URL / REDIS_URL)."""
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("CHATR_DATA_DIR") or DEFAULT_DATA_DIR)
+    database_url = env.get("CHATR_DATABASE_URL") or env.get("DATABASE_URL") or ""
+    database_url = normalise_database_url(database_url) if database_url else ""
+    redis_url = env.get("CHATR_REDIS_URL") or env.get("REDIS_URL") or ""
+    jwt_secret = env.get("CHATR_JWT_SECRET") or env.get("JWT_SECRET") or ""
+    if not database_url:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        database_url = _embedded_database_url(data_dir)
+    if not jwt_secret:
+        jwt_secret = _persistent_secret(data_dir)
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url or "memory://",
+        channel_prefix=env.get("CHATR_CHANNEL_PREFIX", "chatr"),
+        jwt_secret=jwt_secret,
+        access_token_ttl_seconds=_int(env.get("CHATR_ACCESS_TOKEN_TTL"), 15 * 60),
+        refresh_token_ttl_seconds=_int(env.get("CHATR_REFRESH_TOKEN_TTL"), 30 * 24 * 3600),
+        environment=env.get("CHATR_ENV", "development"),
+        data_dir=data_dir,
+        media_dir=Path(env.get("CHATR_MEDIA_DIR") or data_dir / "media"),
+        allowed_origins=_list(env.get("CHATR_ALLOWED_ORIGINS")),
+        max_query_depth=_int(env.get("CHATR_MAX_QUERY_DEPTH"), 10),
+        max_aliases=_int(env.get("CHATR_MAX_ALIASES"), 15),
+        max_query_tokens=_int(env.get("CHATR_MAX_QUERY_TOKENS"), 2000),
+        max_request_body_bytes=_int(env.get("CHATR_MAX_REQUEST_BYTES"), 256 * 1024),
+        max_websocket_frame_bytes=_int(env.get("CHATR_MAX_WS_FRAME_BYTES"), 64 * 1024),
+        max_subscriptions_per_connection=_int(env.get("CHATR_MAX_SUBSCRIPTIONS"), 100),
+        subscriber_queue_size=_int(env.get("CHATR_SUBSCRIBER_QUEUE_SIZE"), 1000),
+        db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
+        log_level=env.get("CHATR_LOG_LEVEL", "info"),
+    )
