@@ -1,0 +1,13 @@
+"""The one place that names pub/sub channels (the broker adds the deployment prefix)."""
+
+from __future__ import annotations
+
+
+def conversation(conversation_id: int) -> str:
+    """Everything that happens in one conversation: durable announcements and typing."""
+    return f"conversation:{conversation_id}"
+
+
+def user(user_id: int) -> str:
+    """Things addressed to one user wherever they are: new conversations, session revocation."""
+    return f"user:{user_id}"

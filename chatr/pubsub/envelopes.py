@@ -1,0 +1,71 @@
+"""Small JSON envelopes announced on pub/sub.
+
+They say what changed and at which position; they are never the only copy of anything
+durable. Subscribers re-read the database through the services, so authorisation and field
+selection stay on the same path as queries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class EventAnnounced:
+    """A durable event was committed at `event_id` (replay from the log to get it)."""
+
+    kind: ClassVar[str] = "event"
+    event_id: int
+    conversation_id: int
+    type: str
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class TypingChanged:
+    """Ephemeral: not logged; lost signals simply expire at `expires_at` (epoch seconds)."""
+
+    kind: ClassVar[str] = "typing"
+    conversation_id: int
+    user_id: int
+    typing: bool
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class ConversationJoined:
+    """Sent to `user:{id}` so a user-wide stream starts listening to a new conversation."""
+
+    kind: ClassVar[str] = "joined"
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class SessionRevoked:
+    """Sent to `user:{id}`: sockets authenticated by that session close (4403)."""
+
+    kind: ClassVar[str] = "session_revoked"
+    session_id: int | None  # None: every session of the user (suspension, password reset)
+
+
+Envelope = EventAnnounced | TypingChanged | ConversationJoined | SessionRevoked
+
+_KINDS: dict[str, type[Envelope]] = {
+    cls.kind: cls for cls in (EventAnnounced, TypingChanged, ConversationJoined, SessionRevoked)
+}
+
+
+def encode(envelope: Envelope) -> str:
+    return json.dumps({"k": envelope.kind, **asdict(envelope)}, separators=(",", ":"))
+
+
+def decode(data: str) -> Envelope | None:
+    """Parse an envelope; unknown or malformed ones (a newer instance's) are ignored."""
+    try:
+        raw = json.loads(data)
+        cls = _KINDS[raw.pop("k")]
+        return cls(**raw)
+    except (ValueError, KeyError, TypeError):
+        return None
