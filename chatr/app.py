@@ -1,0 +1,182 @@
+"""`create_app(settings)`: the one ASGI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult
+
+from chatr import websocket as ws_lifecycle
+from chatr.context import Context
+from chatr.db import Database, create_engine
+from chatr.errors import ChatrError
+from chatr.pubsub.broker import create_broker
+from chatr.resolvers.loaders import Loaders
+from chatr.runtime import Runtime
+from chatr.schema import build_schema
+from chatr.schema.errors import with_code
+from chatr.settings import Settings
+
+log = logging.getLogger("chatr.app")
+
+
+class _ClosesContext:
+    """Mixin for both WebSocket protocol handlers: end connection tasks with the socket."""
+
+    context: Context
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()  # type: ignore[misc]
+        finally:
+            await self.context.close()
+
+
+class TransportWSHandler(_ClosesContext, BaseGraphQLTransportWSHandler[Context, None]):
+    pass
+
+
+class LegacyWSHandler(_ClosesContext, BaseGraphQLWSHandler[Context, None]):
+    pass
+
+
+class ChatrGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        runtime: Runtime = request.app.state.runtime
+        is_websocket = isinstance(request, WebSocket)
+        return Context(
+            runtime=runtime,
+            request=request,
+            response=response,
+            loaders=Loaders(runtime, cache=not is_websocket),
+        )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if result.errors:
+            response["errors"] = [
+                with_code(formatted, error)  # type: ignore[misc]
+                for formatted, error in zip(response["errors"], result.errors, strict=True)
+            ]
+        return response
+
+    async def on_ws_connect(self, context: Context) -> None:
+        try:
+            await ws_lifecycle.on_connect(context)
+        except ChatrError as error:
+            raise ConnectionRejectionError({"code": error.code.value}) from error
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit (413) before anything parses them."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when the database answers and the broker is connected."""
+    runtime: Runtime = request.app.state.runtime
+    checks = {"broker": runtime.broker.ready, "database": False}
+    try:
+        async with runtime.db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = True
+    except Exception:
+        log.warning("readiness: database check failed", exc_info=True)
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+def create_app(settings: Settings) -> Starlette:
+    schema = build_schema(settings)
+    graphql = ChatrGraphQL(
+        schema,
+        graphql_ide=None if settings.is_production else "graphiql",
+        allow_queries_via_get=False,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.allowed_origins,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(create_engine(settings))
+        broker = create_broker(
+            settings.broker_url,
+            prefix=settings.channel_prefix,
+            queue_size=settings.subscriber_queue_size,
+        )
+        await broker.start()
+        app.state.runtime = Runtime(settings=settings, db=db, broker=broker)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    return app

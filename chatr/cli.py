@@ -1,0 +1,82 @@
+"""`chatr serve | migrate | export-schema`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from chatr.settings import load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from chatr import migrations
+
+    settings = load_settings()
+    if settings.is_sqlite or args.migrate:
+        # The embedded default must work on a fresh machine: bring its database up to date.
+        migrations.upgrade(settings.database_url)
+    uvicorn.run(
+        "chatr.asgi:app",
+        factory=False,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        ws="auto",
+        ws_max_size=settings.max_websocket_frame_bytes,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=10,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from chatr import migrations
+
+    migrations.upgrade(load_settings().database_url)
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from chatr.schema import export_sdl
+
+    sdl = export_sdl()
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatr", description="chatr chat server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply migrations first (always on SQLite)"
+    )
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", "-o", default="schema.graphql", help="file, or - for stdout")
+    export.set_defaults(run=_export_schema)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

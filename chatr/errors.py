@@ -1,0 +1,70 @@
+"""The one error hierarchy. Services raise these; the schema maps them to `extensions.code`.
+
+Anything else that escapes a resolver is a bug: it is logged and masked as
+INTERNAL_SERVER_ERROR, so no stack trace or internal detail reaches a client.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    CONFLICT = "CONFLICT"
+    RATE_LIMITED = "RATE_LIMITED"
+    #: A live subscriber fell too far behind and was cut; resubscribe with the last cursor.
+    SUBSCRIBER_OVERFLOW = "SUBSCRIBER_OVERFLOW"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+
+class ChatrError(Exception):
+    """A failure the client can act on. `code` is stable API; `message` is for humans."""
+
+    code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, *, field: str | None = None, **extensions: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, object] = dict(extensions)
+        if field is not None:
+            self.extensions["field"] = field
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class Unauthenticated(ChatrError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(ChatrError):
+    code = ErrorCode.FORBIDDEN
+
+
+class NotFound(ChatrError):
+    code = ErrorCode.NOT_FOUND
+
+
+class BadUserInput(ChatrError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class Conflict(ChatrError):
+    code = ErrorCode.CONFLICT
+
+
+class RateLimited(ChatrError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retryAfter=retry_after)
+
+
+class SubscriberOverflowError(ChatrError):
+    code = ErrorCode.SUBSCRIBER_OVERFLOW

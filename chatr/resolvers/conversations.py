@@ -1,0 +1,68 @@
+"""Inbox, one conversation, its history, receipts and typing."""
+
+from __future__ import annotations
+
+from chatr.context import Context
+from chatr.models import Conversation, Message
+from chatr.services import conversations, messages, receipts, validation
+from chatr.services.pagination import Page, PageRequest
+from chatr.services.receipts import ReceiptState
+
+
+async def inbox(ctx: Context, *, page: PageRequest) -> Page[Conversation]:
+    viewer = await ctx.viewer()
+    async with ctx.runtime.db.session() as session:
+        return await conversations.list_for(session, viewer_id=viewer.id, page=page)
+
+
+async def conversation(ctx: Context, *, conversation_id: str) -> Conversation:
+    viewer = await ctx.viewer()
+    async with ctx.runtime.db.session() as session:
+        return await conversations.get_for_viewer(
+            session,
+            viewer_id=viewer.id,
+            conversation_id=validation.parse_id(conversation_id, field="id"),
+        )
+
+
+async def history(ctx: Context, *, conversation_id: int, page: PageRequest) -> Page[Message]:
+    viewer = await ctx.viewer()
+    membership = await ctx.loaders.membership.load((conversation_id, viewer.id))
+    async with ctx.runtime.db.session() as session:
+        return await messages.list_for(
+            session,
+            viewer_id=viewer.id,
+            conversation_id=conversation_id,
+            page=page,
+            membership=membership,
+        )
+
+
+async def mark_read(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
+    viewer = await ctx.viewer()
+    return await receipts.mark_read(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        up_to_seq=up_to_seq,
+    )
+
+
+async def mark_delivered(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
+    viewer = await ctx.viewer()
+    return await receipts.mark_delivered(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        up_to_seq=up_to_seq,
+    )
+
+
+async def set_typing(ctx: Context, *, conversation_id: str, typing: bool) -> bool:
+    viewer = await ctx.viewer()
+    return await receipts.set_typing(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        typing=typing,
+    )

@@ -1,0 +1,86 @@
+"""Per-request DataLoaders: one `WHERE id IN (...)` per batch, results in key order.
+
+On a WebSocket the context lives as long as the connection, so its loaders batch but never
+cache: a cached row would go stale across hours of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from chatr.models import Conversation, Membership, Message, User
+from chatr.runtime import Runtime
+from chatr.services import conversations, messages, users
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def _in_key_order(keys: Sequence[K], rows: Sequence[V], key_of: Callable[[V], K]) -> list[V | None]:
+    by_key = {key_of(row): row for row in rows}
+    return [by_key.get(key) for key in keys]
+
+
+class Loaders:
+    def __init__(self, runtime: Runtime, *, cache: bool) -> None:
+        self._rt = runtime
+        self.user_by_id: DataLoader[int, User | None] = DataLoader(self._users, cache=cache)
+        self.conversation_by_id: DataLoader[int, Conversation | None] = DataLoader(
+            self._conversations, cache=cache
+        )
+        self.message_by_id: DataLoader[int, Message | None] = DataLoader(
+            self._messages, cache=cache
+        )
+        self.message_by_conversation_seq: DataLoader[tuple[int, int], Message | None] = DataLoader(
+            self._messages_by_seq, cache=cache
+        )
+        #: Keyed by (conversation_id, user_id).
+        self.membership: DataLoader[tuple[int, int], Membership | None] = DataLoader(
+            self._memberships, cache=cache
+        )
+        self.members_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
+            self._members, cache=cache
+        )
+
+    async def _run(self, work: Callable[..., Awaitable[list[V]]], **kwargs: object) -> list[V]:
+        async with self._rt.db.session() as session:
+            return await work(session, **kwargs)
+
+    async def _users(self, keys: list[int]) -> list[User | None]:
+        rows = await self._run(users.list_by_ids, user_ids=keys)
+        return _in_key_order(keys, rows, lambda u: u.id)
+
+    async def _conversations(self, keys: list[int]) -> list[Conversation | None]:
+        rows = await self._run(conversations.list_by_ids, conversation_ids=keys)
+        return _in_key_order(keys, rows, lambda c: c.id)
+
+    async def _messages(self, keys: list[int]) -> list[Message | None]:
+        rows = await self._run(messages.list_by_ids, message_ids=keys)
+        return _in_key_order(keys, rows, lambda m: m.id)
+
+    async def _messages_by_seq(self, keys: list[tuple[int, int]]) -> list[Message | None]:
+        rows = await self._run(messages.list_by_conversation_seq, keys=keys)
+        return _in_key_order(keys, rows, lambda m: (m.conversation_id, m.seq))
+
+    async def _memberships(self, keys: list[tuple[int, int]]) -> list[Membership | None]:
+        found: list[Membership] = []
+        by_user: dict[int, list[int]] = {}
+        for conversation_id, user_id in keys:
+            by_user.setdefault(user_id, []).append(conversation_id)
+        for user_id, conversation_ids in by_user.items():
+            found += await self._run(
+                conversations.memberships_for_user,
+                user_id=user_id,
+                conversation_ids=conversation_ids,
+            )
+        return _in_key_order(keys, found, lambda m: (m.conversation_id, m.user_id))
+
+    async def _members(self, keys: list[int]) -> list[list[Membership]]:
+        rows = await self._run(conversations.members_of, conversation_ids=keys)
+        grouped: dict[int, list[Membership]] = {key: [] for key in keys}
+        for row in rows:
+            grouped[row.conversation_id].append(row)
+        return [grouped[key] for key in keys]

@@ -1,0 +1,30 @@
+"""Sending messages."""
+
+from __future__ import annotations
+
+from chatr.context import Context
+from chatr.models import Message
+from chatr.services import messages, validation
+
+
+async def send_message(
+    ctx: Context,
+    *,
+    body: str,
+    client_message_id: str,
+    recipient_id: str | None,
+    conversation_id: str | None,
+) -> Message:
+    viewer = await ctx.viewer()
+    return await messages.send(
+        ctx.runtime,
+        sender_id=viewer.id,
+        body=body,
+        client_id=client_message_id,
+        recipient_id=None
+        if recipient_id is None
+        else validation.parse_id(recipient_id, field="recipientId"),
+        conversation_id=None
+        if conversation_id is None
+        else validation.parse_id(conversation_id, field="conversationId"),
+    )

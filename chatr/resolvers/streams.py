@@ -1,0 +1,40 @@
+"""Subscriptions: authenticate, then hand over to the stream service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from chatr.context import Context
+from chatr.errors import BadUserInput
+from chatr.services import streams, validation
+
+
+async def conversation_events(
+    ctx: Context, *, conversation_id: str, after_seq: int | None
+) -> AsyncIterator[streams.StreamItem]:
+    viewer = await ctx.viewer()
+    if after_seq is not None and after_seq < 0:
+        raise BadUserInput("afterSeq must not be negative.", field="afterSeq")
+    return streams.conversation_events(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        after_seq=after_seq,
+    )
+
+
+def parse_event_cursor(after: str | None) -> int | None:
+    if after is None:
+        return None
+    try:
+        position = int(after)
+    except ValueError:
+        raise BadUserInput("The cursor is not valid.", field="after") from None
+    if position < 0:
+        raise BadUserInput("The cursor is not valid.", field="after")
+    return position
+
+
+async def my_events(ctx: Context, *, after: str | None) -> AsyncIterator[streams.StreamItem]:
+    viewer = await ctx.viewer()
+    return streams.user_events(ctx.runtime, viewer_id=viewer.id, after=parse_event_cursor(after))

@@ -1,0 +1,82 @@
+"""Map every GraphQL error to a stable `extensions.code`; mask the unexpected ones.
+
+One place for the mapping: services raise `ChatrError`s, graphql-core reports parse and
+validation failures, and anything else is a bug that is logged here and shown to the client
+only as INTERNAL_SERVER_ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import MaskErrors
+
+from chatr.errors import ChatrError, ErrorCode
+
+log = logging.getLogger("chatr.errors")
+
+#: How graphql-core words every failure to coerce a variable to its declared type.
+_VARIABLE_ERROR_PREFIX = "Variable '$"
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is None or isinstance(original, ChatrError | GraphQLError)
+
+
+def classify(error: GraphQLError) -> tuple[ErrorCode, dict[str, object]]:
+    """The code (and extra extensions) for one error, unmasked."""
+    original = error.original_error
+    if isinstance(original, ChatrError):
+        return original.code, original.extensions
+    if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
+        return ErrorCode.GRAPHQL_PARSE_FAILED, {}
+    if error.message.startswith(_VARIABLE_ERROR_PREFIX):
+        return ErrorCode.BAD_USER_INPUT, {}
+    if original is None:
+        return ErrorCode.GRAPHQL_VALIDATION_FAILED, {}
+    if isinstance(original, GraphQLError):
+        return classify(original)
+    return ErrorCode.INTERNAL_SERVER_ERROR, {}
+
+
+class ChatrErrors(MaskErrors):
+    """MaskErrors that also stamps `extensions.code` on every error it lets through."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            should_mask_error=lambda error: not _is_expected(error),
+            error_message="Internal server error.",
+        )
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed: list[GraphQLError] = []
+        for error in errors:
+            code, extra = classify(error)
+            if code is ErrorCode.INTERNAL_SERVER_ERROR:
+                log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+                error = self.anonymise_error(error)
+            processed.append(
+                GraphQLError(
+                    error.message,
+                    nodes=error.nodes,
+                    source=error.source,
+                    positions=error.positions,
+                    path=error.path,
+                    original_error=error.original_error,
+                    extensions={**(error.extensions or {}), **extra, "code": code.value},
+                )
+            )
+        return processed
+
+
+def with_code(formatted: dict[str, object], error: GraphQLError) -> dict[str, object]:
+    """Last line of defence for errors raised before any extension ran (parse errors)."""
+    extensions = dict(formatted.get("extensions") or {})  # type: ignore[call-overload]
+    if "code" not in extensions:
+        code, extra = classify(error)
+        extensions.update(extra, code=code.value)
+        if code is ErrorCode.INTERNAL_SERVER_ERROR:
+            formatted = {**formatted, "message": "Internal server error."}
+    return {**formatted, "extensions": extensions}

@@ -1,0 +1,31 @@
+"""Input types."""
+
+from __future__ import annotations
+
+import strawberry
+
+
+@strawberry.input(description="A new account.")
+class RegisterInput:
+    username: str = strawberry.field(description="3-20 letters, digits or _; case-insensitive.")
+    password: str = strawberry.field(
+        description="At least 8 characters, an upper-case letter and a symbol."
+    )
+    email: str | None = None
+    display_name: str | None = None
+
+
+@strawberry.input
+class LoginInput:
+    login: str = strawberry.field(description="Username or email address.")
+    password: str
+
+
+@strawberry.input(description="Send to a user (DM, created on first message) or a conversation.")
+class SendMessageInput:
+    body: str = strawberry.field(description="1-10,000 characters.")
+    client_message_id: str = strawberry.field(
+        description="Your idempotency key (1-64 chars): retrying with it returns the original."
+    )
+    recipient_id: strawberry.ID | None = None
+    conversation_id: strawberry.ID | None = None

@@ -1,0 +1,87 @@
+"""Root mutation type."""
+
+from __future__ import annotations
+
+import strawberry
+
+from chatr.resolvers import auth, conversations, messages
+from chatr.schema.inputs import LoginInput, RegisterInput, SendMessageInput
+from chatr.schema.types import AuthPayload, ChatrInfo, MessageType, ReceiptType
+from chatr.services.auth import IssuedTokens
+
+
+def _auth_payload(tokens: IssuedTokens) -> AuthPayload:
+    return AuthPayload(
+        access_token=tokens.access_token,
+        access_token_expires_at=tokens.access_token_expires_at,
+        refresh_token=tokens.refresh_token,
+        user=tokens.user,  # type: ignore[arg-type]
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create an account and sign in.")
+    async def register(self, info: ChatrInfo, input: RegisterInput) -> AuthPayload:
+        return _auth_payload(
+            await auth.register(
+                info.context,
+                username=input.username,
+                password=input.password,
+                email=input.email,
+                display_name=input.display_name,
+            )
+        )
+
+    @strawberry.mutation(description="Sign in with username or email and password.")
+    async def login(self, info: ChatrInfo, input: LoginInput) -> AuthPayload:
+        return _auth_payload(
+            await auth.login(info.context, login=input.login, password=input.password)
+        )
+
+    @strawberry.mutation(description="Swap a refresh token for new tokens (rotating).")
+    async def refresh_token(self, info: ChatrInfo, refresh_token: str) -> AuthPayload:
+        return _auth_payload(await auth.refresh_token(info.context, refresh_token=refresh_token))
+
+    @strawberry.mutation(description="End this session; its tokens stop working at once.")
+    async def logout(self, info: ChatrInfo) -> bool:
+        return await auth.logout(info.context)
+
+    @strawberry.mutation(
+        description="Send a message. Retrying with the same clientMessageId is safe."
+    )
+    async def send_message(self, info: ChatrInfo, input: SendMessageInput) -> MessageType:
+        return await messages.send_message(  # type: ignore[return-value]
+            info.context,
+            body=input.body,
+            client_message_id=input.client_message_id,
+            recipient_id=input.recipient_id,
+            conversation_id=input.conversation_id,
+        )
+
+    @strawberry.mutation(description="I have read everything up to and including `upToSeq`.")
+    async def mark_read(
+        self, info: ChatrInfo, conversation_id: strawberry.ID, up_to_seq: int
+    ) -> ReceiptType:
+        return await conversations.mark_read(  # type: ignore[return-value]
+            info.context, conversation_id=conversation_id, up_to_seq=up_to_seq
+        )
+
+    @strawberry.mutation(description="My device has received everything up to `upToSeq`.")
+    async def mark_delivered(
+        self, info: ChatrInfo, conversation_id: strawberry.ID, up_to_seq: int
+    ) -> ReceiptType:
+        return await conversations.mark_delivered(  # type: ignore[return-value]
+            info.context, conversation_id=conversation_id, up_to_seq=up_to_seq
+        )
+
+    @strawberry.mutation(
+        description="Typing indicator. Send true every few seconds while typing; it expires "
+        "after ~6 s without a refresh."
+    )
+    async def set_typing(
+        self, info: ChatrInfo, conversation_id: strawberry.ID, typing: bool
+    ) -> bool:
+        return await conversations.set_typing(
+            info.context, conversation_id=conversation_id, typing=typing
+        )

@@ -1,0 +1,19 @@
+"""Enums exposed to GraphQL, taken from the models so the two can never disagree."""
+
+from __future__ import annotations
+
+import strawberry
+
+from chatr.models import ConversationKind, ConversationStatus, MessageKind
+
+ConversationKindEnum = strawberry.enum(
+    ConversationKind, name="ConversationKind", description="DIRECT (two people) or GROUP."
+)
+ConversationStatusEnum = strawberry.enum(
+    ConversationStatus,
+    name="ConversationStatus",
+    description="ACTIVE, or PENDING while a message request awaits the recipient's answer.",
+)
+MessageKindEnum = strawberry.enum(
+    MessageKind, name="MessageKind", description="What a message holds."
+)

@@ -1,0 +1,162 @@
+"""Object types: thin views of the models.
+
+Each type declares only what is public; resolvers return model rows, so a column that is not
+declared here (a password hash, a TOTP secret) cannot leak by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry import Parent
+from strawberry.types import Info
+
+from chatr.context import Context
+from chatr.models import Conversation, ConversationKind, Membership, Message
+from chatr.resolvers import conversations as conversation_resolvers
+from chatr.schema.pagination import Connection
+from chatr.schema.scalars import ConversationKindEnum, ConversationStatusEnum, MessageKindEnum
+from chatr.services.pagination import PageRequest
+
+ChatrInfo = Info[Context, None]
+
+
+@strawberry.type(name="User", description="A person (or bot) as others see them.")
+class UserType:
+    id: strawberry.ID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    created_at: datetime = strawberry.field(description="When the account was created.")
+
+
+@strawberry.type(name="Message", description="One message in a conversation.")
+class MessageType:
+    id: strawberry.ID
+    seq: int = strawberry.field(
+        description="Position in its conversation: 1, 2, 3… without gaps. Order and resume by it."
+    )
+    kind: MessageKindEnum  # type: ignore[valid-type]
+    body: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+    @strawberry.field
+    def conversation_id(self, root: Parent[Message]) -> strawberry.ID:
+        return strawberry.ID(str(root.conversation_id))
+
+    @strawberry.field(description="The sender's own idempotency key; null for everyone else.")
+    async def client_message_id(self, root: Parent[Message], info: ChatrInfo) -> str | None:
+        viewer = await info.context.optional_viewer()
+        return root.client_id if viewer is not None and viewer.id == root.sender_id else None
+
+    @strawberry.field(description="The conversation this message belongs to.")
+    async def conversation(
+        self, root: Parent[Message], info: ChatrInfo
+    ) -> Annotated[ConversationType, strawberry.lazy("chatr.schema.types")]:
+        return await info.context.loaders.conversation_by_id.load(root.conversation_id)
+
+    @strawberry.field
+    async def sender(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:
+        if root.sender_id is None:
+            return None
+        return await info.context.loaders.user_by_id.load(root.sender_id)
+
+
+@strawberry.type(name="Member", description="A participant and how far they have got.")
+class MemberType:
+    last_read_seq: int
+    last_delivered_seq: int
+    joined_at: datetime
+
+    @strawberry.field
+    async def user(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.user_id)
+
+
+@strawberry.type(name="Conversation", description="A direct conversation or a group.")
+class ConversationType:
+    id: strawberry.ID
+    kind: ConversationKindEnum  # type: ignore[valid-type]
+    status: ConversationStatusEnum  # type: ignore[valid-type]
+    name: str | None
+    created_at: datetime
+    last_activity_at: datetime
+    last_seq: int = strawberry.field(description="Seq of the newest message (0 when empty).")
+
+    @strawberry.field
+    async def members(self, root: Parent[Conversation], info: ChatrInfo) -> list[MemberType]:
+        return await info.context.loaders.members_by_conversation.load(root.id)
+
+    @strawberry.field(description="For a direct conversation: the other person.")
+    async def peer(self, root: Parent[Conversation], info: ChatrInfo) -> UserType | None:
+        if root.kind != ConversationKind.DIRECT:
+            return None
+        viewer = await info.context.viewer()
+        members = await info.context.loaders.members_by_conversation.load(root.id)
+        other = next((m.user_id for m in members if m.user_id != viewer.id), None)
+        return None if other is None else await info.context.loaders.user_by_id.load(other)
+
+    @strawberry.field
+    async def last_message(self, root: Parent[Conversation], info: ChatrInfo) -> MessageType | None:
+        if root.last_seq == 0:
+            return None
+        return await info.context.loaders.message_by_conversation_seq.load((root.id, root.last_seq))
+
+    @strawberry.field(description="Messages after the viewer's read marker.")
+    async def unread_count(self, root: Parent[Conversation], info: ChatrInfo) -> int:
+        viewer = await info.context.viewer()
+        membership = await info.context.loaders.membership.load((root.id, viewer.id))
+        return 0 if membership is None else max(0, root.last_seq - membership.last_read_seq)
+
+    @strawberry.field(description="The viewer's own receipts in this conversation.")
+    async def my_membership(self, root: Parent[Conversation], info: ChatrInfo) -> MemberType | None:
+        viewer = await info.context.viewer()
+        return await info.context.loaders.membership.load((root.id, viewer.id))
+
+    @strawberry.field(
+        description="History, newest first. `first`/`last` at most 100; keyset cursors."
+    )
+    async def messages(
+        self,
+        root: Parent[Conversation],
+        info: ChatrInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[MessageType]:
+        page = await conversation_resolvers.history(
+            info.context,
+            conversation_id=root.id,
+            page=PageRequest(first=first, after=after, last=last, before=before),
+        )
+        return Connection.from_page(page)  # type: ignore[return-value]
+
+
+@strawberry.type(name="Receipt", description="A member's delivered/read markers.")
+class ReceiptType:
+    last_read_seq: int
+    last_delivered_seq: int
+
+    @strawberry.field
+    def conversation_id(self, root: Parent[object]) -> strawberry.ID:
+        return strawberry.ID(str(root.conversation_id))  # type: ignore[attr-defined]
+
+    @strawberry.field
+    async def user(self, root: Parent[object], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(description="Tokens for a signed-in session.")
+class AuthPayload:
+    access_token: str = strawberry.field(description="Short-lived JWT for `Authorization: Bearer`.")
+    access_token_expires_at: datetime
+    refresh_token: str = strawberry.field(
+        description="Single use: `refreshToken` returns a new one. Reusing an old one logs out "
+        "every device of this session."
+    )
+    user: UserType

@@ -1,0 +1,103 @@
+"""Password hashing and token primitives; no database, no settings lookups."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from chatr.errors import Unauthenticated
+
+#: Pinned: a token whose header says anything else (including "none") is refused.
+JWT_ALGORITHM = "HS256"
+ACCESS_TOKEN_TYPE = "access"
+
+_hasher = PasswordHasher()
+#: Verified against when the account does not exist, so login timing does not reveal it.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-for-timing")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Refresh tokens and codes are stored hashed: a database leak does not leak sessions."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_time_equals(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    session_id: int
+    expires_at: datetime
+
+
+def issue_access_token(
+    *, secret: str, user_id: int, session_id: int, ttl_seconds: int, now: datetime | None = None
+) -> tuple[str, datetime]:
+    now = now or datetime.now(UTC)
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    payload = {
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "typ": ACCESS_TOKEN_TYPE,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+    }
+    return jwt.encode(payload, secret, algorithm=JWT_ALGORITHM), expires_at
+
+
+def decode_access_token(token: str, *, secret: str) -> AccessClaims:
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "sub", "sid", "typ"]},
+        )
+    except jwt.ExpiredSignatureError as error:
+        raise Unauthenticated("The access token has expired; refresh it.") from error
+    except jwt.PyJWTError as error:
+        raise Unauthenticated("The access token is invalid.") from error
+    if payload.get("typ") != ACCESS_TOKEN_TYPE:
+        raise Unauthenticated("The access token is invalid.")
+    try:
+        return AccessClaims(
+            user_id=int(payload["sub"]),
+            session_id=int(payload["sid"]),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+        )
+    except (TypeError, ValueError) as error:
+        raise Unauthenticated("The access token is invalid.") from error
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    """The token from an `Authorization: Bearer …` value, or None when absent."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization must be 'Bearer <access token>'.")
+    return token.strip()

@@ -1,0 +1,1 @@
+"""Business rules and permission checks. Imports no GraphQL; every function is keyword-only."""

@@ -1,0 +1,180 @@
+"""Sessions and tokens: login, rotating refresh with reuse detection, logout, viewer lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from chatr import security
+from chatr.errors import Unauthenticated
+from chatr.models import AuthSession, RefreshToken, User
+from chatr.models.base import utcnow
+from chatr.pubsub import channels, envelopes
+from chatr.runtime import Runtime
+from chatr.services import users
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: the authenticated user and the session their token belongs to."""
+
+    user: User
+    session_id: int
+    token_expires_at: datetime
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    user: User
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+
+
+async def _issue(rt: Runtime, session: AuthSession, user: User, refresh: str) -> IssuedTokens:
+    access, expires_at = security.issue_access_token(
+        secret=rt.settings.jwt_secret,
+        user_id=user.id,
+        session_id=session.id,
+        ttl_seconds=rt.settings.access_token_ttl_seconds,
+    )
+    return IssuedTokens(user, access, expires_at, refresh)
+
+
+async def start_session(rt: Runtime, *, user: User, device_label: str | None) -> IssuedTokens:
+    refresh = security.new_opaque_token()
+    now = utcnow()
+    async with rt.db.session() as db, db.begin():
+        auth_session = AuthSession(
+            user_id=user.id,
+            device_label=(device_label or "")[:200] or None,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=rt.settings.refresh_token_ttl_seconds),
+        )
+        db.add(auth_session)
+        await db.flush()
+        db.add(RefreshToken(session_id=auth_session.id, token_hash=security.hash_token(refresh)))
+    return await _issue(rt, auth_session, user, refresh)
+
+
+async def login(
+    rt: Runtime, *, login: str, password: str, device_label: str | None = None
+) -> IssuedTokens:
+    async with rt.db.session() as db:
+        user = await users.find_by_login(db, login=login)
+    # Verify even for unknown accounts so the answer time does not reveal which exist.
+    password_ok = security.verify_password(user.password_hash if user else None, password)
+    if user is None or not password_ok:
+        raise Unauthenticated("Wrong username, email or password.")
+    if user.suspended_at is not None:
+        raise Unauthenticated("This account is suspended.")
+    return await start_session(rt, user=user, device_label=device_label)
+
+
+async def refresh(rt: Runtime, *, refresh_token: str) -> IssuedTokens:
+    """Rotate: the presented token is spent and a new one issued in the same session.
+
+    A spent token presented again means someone else holds a copy: the whole session (every
+    token descended from the same login) is revoked, and both holders must log in again.
+    """
+    token_hash = security.hash_token(refresh_token)
+    now = utcnow()
+    reused_session_id: int | None = None
+    async with rt.db.session() as db, db.begin():
+        row = await db.execute(
+            select(RefreshToken, AuthSession, User)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            .join(User, User.id == AuthSession.user_id)
+            .where(RefreshToken.token_hash == token_hash)
+            .with_for_update(of=RefreshToken)
+        )
+        found = row.first()
+        if found is None:
+            raise Unauthenticated("The refresh token is not valid.")
+        token, auth_session, user = found
+        if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+            raise Unauthenticated("This session has ended; log in again.")
+        if user.suspended_at is not None:
+            raise Unauthenticated("This account is suspended.")
+        if token.used_at is not None:
+            auth_session.revoked_at = now
+            auth_session.revoked_reason = "refresh_token_reuse"
+            reused_session_id = auth_session.id
+        else:
+            token.used_at = now
+            auth_session.last_used_at = now
+            new_refresh = security.new_opaque_token()
+            db.add(
+                RefreshToken(
+                    session_id=auth_session.id, token_hash=security.hash_token(new_refresh)
+                )
+            )
+    if reused_session_id is not None:
+        await rt.announce(channels.user(user.id), envelopes.SessionRevoked(reused_session_id))
+        raise Unauthenticated("This refresh token was already used; the session is revoked.")
+    return await _issue(rt, auth_session, user, new_refresh)
+
+
+async def revoke_session(rt: Runtime, *, user_id: int, session_id: int, reason: str) -> bool:
+    async with rt.db.session() as db, db.begin():
+        result = await db.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow(), revoked_reason=reason)
+        )
+    revoked = result.rowcount > 0
+    if revoked:
+        await rt.announce(channels.user(user_id), envelopes.SessionRevoked(session_id))
+    return revoked
+
+
+async def logout(rt: Runtime, *, viewer: Viewer) -> bool:
+    return await revoke_session(
+        rt, user_id=viewer.id, session_id=viewer.session_id, reason="logout"
+    )
+
+
+async def ensure_session_active(rt: Runtime, *, user_id: int, session_id: int) -> None:
+    """UNAUTHENTICATED unless the session is live and its account not suspended."""
+    async with rt.db.session() as db:
+        found = (
+            await db.execute(
+                select(AuthSession.revoked_at, User.suspended_at)
+                .join(User, User.id == AuthSession.user_id)
+                .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
+            )
+        ).first()
+    if found is None or found.revoked_at is not None or found.suspended_at is not None:
+        raise Unauthenticated("This session has been revoked; log in again.")
+
+
+async def viewer_from_token(rt: Runtime, *, token: str) -> Viewer:
+    """Authenticate an access token: signature, expiry, and a live session and account."""
+    claims = security.decode_access_token(token, secret=rt.settings.jwt_secret)
+    async with rt.db.session() as db:
+        found = (
+            await db.execute(
+                select(User, AuthSession.revoked_at)
+                .join(AuthSession, AuthSession.user_id == User.id)
+                .where(AuthSession.id == claims.session_id, User.id == claims.user_id)
+            )
+        ).first()
+    if found is None:
+        raise Unauthenticated("The access token is invalid.")
+    user, revoked_at = found
+    if revoked_at is not None:
+        raise Unauthenticated("This session has been revoked; log in again.")
+    if user.suspended_at is not None:
+        raise Unauthenticated("This account is suspended.")
+    return Viewer(user=user, session_id=claims.session_id, token_expires_at=claims.expires_at)

@@ -1,0 +1,178 @@
+"""Conversations and membership checks; the inbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatr.errors import BadUserInput, Forbidden, NotFound
+from chatr.models import (
+    Conversation,
+    ConversationKind,
+    Membership,
+    MembershipState,
+    User,
+    UserKind,
+)
+from chatr.models.base import utcnow
+from chatr.pubsub import channels, envelopes
+from chatr.runtime import Runtime
+from chatr.services.pagination import Page, PageRequest, paginate
+
+
+def direct_key(a: int, b: int) -> str:
+    low, high = sorted((a, b))
+    return f"{low}:{high}"
+
+
+async def get_membership_or_raise(
+    session: AsyncSession, *, viewer_id: int, conversation_id: int
+) -> tuple[Conversation, Membership]:
+    """The conversation and the viewer's accepted membership in it.
+
+    NOT_FOUND when it does not exist, FORBIDDEN when it is someone else's.
+    """
+    row = (
+        await session.execute(
+            select(Conversation, Membership)
+            .outerjoin(
+                Membership,
+                (Membership.conversation_id == Conversation.id) & (Membership.user_id == viewer_id),
+            )
+            .where(Conversation.id == conversation_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such conversation.", field="conversationId")
+    conversation, membership = row
+    if membership is None or membership.state != MembershipState.ACCEPTED:
+        raise Forbidden("You are not a member of this conversation.", field="conversationId")
+    return conversation, membership
+
+
+def require_accepted(
+    membership: Membership | None, *, viewer_id: int, conversation_id: int
+) -> Membership:
+    """The same rule as `get_membership_or_raise`, for a membership a loader already fetched."""
+    if (
+        membership is None
+        or membership.user_id != viewer_id
+        or membership.conversation_id != conversation_id
+        or membership.state != MembershipState.ACCEPTED
+    ):
+        raise Forbidden("You are not a member of this conversation.", field="conversationId")
+    return membership
+
+
+async def get_or_create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int) -> Conversation:
+    """The one DM conversation between two users, created on first use."""
+    if recipient_id == viewer_id:
+        raise BadUserInput("You cannot message yourself.", field="recipientId")
+    key = direct_key(viewer_id, recipient_id)
+    async with rt.db.session() as session:
+        recipient = await session.get(User, recipient_id)
+        if recipient is None or recipient.suspended_at is not None:
+            raise NotFound("No such user.", field="recipientId")
+        if recipient.kind == UserKind.GUEST:
+            raise Forbidden("Guests can only be reached through support.", field="recipientId")
+        existing = await session.scalar(select(Conversation).where(Conversation.direct_key == key))
+        if existing is not None:
+            return existing
+        now = utcnow()
+        conversation = Conversation(
+            kind=ConversationKind.DIRECT,
+            direct_key=key,
+            created_by_id=viewer_id,
+            created_at=now,
+            last_activity_at=now,
+        )
+        session.add(conversation)
+        try:
+            await session.flush()
+            session.add_all(
+                Membership(conversation_id=conversation.id, user_id=user_id, joined_at=now)
+                for user_id in (viewer_id, recipient_id)
+            )
+            await session.commit()
+        except IntegrityError:
+            # Both sides messaged each other for the first time at once: use the winner's.
+            await session.rollback()
+            existing = await session.scalar(
+                select(Conversation).where(Conversation.direct_key == key)
+            )
+            if existing is None:
+                raise
+            return existing
+    for user_id in (viewer_id, recipient_id):
+        await rt.announce(channels.user(user_id), envelopes.ConversationJoined(conversation.id))
+    return conversation
+
+
+async def ids_for_member(session: AsyncSession, *, user_id: int) -> list[int]:
+    result = await session.scalars(
+        select(Membership.conversation_id).where(
+            Membership.user_id == user_id, Membership.state == MembershipState.ACCEPTED
+        )
+    )
+    return list(result)
+
+
+async def list_for(
+    session: AsyncSession, *, viewer_id: int, page: PageRequest
+) -> Page[Conversation]:
+    """The inbox: conversations the viewer is in, most recent activity first."""
+    statement = select(Conversation).join(
+        Membership,
+        (Membership.conversation_id == Conversation.id)
+        & (Membership.user_id == viewer_id)
+        & (Membership.state == MembershipState.ACCEPTED),
+    )
+    return await paginate(
+        session,
+        statement,
+        keys=(Conversation.last_activity_at, Conversation.id),
+        descending=True,
+        request=page,
+        key_values=lambda c: (c.last_activity_at, c.id),
+    )
+
+
+async def get_for_viewer(
+    session: AsyncSession, *, viewer_id: int, conversation_id: int
+) -> Conversation:
+    conversation, _ = await get_membership_or_raise(
+        session, viewer_id=viewer_id, conversation_id=conversation_id
+    )
+    return conversation
+
+
+async def memberships_for_user(
+    session: AsyncSession, *, user_id: int, conversation_ids: list[int]
+) -> list[Membership]:
+    result = await session.scalars(
+        select(Membership).where(
+            Membership.user_id == user_id, Membership.conversation_id.in_(conversation_ids)
+        )
+    )
+    return list(result)
+
+
+async def members_of(session: AsyncSession, *, conversation_ids: list[int]) -> list[Membership]:
+    result = await session.scalars(
+        select(Membership)
+        .where(
+            Membership.conversation_id.in_(conversation_ids),
+            Membership.state == MembershipState.ACCEPTED,
+        )
+        .order_by(Membership.conversation_id, Membership.id)
+    )
+    return list(result)
+
+
+async def list_by_ids(session: AsyncSession, *, conversation_ids: list[int]) -> list[Conversation]:
+    """Rows only: callers reach these ids through an already-authorised message or membership."""
+    result = await session.scalars(
+        select(Conversation).where(Conversation.id.in_(conversation_ids))
+    )
+    return list(result)

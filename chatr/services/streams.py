@@ -1,0 +1,149 @@
+"""Live event streams with gap-free resume: subscribe first, replay from the log, then live.
+
+Ordering of the steps is the whole guarantee:
+1. subscribe to the channel(s) and wait until the broker confirms they are live;
+2. read the log after the client's cursor (anything committed before step 1 is found here);
+3. on every announcement (or RESYNC after a broker reconnect) read the log after the last
+   event sent — not the announcement itself — so a lost or reordered announcement can only
+   delay an event, never drop or duplicate it.
+Event ids become visible in commit order (chatr.models.event), so "after the last id sent"
+can never skip an event that commits later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from chatr.errors import SubscriberOverflowError
+from chatr.models import Event
+from chatr.pubsub import channels, envelopes
+from chatr.pubsub.broker import Message, Resync, Subscriber, SubscriberOverflow
+from chatr.runtime import Runtime
+from chatr.services import conversations, event_log
+
+
+@dataclass(frozen=True)
+class Typing:
+    conversation_id: int
+    user_id: int
+    typing: bool
+    expires_at: float
+
+
+StreamItem = Event | Typing
+ReadLog = Callable[[int], Awaitable[Sequence[Event]]]
+
+
+async def _drain_log(read: ReadLog, after: int) -> AsyncIterator[Event]:
+    """Every logged event after `after`, page by page, in id order."""
+    while True:
+        page = await read(after)
+        for event in page:
+            yield event
+            after = event.id
+        if len(page) < event_log.REPLAY_PAGE:
+            return
+
+
+async def _live(
+    sub: Subscriber,
+    *,
+    viewer_id: int,
+    cursor: int,
+    read: ReadLog,
+    on_joined: Callable[[int], Awaitable[None]] | None = None,
+) -> AsyncIterator[StreamItem]:
+    async for event in _drain_log(read, cursor):
+        cursor = event.id
+        yield event
+    try:
+        async for item in sub:
+            if isinstance(item, Resync):
+                envelope: envelopes.Envelope | None = None
+            else:
+                assert isinstance(item, Message)
+                envelope = envelopes.decode(item.data)
+                if envelope is None:
+                    continue
+            if isinstance(envelope, envelopes.TypingChanged):
+                if envelope.user_id != viewer_id and envelope.expires_at >= time.time() - 1:
+                    yield Typing(
+                        envelope.conversation_id,
+                        envelope.user_id,
+                        envelope.typing,
+                        envelope.expires_at,
+                    )
+                continue
+            if isinstance(envelope, envelopes.ConversationJoined):
+                if on_joined is None:
+                    continue
+                await on_joined(envelope.conversation_id)
+            elif isinstance(envelope, envelopes.EventAnnounced) and envelope.event_id <= cursor:
+                continue  # already sent during replay
+            elif envelope is not None and not isinstance(envelope, envelopes.EventAnnounced):
+                continue
+            async for event in _drain_log(read, cursor):
+                cursor = event.id
+                yield event
+    except SubscriberOverflow as error:
+        raise SubscriberOverflowError(
+            "This subscription fell too far behind and was closed; "
+            "resubscribe with the cursor of the last event you received.",
+            cursor=str(cursor),
+        ) from error
+
+
+async def conversation_events(
+    rt: Runtime, *, viewer_id: int, conversation_id: int, after_seq: int | None
+) -> AsyncIterator[StreamItem]:
+    """One conversation's events; with `after_seq`, first everything after that message."""
+    async with rt.db.session() as session:
+        await conversations.get_membership_or_raise(
+            session, viewer_id=viewer_id, conversation_id=conversation_id
+        )
+
+    async def read(after: int) -> Sequence[Event]:
+        async with rt.db.session() as session:
+            return await event_log.list_for_conversation(
+                session, viewer_id=viewer_id, conversation_id=conversation_id, after=after
+            )
+
+    async with rt.broker.subscribe(channels.conversation(conversation_id)) as sub:
+        async with rt.db.session() as session:
+            if after_seq is None:
+                cursor = await event_log.current_position(session)
+            else:
+                cursor = await event_log.position_before_seq(
+                    session, conversation_id=conversation_id, seq=after_seq
+                )
+        async for item in _live(sub, viewer_id=viewer_id, cursor=cursor, read=read):
+            yield item
+
+
+async def user_events(
+    rt: Runtime, *, viewer_id: int, after: int | None
+) -> AsyncIterator[StreamItem]:
+    """Every event of every conversation the viewer is in, including ones they join later."""
+
+    async def read(after_id: int) -> Sequence[Event]:
+        async with rt.db.session() as session:
+            return await event_log.list_for_user(session, viewer_id=viewer_id, after=after_id)
+
+    async with rt.broker.subscriber() as sub:
+
+        async def follow(conversation_id: int) -> None:
+            await sub.add(channels.conversation(conversation_id))
+
+        await sub.add(channels.user(viewer_id))
+        async with rt.db.session() as session:
+            conversation_ids = await conversations.ids_for_member(session, user_id=viewer_id)
+        for conversation_id in conversation_ids:
+            await follow(conversation_id)
+        async with rt.db.session() as session:
+            cursor = after if after is not None else await event_log.current_position(session)
+        async for item in _live(
+            sub, viewer_id=viewer_id, cursor=cursor, read=read, on_joined=follow
+        ):
+            yield item

@@ -1,0 +1,74 @@
+"""Input rules shared by several services."""
+
+from __future__ import annotations
+
+import re
+
+from chatr.errors import BadUserInput
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,20}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+PASSWORD_SYMBOL = re.compile(r"[^A-Za-z0-9]")
+MAX_MESSAGE_BODY = 10_000
+MAX_CLIENT_ID = 64
+
+
+def username(value: str) -> str:
+    value = value.strip()
+    if not USERNAME_PATTERN.fullmatch(value):
+        raise BadUserInput(
+            "Username must be 3-20 characters: letters, digits or underscore.", field="username"
+        )
+    return value
+
+
+def email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
+        raise BadUserInput("Email address is not valid.", field="email")
+    return value
+
+
+def password(value: str) -> str:
+    if len(value) < 8 or len(value) > 256:
+        raise BadUserInput("Password must be 8-256 characters.", field="password")
+    if not any(ch.isupper() for ch in value) or not PASSWORD_SYMBOL.search(value):
+        raise BadUserInput(
+            "Password needs at least one upper-case letter and one symbol.", field="password"
+        )
+    return value
+
+
+def display_name(value: str | None, fallback: str) -> str:
+    value = (value or "").strip() or fallback
+    if len(value) > 80:
+        raise BadUserInput("Display name is at most 80 characters.", field="displayName")
+    return value
+
+
+def message_body(value: str) -> str:
+    if not value or not value.strip():
+        raise BadUserInput("Message body must not be empty.", field="body")
+    if len(value) > MAX_MESSAGE_BODY:
+        raise BadUserInput(f"Message body is at most {MAX_MESSAGE_BODY} characters.", field="body")
+    return value
+
+
+def client_id(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > MAX_CLIENT_ID:
+        raise BadUserInput(
+            f"clientMessageId must be 1-{MAX_CLIENT_ID} characters.", field="clientMessageId"
+        )
+    return value
+
+
+def parse_id(value: str | int, *, field: str = "id") -> int:
+    """GraphQL IDs are strings; anything that is not a positive integer cannot exist."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadUserInput(f"{field} is not a valid id.", field=field) from None
+    if number <= 0 or number >= 2**63:
+        raise BadUserInput(f"{field} is not a valid id.", field=field)
+    return number
