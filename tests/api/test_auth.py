@@ -1,0 +1,71 @@
+"""Registration, login, token rotation and logout through GraphQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import LOGIN, LOGOUT, ME, PASSWORD, REFRESH, GraphQLError, data, register
+from tests.support.servers import RunningApp
+
+
+@pytest.mark.smoke
+async def test_registered_user_can_log_in_and_see_themselves(app: RunningApp) -> None:
+    # given
+    alice = await register(app.http, "alice")
+    # when
+    logged_in = await data(app.http, LOGIN, {"input": {"login": "ALICE", "password": PASSWORD}})
+    token = logged_in["login"]["accessToken"]
+    # then
+    me = await data(app.http, ME, token=token)
+    assert me["me"] == {"id": alice.id, "username": "alice", "displayName": "alice"}
+
+
+async def test_login_by_email_works(app: RunningApp) -> None:
+    await register(app.http, "bob")
+    result = await data(
+        app.http, LOGIN, {"input": {"login": "Bob@Example.com", "password": PASSWORD}}
+    )
+    assert result["login"]["user"]["username"] == "bob"
+
+
+async def test_wrong_password_is_unauthenticated(app: RunningApp) -> None:
+    await register(app.http, "carol")
+    with pytest.raises(GraphQLError) as failure:
+        await data(app.http, LOGIN, {"input": {"login": "carol", "password": "Wrong-pass1"}})
+    assert failure.value.codes == ["UNAUTHENTICATED"]
+
+
+async def test_me_is_null_without_a_token(app: RunningApp) -> None:
+    assert (await data(app.http, ME))["me"] is None
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(app: RunningApp) -> None:
+    # given
+    alice = await register(app.http)
+    first = (await data(app.http, REFRESH, {"token": alice.refresh_token}))["refreshToken"]
+    # when the spent token is presented again
+    with pytest.raises(GraphQLError) as reuse:
+        await data(app.http, REFRESH, {"token": alice.refresh_token})
+    # then the whole session is gone: the new refresh token and access token stop working
+    assert reuse.value.codes == ["UNAUTHENTICATED"]
+    with pytest.raises(GraphQLError) as rotated:
+        await data(app.http, REFRESH, {"token": first["refreshToken"]})
+    assert rotated.value.codes == ["UNAUTHENTICATED"]
+    with pytest.raises(GraphQLError) as access:
+        await data(app.http, ME, token=first["accessToken"])
+    assert access.value.codes == ["UNAUTHENTICATED"]
+
+
+async def test_logout_revokes_the_access_token(app: RunningApp) -> None:
+    alice = await register(app.http)
+    assert (await alice.call(LOGOUT))["logout"] is True
+    with pytest.raises(GraphQLError) as failure:
+        await alice.call(ME)
+    assert failure.value.codes == ["UNAUTHENTICATED"]
+
+
+async def test_duplicate_username_is_a_conflict_case_insensitively(app: RunningApp) -> None:
+    await register(app.http, "dave")
+    with pytest.raises(GraphQLError) as failure:
+        await register(app.http, "DAVE")
+    assert failure.value.codes == ["CONFLICT"]

@@ -1,0 +1,96 @@
+"""WebSocket authentication: connect, expiry (4401), revocation (4403), forbidden streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import pytest
+import websockets
+from gql.transport.exceptions import TransportQueryError
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from chatr.settings import Settings
+from tests.support.api import LOGOUT, REFRESH, GraphQLError, data, register
+from tests.support.servers import RunningApp, served_app
+from tests.support.ws import CONVERSATION_EVENTS, TRANSPORT_WS, subscribe
+
+
+async def _connect(ws_url: str, token: str) -> ClientConnection:
+    socket = await websockets.connect(ws_url, subprotocols=[TRANSPORT_WS])  # type: ignore[list-item]
+    await socket.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
+    return socket
+
+
+async def _close_code(socket: ClientConnection, timeout: float = 10) -> int | None:
+    async def drain() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in socket:
+                pass
+
+    await asyncio.wait_for(drain(), timeout)
+    return socket.close_code
+
+
+async def _ack(socket: ClientConnection) -> dict[str, Any]:
+    message = json.loads(await asyncio.wait_for(socket.recv(), 5))
+    assert message["type"] == "connection_ack", message
+    return message
+
+
+async def test_socket_closes_with_4401_when_the_access_token_expires(
+    settings: Settings, database: str
+) -> None:
+    short_lived = settings.with_overrides(access_token_ttl_seconds=2)
+    async with served_app(short_lived) as server:
+        assert server.ws_url
+        alice = await register(server.http)
+        socket = await _connect(server.ws_url, alice.token)
+        await _ack(socket)
+        assert await _close_code(socket) == 4401
+
+
+async def test_socket_closes_with_4403_when_its_session_logs_out(server: RunningApp) -> None:
+    alice = await register(server.http)
+    assert server.ws_url
+    socket = await _connect(server.ws_url, alice.token)
+    await _ack(socket)
+    await alice.call(LOGOUT)
+    assert await _close_code(socket) == 4403
+
+
+async def test_socket_closes_when_a_reused_refresh_token_revokes_the_session(
+    server: RunningApp,
+) -> None:
+    alice = await register(server.http)
+    assert server.ws_url
+    socket = await _connect(server.ws_url, alice.token)
+    await _ack(socket)
+    await data(server.http, REFRESH, {"token": alice.refresh_token})
+    with pytest.raises(GraphQLError):
+        await data(server.http, REFRESH, {"token": alice.refresh_token})
+    assert await _close_code(socket) == 4403
+
+
+async def test_connecting_with_a_forged_token_is_refused(server: RunningApp) -> None:
+    assert server.ws_url
+    socket = await _connect(server.ws_url, "not.a.jwt")
+    assert await _close_code(socket) == 4403
+
+
+async def test_subscribing_to_someone_elses_conversation_is_forbidden(server: RunningApp) -> None:
+    alice, bob, mallory = [await register(server.http) for _ in range(3)]
+    conversation_id = (await alice.send("secret", to=bob))["conversationId"]
+    assert server.ws_url
+    async with subscribe(
+        server.ws_url, mallory.token, CONVERSATION_EVENTS, {"id": conversation_id, "afterSeq": 0}
+    ) as feed:
+        with pytest.raises(TransportQueryError) as failure:
+            await feed.next()
+    assert failure.value.errors is not None
+    assert [e["extensions"]["code"] for e in failure.value.errors] == ["FORBIDDEN"]

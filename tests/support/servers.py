@@ -1,0 +1,71 @@
+"""App instances for tests: in-process lifespan + ASGI client, or a real uvicorn on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from chatr.app import create_app
+from chatr.runtime import Runtime
+from chatr.settings import Settings
+from tests.support.services import free_port
+
+
+@dataclass
+class RunningApp:
+    app: Starlette
+    http: httpx.AsyncClient
+    #: ws://… when served by uvicorn, else None.
+    ws_url: str | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.state.runtime
+
+
+@asynccontextmanager
+async def in_process_app(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app with its lifespan running, reached through httpx's ASGI transport."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://chatr.test") as http:
+            yield RunningApp(app=app, http=http)
+
+
+@asynccontextmanager
+async def served_app(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app behind a real uvicorn server on a free loopback port, in this event loop."""
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_websocket_frame_bytes,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        base = f"127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+            yield RunningApp(app=app, http=http, ws_url=f"ws://{base}/graphql")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
