@@ -27,6 +27,7 @@ from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database, create_engine
 from chatr.errors import ChatrError
+from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
@@ -161,11 +162,14 @@ def create_app(settings: Settings) -> Starlette:
             prefix=settings.channel_prefix,
             queue_size=settings.subscriber_queue_size,
         )
+        announcer = Announcer(broker)
         await broker.start()
-        app.state.runtime = Runtime(settings=settings, db=db, broker=broker)
+        await announcer.start()
+        app.state.runtime = Runtime(settings=settings, db=db, broker=broker, announcer=announcer)
         try:
             yield
         finally:
+            await announcer.stop()
             await broker.stop()
             await db.dispose()
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.pubsub.test_announcer import FlakyPublish
 from tests.support.api import MARK_READ, SET_TYPING, register
 from tests.support.servers import RunningApp, served_app
 from tests.support.ws import CONVERSATION_EVENTS, MY_EVENTS, PROTOCOLS, subscribe
@@ -128,3 +129,23 @@ async def test_my_events_resumes_from_its_cursor_across_conversations(server: Ru
         await asyncio.sleep(0.2)
         assert feed.empty()
     assert bodies == ["c1", "b2"]
+
+
+async def test_message_whose_announcement_failed_on_the_sender_instance_still_arrives(
+    server: RunningApp,
+) -> None:
+    # given a second instance whose next two publishes fail (its own Redis link flaps)
+    assert server.ws_url
+    async with served_app(server.runtime.settings) as other:
+        alice = await register(server.http)
+        bob = (await register(server.http)).via(other.http)
+        conversation_id = (await bob.send("hi", to=alice.via(other.http)))["conversationId"]
+        async with subscribe(
+            server.ws_url, alice.token, CONVERSATION_EVENTS, {"id": conversation_id, "afterSeq": 1}
+        ) as feed:
+            FlakyPublish(other.runtime.broker, failures=2)
+            # when bob sends through it
+            await bob.send("despite the flap", conversation_id=conversation_id)
+            # then alice, on a healthy instance that saw no outage, still receives it
+            event = await feed.next_of("MessagePostedEvent")
+            assert event["message"]["body"] == "despite the flap"

@@ -1,0 +1,99 @@
+"""Announce committed changes, retrying the ones that fail until they go out.
+
+A failed publish must not fail the mutation (the change is already committed), and it must
+not be forgotten either: when only the publishing instance lost Redis, subscribers elsewhere
+get no RESYNC and would not learn of the change until the next one. Envelopes only point at
+positions in the database, so keeping the newest one per channel is enough to make every
+subscriber re-read what it missed; typing signals are ephemeral and simply dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from chatr.pubsub import envelopes
+from chatr.pubsub.broker import Backoff, Broker, BrokerUnavailable
+
+log = logging.getLogger("chatr.pubsub.announcer")
+
+PendingKey = tuple[str, str, int]
+
+
+def _pending_key(channel: str, envelope: envelopes.Envelope) -> PendingKey | None:
+    match envelope:
+        case envelopes.EventAnnounced():
+            return (channel, envelope.kind, 0)  # the newest position covers older ones
+        case envelopes.ConversationJoined(conversation_id=conversation_id):
+            return (channel, envelope.kind, conversation_id)
+        case envelopes.SessionRevoked(session_id=session_id):
+            return (channel, envelope.kind, session_id or 0)
+        case _:
+            return None
+
+
+class Announcer:
+    def __init__(self, broker: Broker, *, max_pending: int = 10_000) -> None:
+        self._broker = broker
+        self._max_pending = max_pending
+        self._pending: dict[PendingKey, envelopes.Envelope] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._retry_forever(), name="chatr-announcer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pending:
+            log.warning("%d announcements not delivered at shutdown", len(self._pending))
+
+    async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
+        try:
+            await self._broker.publish(channel, envelopes.encode(envelope))
+        except BrokerUnavailable:
+            self._keep(channel, envelope)
+
+    def _keep(self, channel: str, envelope: envelopes.Envelope) -> None:
+        key = _pending_key(channel, envelope)
+        if key is None:
+            return
+        previous = self._pending.get(key)
+        if (
+            isinstance(previous, envelopes.EventAnnounced)
+            and isinstance(envelope, envelopes.EventAnnounced)
+            and previous.event_id > envelope.event_id
+        ):
+            return
+        if key not in self._pending and len(self._pending) >= self._max_pending:
+            log.error("announcement backlog full; dropping %s on %s", envelope.kind, channel)
+            return
+        self._pending[key] = envelope
+        log.warning("publish to %s failed; will retry", channel)
+        self._wake.set()
+
+    async def _retry_forever(self) -> None:
+        backoff = Backoff(0.05, 2.0)
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                for key, envelope in list(self._pending.items()):
+                    try:
+                        await self._broker.publish(key[0], envelopes.encode(envelope))
+                    except BrokerUnavailable:
+                        break
+                    if self._pending.get(key) is envelope:
+                        del self._pending[key]
+                else:
+                    backoff.reset()
+                    continue
+                await asyncio.sleep(backoff.next())

@@ -1,0 +1,73 @@
+"""Announcements that fail to publish are retried until they go out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chatr.pubsub import envelopes
+from chatr.pubsub.announcer import Announcer
+from chatr.pubsub.broker import Broker, BrokerUnavailable, Message, create_broker
+
+
+class FlakyPublish:
+    """Makes a broker's next `failures` publishes raise BrokerUnavailable."""
+
+    def __init__(self, broker: Broker, failures: int) -> None:
+        self.failures = failures
+        self._publish = broker.publish
+        broker.publish = self  # type: ignore[method-assign]
+
+    async def __call__(self, channel: str, data: str) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BrokerUnavailable("simulated outage")
+        await self._publish(channel, data)
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    instance = create_broker("memory://", prefix="announcer-test")
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+async def test_failed_announcement_is_published_once_the_broker_recovers(broker: Broker) -> None:
+    # given an announcer whose first three publishes fail
+    announcer = Announcer(broker)
+    await announcer.start()
+    FlakyPublish(broker, failures=3)
+    try:
+        async with broker.subscribe("conversation:1") as sub:
+            # when
+            await announcer.announce(
+                "conversation:1", envelopes.EventAnnounced(7, 1, "MESSAGE_POSTED", 3)
+            )
+            # then it arrives after the retries, and nothing is left pending
+            item = await asyncio.wait_for(sub.__anext__(), 5)
+            assert isinstance(item, Message)
+            assert envelopes.decode(item.data) == envelopes.EventAnnounced(
+                7, 1, "MESSAGE_POSTED", 3
+            )
+            assert announcer.pending == 0
+    finally:
+        await announcer.stop()
+
+
+async def test_only_the_newest_position_per_channel_is_kept(broker: Broker) -> None:
+    announcer = Announcer(broker)  # not started: nothing retries, so the backlog is visible
+    FlakyPublish(broker, failures=10)
+    for event_id in (3, 5, 4):
+        await announcer.announce(
+            "conversation:1", envelopes.EventAnnounced(event_id, 1, "MESSAGE_POSTED", event_id)
+        )
+    await announcer.announce("user:1", envelopes.SessionRevoked(9))
+    await announcer.announce(
+        "conversation:1", envelopes.TypingChanged(1, 2, typing=True, expires_at=0.0)
+    )
+    assert announcer.pending == 2
+    kept = announcer._pending[("conversation:1", "event", 0)]
+    assert isinstance(kept, envelopes.EventAnnounced) and kept.event_id == 5
