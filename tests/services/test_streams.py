@@ -1,0 +1,59 @@
+"""The stream service: replay-then-live ordering and the slow-subscriber cut."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chatr.errors import ErrorCode, SubscriberOverflowError
+from chatr.models import Event
+from chatr.services import messages, streams
+from chatr.settings import Settings
+from tests.support.api import register
+from tests.support.servers import RunningApp, in_process_app
+
+
+@pytest.fixture
+async def tiny_queue_app(settings: Settings, database: str) -> AsyncIterator[RunningApp]:
+    async with in_process_app(settings.with_overrides(subscriber_queue_size=3)) as running:
+        yield running
+
+
+async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
+    tiny_queue_app: RunningApp,
+) -> None:
+    # given a live stream that has delivered one event and then stops reading
+    app = tiny_queue_app
+    alice, bob = await register(app.http), await register(app.http)
+    conversation_id = int((await bob.send("m1", to=alice))["conversationId"])
+    stream = streams.conversation_events(
+        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=0
+    )
+    first = await anext(stream)
+    assert isinstance(first, Event) and first.seq == 1
+    # when more events arrive than its queue holds
+    for i in range(2, 10):
+        await messages.send(
+            app.runtime,
+            sender_id=int(bob.id),
+            body=f"m{i}",
+            client_id=f"k{i}",
+            conversation_id=conversation_id,
+        )
+    async with asyncio.timeout(5):
+        while app.runtime.broker.metrics()["overflows"] == 0:
+            await asyncio.sleep(0.01)
+    # then reading on ends the stream with SUBSCRIBER_OVERFLOW and where to resume from
+    with pytest.raises(SubscriberOverflowError) as cut:
+        await anext(stream)
+    assert cut.value.code is ErrorCode.SUBSCRIBER_OVERFLOW
+    assert cut.value.extensions["cursor"] == str(first.id)
+    # and resuming from that cursor's seq gets everything that was missed, in order
+    resumed = streams.conversation_events(
+        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=first.seq
+    )
+    seqs = [(await anext(resumed)).seq for _ in range(8)]  # type: ignore[union-attr]
+    assert seqs == list(range(2, 10))
+    await resumed.aclose()
