@@ -65,6 +65,7 @@ async def test_retry_with_same_client_message_id_returns_the_original(app: Runni
     assert await _message_count(alice, first["conversationId"]) == 1
 
 
+@pytest.mark.smoke
 async def test_same_client_message_id_sent_ten_times_concurrently_is_one_message(
     app: RunningApp,
 ) -> None:
@@ -77,6 +78,7 @@ async def test_same_client_message_id_sent_ten_times_concurrently_is_one_message
     assert await _message_count(alice, conversation_id) == 2
 
 
+@pytest.mark.smoke
 async def test_twenty_concurrent_senders_get_seqs_without_gaps(app: RunningApp) -> None:
     # given a conversation with a first message (seq 1)
     alice, bob = await register(app.http), await register(app.http)
@@ -154,6 +156,7 @@ async def test_sending_without_a_token_is_unauthenticated(app: RunningApp) -> No
     assert failure.value.codes == ["UNAUTHENTICATED"]
 
 
+@pytest.mark.smoke
 async def test_history_pages_newest_first_with_keyset_cursors(app: RunningApp) -> None:
     # given 7 messages
     alice, bob = await register(app.http), await register(app.http)
@@ -202,6 +205,7 @@ async def test_out_of_range_page_arguments_are_bad_user_input(
     assert failure.value.codes == ["BAD_USER_INPUT"]
 
 
+@pytest.mark.smoke
 async def test_inbox_orders_by_latest_activity_and_counts_unread(app: RunningApp) -> None:
     # given alice hears from bob twice, then from carol once
     alice, bob, carol = await register(app.http), await register(app.http), await register(app.http)

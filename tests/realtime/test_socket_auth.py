@@ -55,6 +55,7 @@ async def test_socket_closes_with_4401_when_the_access_token_expires(
         assert await _close_code(socket) == 4401
 
 
+@pytest.mark.smoke
 async def test_socket_closes_with_4403_when_its_session_logs_out(server: RunningApp) -> None:
     alice = await register(server.http)
     assert server.ws_url

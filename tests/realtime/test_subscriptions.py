@@ -81,6 +81,7 @@ async def test_subscriber_on_one_instance_receives_what_was_sent_through_another
             assert event["message"]["body"] == "from B"
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_resubscribing_with_cursor_gets_exactly_the_hundred_missed_messages(
     server: RunningApp, protocol: str
@@ -116,6 +117,7 @@ async def test_resubscribing_with_cursor_gets_exactly_the_hundred_missed_message
     assert live["message"]["seq"] == 102
 
 
+@pytest.mark.smoke
 async def test_my_events_resumes_from_its_cursor_across_conversations(server: RunningApp) -> None:
     assert server.ws_url
     alice, bob, carol = [await register(server.http) for _ in range(3)]
