@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from chatr.context import Context
 from chatr.models import Conversation, Message
 from chatr.services import conversations, messages, receipts, validation
@@ -38,9 +40,15 @@ async def history(ctx: Context, *, conversation_id: int, page: PageRequest) -> P
         )
 
 
-async def mark_read(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
+async def _move_receipt(
+    ctx: Context,
+    service: Callable[..., Awaitable[ReceiptState]],
+    *,
+    conversation_id: str,
+    up_to_seq: int,
+) -> ReceiptState:
     viewer = await ctx.viewer()
-    return await receipts.mark_read(
+    return await service(
         ctx.runtime,
         viewer_id=viewer.id,
         conversation_id=validation.parse_id(conversation_id, field="conversationId"),
@@ -48,13 +56,15 @@ async def mark_read(ctx: Context, *, conversation_id: str, up_to_seq: int) -> Re
     )
 
 
+async def mark_read(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
+    return await _move_receipt(
+        ctx, receipts.mark_read, conversation_id=conversation_id, up_to_seq=up_to_seq
+    )
+
+
 async def mark_delivered(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
-    viewer = await ctx.viewer()
-    return await receipts.mark_delivered(
-        ctx.runtime,
-        viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
-        up_to_seq=up_to_seq,
+    return await _move_receipt(
+        ctx, receipts.mark_delivered, conversation_id=conversation_id, up_to_seq=up_to_seq
     )
 
 
