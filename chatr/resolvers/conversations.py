@@ -13,13 +13,13 @@ from chatr.services.receipts import ReceiptState
 
 async def inbox(ctx: Context, *, page: PageRequest) -> Page[Conversation]:
     viewer = await ctx.viewer()
-    async with ctx.runtime.db.session() as session:
+    async with ctx.runtime.db.reader() as session:
         return await conversations.list_for(session, viewer_id=viewer.id, page=page)
 
 
 async def conversation(ctx: Context, *, conversation_id: str) -> Conversation:
     viewer = await ctx.viewer()
-    async with ctx.runtime.db.session() as session:
+    async with ctx.runtime.db.reader() as session:
         return await conversations.get_for_viewer(
             session,
             viewer_id=viewer.id,
@@ -30,7 +30,7 @@ async def conversation(ctx: Context, *, conversation_id: str) -> Conversation:
 async def history(ctx: Context, *, conversation_id: int, page: PageRequest) -> Page[Message]:
     viewer = await ctx.viewer()
     membership = await ctx.loaders.membership.load((conversation_id, viewer.id))
-    async with ctx.runtime.db.session() as session:
+    async with ctx.runtime.db.reader() as session:
         return await messages.list_for(
             session,
             viewer_id=viewer.id,

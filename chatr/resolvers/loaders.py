@@ -46,7 +46,7 @@ class Loaders:
         )
 
     async def _run(self, work: Callable[..., Awaitable[list[V]]], **kwargs: object) -> list[V]:
-        async with self._rt.db.session() as session:
+        async with self._rt.db.reader() as session:
             return await work(session, **kwargs)
 
     async def _users(self, keys: list[int]) -> list[User | None]:

@@ -6,15 +6,16 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -34,17 +35,35 @@ class ChatrSchema(strawberry.Schema):
         return None
 
 
+def _limits_extension(settings: Settings) -> type[SchemaExtension]:
+    """Depth, alias and (in production) introspection rules, built once per schema.
+
+    ValidationCache keys on the rule classes; strawberry's QueryDepthLimiter and
+    MaxAliasesLimiter mint new classes per request when passed as factories, so the cache
+    would never hit. Building the classes here keeps every request on the same key.
+    """
+    rules: list[type[ASTValidationRule]] = [
+        depth_validator(settings.max_query_depth, None, None),
+        alias_validator(settings.max_aliases),
+    ]
+    if settings.is_production:
+        rules.append(NoSchemaIntrospectionCustomRule)
+
+    class QueryLimits(AddValidationRules):
+        def __init__(self) -> None:
+            super().__init__(rules)
+
+    return QueryLimits
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | partial[SchemaExtension]] = [
         ChatrErrors,
         partial(ParserCache, maxsize=512),
-        partial(ValidationCache, maxsize=512),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        _limits_extension(settings),
+        partial(ValidationCache, maxsize=512),
     ]
-    if settings.is_production:
-        extensions.append(DisableIntrospection)
     return ChatrSchema(
         query=Query,
         mutation=Mutation,

@@ -7,54 +7,54 @@ from datetime import UTC, datetime
 import strawberry
 from strawberry import Parent
 
-from chatr.models import Event, EventType
+from chatr.models import EventType
 from chatr.schema.types import ChatrInfo, MessageType, UserType
+from chatr.services.event_log import LoggedEvent
 from chatr.services.streams import StreamItem, Typing
 
 
 @strawberry.interface(description="Something that happened in a conversation.")
 class ConversationEvent:
     @strawberry.field
-    def conversation_id(self, root: Parent[Event | Typing]) -> strawberry.ID:
+    def conversation_id(self, root: Parent[LoggedEvent | Typing]) -> strawberry.ID:
         return strawberry.ID(str(root.conversation_id))
 
     @strawberry.field(
         description="Resume point for `myEvents(after:)`; null for ephemeral events (typing)."
     )
-    def cursor(self, root: Parent[Event | Typing]) -> str | None:
-        return str(root.id) if isinstance(root, Event) else None
+    def cursor(self, root: Parent[LoggedEvent | Typing]) -> str | None:
+        return str(root.id) if isinstance(root, LoggedEvent) else None
 
 
 @strawberry.type(description="A new message was posted.")
 class MessagePostedEvent(ConversationEvent):
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:
-        return isinstance(obj, Event) and obj.type == EventType.MESSAGE_POSTED
+        return isinstance(obj, LoggedEvent) and obj.type == EventType.MESSAGE_POSTED
 
     @strawberry.field
-    async def message(self, root: Parent[Event], info: ChatrInfo) -> MessageType | None:
-        assert root.message_id is not None
-        return await info.context.loaders.message_by_id.load(root.message_id)
+    def message(self, root: Parent[LoggedEvent]) -> MessageType | None:
+        return root.message  # type: ignore[return-value]
 
 
 @strawberry.type(description="A member's delivered/read markers moved forward.")
 class ReceiptUpdatedEvent(ConversationEvent):
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:
-        return isinstance(obj, Event) and obj.type == EventType.RECEIPT_UPDATED
+        return isinstance(obj, LoggedEvent) and obj.type == EventType.RECEIPT_UPDATED
 
     @strawberry.field
-    async def user(self, root: Parent[Event], info: ChatrInfo) -> UserType | None:
+    async def user(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
         if root.actor_id is None:
             return None
         return await info.context.loaders.user_by_id.load(root.actor_id)
 
     @strawberry.field
-    def last_read_seq(self, root: Parent[Event]) -> int:
+    def last_read_seq(self, root: Parent[LoggedEvent]) -> int:
         return int((root.data or {}).get("lastReadSeq", 0))  # type: ignore[call-overload]
 
     @strawberry.field
-    def last_delivered_seq(self, root: Parent[Event]) -> int:
+    def last_delivered_seq(self, root: Parent[LoggedEvent]) -> int:
         return int((root.data or {}).get("lastDeliveredSeq", 0))  # type: ignore[call-overload]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from chatr import security
 from chatr.errors import Unauthenticated
@@ -18,15 +18,15 @@ from chatr.services import users
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is asking: the authenticated user and the session their token belongs to."""
+    """Who is asking: an authenticated user id and the session their token belongs to.
 
-    user: User
+    Deliberately ids only: the profile is loaded (through a loader) only when a field needs
+    it, and a long-lived WebSocket never holds a stale copy.
+    """
+
+    id: int
     session_id: int
     token_expires_at: datetime
-
-    @property
-    def id(self) -> int:
-        return self.user.id
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ async def start_session(rt: Runtime, *, user: User, device_label: str | None) ->
 async def login(
     rt: Runtime, *, login: str, password: str, device_label: str | None = None
 ) -> IssuedTokens:
-    async with rt.db.session() as db:
+    async with rt.db.reader() as db:
         user = await users.find_by_login(db, login=login)
     # Verify even for unknown accounts so the answer time does not reveal which exist.
     password_ok = security.verify_password(user.password_hash if user else None, password)
@@ -145,36 +145,33 @@ async def logout(rt: Runtime, *, viewer: Viewer) -> bool:
     )
 
 
+_SESSION_STATE = (
+    select(AuthSession.__table__.c.revoked_at, User.__table__.c.suspended_at)
+    .select_from(AuthSession.__table__.join(User.__table__))
+    .where(
+        AuthSession.__table__.c.id == bindparam("session_id"),
+        AuthSession.__table__.c.user_id == bindparam("user_id"),
+    )
+)
+
+
 async def ensure_session_active(rt: Runtime, *, user_id: int, session_id: int) -> None:
-    """UNAUTHENTICATED unless the session is live and its account not suspended."""
-    async with rt.db.session() as db:
+    """UNAUTHENTICATED unless the session is live and its account not suspended.
+
+    Runs on every HTTP request, so it is one prebuilt two-column Core query in autocommit.
+    """
+    async with rt.db.read_engine.connect() as connection:
         found = (
-            await db.execute(
-                select(AuthSession.revoked_at, User.suspended_at)
-                .join(User, User.id == AuthSession.user_id)
-                .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
-            )
+            await connection.execute(_SESSION_STATE, {"session_id": session_id, "user_id": user_id})
         ).first()
     if found is None or found.revoked_at is not None or found.suspended_at is not None:
-        raise Unauthenticated("This session has been revoked; log in again.")
+        raise Unauthenticated("This session has been revoked or has ended; log in again.")
 
 
 async def viewer_from_token(rt: Runtime, *, token: str) -> Viewer:
     """Authenticate an access token: signature, expiry, and a live session and account."""
     claims = security.decode_access_token(token, secret=rt.settings.jwt_secret)
-    async with rt.db.session() as db:
-        found = (
-            await db.execute(
-                select(User, AuthSession.revoked_at)
-                .join(AuthSession, AuthSession.user_id == User.id)
-                .where(AuthSession.id == claims.session_id, User.id == claims.user_id)
-            )
-        ).first()
-    if found is None:
-        raise Unauthenticated("The access token is invalid.")
-    user, revoked_at = found
-    if revoked_at is not None:
-        raise Unauthenticated("This session has been revoked; log in again.")
-    if user.suspended_at is not None:
-        raise Unauthenticated("This account is suspended.")
-    return Viewer(user=user, session_id=claims.session_id, token_expires_at=claims.expires_at)
+    await ensure_session_active(rt, user_id=claims.user_id, session_id=claims.session_id)
+    return Viewer(
+        id=claims.user_id, session_id=claims.session_id, token_expires_at=claims.expires_at
+    )

@@ -65,20 +65,27 @@ def require_accepted(
     return membership
 
 
-async def get_or_create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int) -> Conversation:
-    """The one DM conversation between two users, created on first use."""
+async def get_or_create_direct_id(rt: Runtime, *, viewer_id: int, recipient_id: int) -> int:
+    """The id of the one DM conversation between two users, created on first use."""
     if recipient_id == viewer_id:
         raise BadUserInput("You cannot message yourself.", field="recipientId")
     key = direct_key(viewer_id, recipient_id)
+    async with rt.db.reader() as session:
+        existing = await session.scalar(
+            select(Conversation.id).where(Conversation.direct_key == key)
+        )
+    if existing is not None:
+        return existing
+    return await _create_direct(rt, viewer_id=viewer_id, recipient_id=recipient_id, key=key)
+
+
+async def _create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int, key: str) -> int:
     async with rt.db.session() as session:
         recipient = await session.get(User, recipient_id)
         if recipient is None or recipient.suspended_at is not None:
             raise NotFound("No such user.", field="recipientId")
         if recipient.kind == UserKind.GUEST:
             raise Forbidden("Guests can only be reached through support.", field="recipientId")
-        existing = await session.scalar(select(Conversation).where(Conversation.direct_key == key))
-        if existing is not None:
-            return existing
         now = utcnow()
         conversation = Conversation(
             kind=ConversationKind.DIRECT,
@@ -99,14 +106,14 @@ async def get_or_create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int
             # Both sides messaged each other for the first time at once: use the winner's.
             await session.rollback()
             existing = await session.scalar(
-                select(Conversation).where(Conversation.direct_key == key)
+                select(Conversation.id).where(Conversation.direct_key == key)
             )
             if existing is None:
                 raise
             return existing
     for user_id in (viewer_id, recipient_id):
         await rt.announce(channels.user(user_id), envelopes.ConversationJoined(conversation.id))
-    return conversation
+    return conversation.id
 
 
 async def ids_for_member(session: AsyncSession, *, user_id: int) -> list[int]:

@@ -60,17 +60,20 @@ async def _advance(
                 conversation_id, viewer_id, membership.last_read_seq, membership.last_delivered_seq
             )
         last_read, last_delivered = row
-        event = await event_log.append(
-            session,
+        marker = last_read if read else last_delivered
+        event_id = await event_log.append(
+            await session.connection(),
             type=EventType.RECEIPT_UPDATED,
             conversation_id=conversation_id,
             actor_id=viewer_id,
-            seq=last_read if read else last_delivered,
+            seq=marker,
             data={"lastReadSeq": last_read, "lastDeliveredSeq": last_delivered},
         )
     await rt.announce(
         channels.conversation(conversation_id),
-        envelopes.EventAnnounced(event.id, conversation_id, event.type.value, event.seq),
+        envelopes.EventAnnounced(
+            event_id, conversation_id, EventType.RECEIPT_UPDATED.value, marker
+        ),
     )
     return ReceiptState(conversation_id, viewer_id, last_read, last_delivered)
 
@@ -92,7 +95,7 @@ async def mark_delivered(
 
 
 async def set_typing(rt: Runtime, *, viewer_id: int, conversation_id: int, typing: bool) -> bool:
-    async with rt.db.session() as session:
+    async with rt.db.reader() as session:
         await conversations.get_membership_or_raise(
             session, viewer_id=viewer_id, conversation_id=conversation_id
         )

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from chatr.errors import SubscriberOverflowError
-from chatr.models import Event
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Message, Resync, Subscriber, SubscriberOverflow
 from chatr.runtime import Runtime
 from chatr.services import conversations, event_log
+from chatr.services.event_log import LoggedEvent
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,11 @@ class Typing:
     expires_at: float
 
 
-StreamItem = Event | Typing
-ReadLog = Callable[[int], Awaitable[Sequence[Event]]]
+StreamItem = LoggedEvent | Typing
+ReadLog = Callable[[int], Awaitable[Sequence[LoggedEvent]]]
 
 
-async def _drain_log(read: ReadLog, after: int) -> AsyncIterator[Event]:
+async def _drain_log(read: ReadLog, after: int) -> AsyncIterator[LoggedEvent]:
     """Every logged event after `after`, page by page, in id order."""
     while True:
         page = await read(after)
@@ -99,19 +99,19 @@ async def conversation_events(
     rt: Runtime, *, viewer_id: int, conversation_id: int, after_seq: int | None
 ) -> AsyncIterator[StreamItem]:
     """One conversation's events; with `after_seq`, first everything after that message."""
-    async with rt.db.session() as session:
+    async with rt.db.reader() as session:
         await conversations.get_membership_or_raise(
             session, viewer_id=viewer_id, conversation_id=conversation_id
         )
 
-    async def read(after: int) -> Sequence[Event]:
-        async with rt.db.session() as session:
+    async def read(after: int) -> Sequence[LoggedEvent]:
+        async with rt.db.reader() as session:
             return await event_log.list_for_conversation(
                 session, viewer_id=viewer_id, conversation_id=conversation_id, after=after
             )
 
     async with rt.broker.subscribe(channels.conversation(conversation_id)) as sub:
-        async with rt.db.session() as session:
+        async with rt.db.reader() as session:
             if after_seq is None:
                 cursor = await event_log.current_position(session)
             else:
@@ -127,8 +127,8 @@ async def user_events(
 ) -> AsyncIterator[StreamItem]:
     """Every event of every conversation the viewer is in, including ones they join later."""
 
-    async def read(after_id: int) -> Sequence[Event]:
-        async with rt.db.session() as session:
+    async def read(after_id: int) -> Sequence[LoggedEvent]:
+        async with rt.db.reader() as session:
             return await event_log.list_for_user(session, viewer_id=viewer_id, after=after_id)
 
     async with rt.broker.subscriber() as sub:
@@ -137,11 +137,11 @@ async def user_events(
             await sub.add(channels.conversation(conversation_id))
 
         await sub.add(channels.user(viewer_id))
-        async with rt.db.session() as session:
+        async with rt.db.reader() as session:
             conversation_ids = await conversations.ids_for_member(session, user_id=viewer_id)
         for conversation_id in conversation_ids:
             await follow(conversation_id)
-        async with rt.db.session() as session:
+        async with rt.db.reader() as session:
             cursor = after if after is not None else await event_log.current_position(session)
         async for item in _live(
             sub, viewer_id=viewer_id, cursor=cursor, read=read, on_joined=follow
