@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +35,8 @@ from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.errors import with_code
+from chatr.services import auth
+from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 
 log = logging.getLogger("chatr.app")
@@ -165,10 +169,21 @@ def create_app(settings: Settings) -> Starlette:
         announcer = Announcer(broker)
         await broker.start()
         await announcer.start()
-        app.state.runtime = Runtime(settings=settings, db=db, broker=broker, announcer=announcer)
+        runtime = Runtime(
+            settings=settings,
+            db=db,
+            broker=broker,
+            announcer=announcer,
+            sessions=SessionCache(ttl=settings.session_cache_seconds),
+        )
+        app.state.runtime = runtime
+        revocations = asyncio.create_task(auth.watch_revocations(runtime))
         try:
             yield
         finally:
+            revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await revocations
             await announcer.stop()
             await broker.stop()
             await db.dispose()

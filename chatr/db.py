@@ -62,9 +62,9 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        # Reads run in autocommit: a single SELECT needs no BEGIN/ROLLBACK round trips.
-        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # Reads and single-statement writes run in autocommit: no BEGIN/COMMIT round trips.
+        self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = async_sessionmaker(self.autocommit_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,6 +8,7 @@ from chatr.db import Database
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker
+from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 
 
@@ -17,6 +18,7 @@ class Runtime:
     db: Database
     broker: Broker
     announcer: Announcer
+    sessions: SessionCache
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

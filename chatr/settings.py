@@ -57,6 +57,9 @@ class Settings:
     #: Live events a subscriber may have queued before it is cut off (it resumes by cursor).
     subscriber_queue_size: int = 1000
     db_pool_size: int = 10
+    #: How long a session checked live is trusted without asking the database again;
+    #: revocations evict it everywhere at once, this only bounds a missed announcement.
+    session_cache_seconds: float = 10.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -137,5 +140,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_subscriptions_per_connection=_int(env.get("CHATR_MAX_SUBSCRIPTIONS"), 100),
         subscriber_queue_size=_int(env.get("CHATR_SUBSCRIBER_QUEUE_SIZE"), 1000),
         db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
+        session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),
         log_level=env.get("CHATR_LOG_LEVEL", "info"),
     )

@@ -27,8 +27,8 @@ def _pending_key(channel: str, envelope: envelopes.Envelope) -> PendingKey | Non
             return (channel, envelope.kind, 0)  # the newest position covers older ones
         case envelopes.ConversationJoined(conversation_id=conversation_id):
             return (channel, envelope.kind, conversation_id)
-        case envelopes.SessionRevoked(session_id=session_id):
-            return (channel, envelope.kind, session_id or 0)
+        case envelopes.SessionRevoked(user_id=user_id, session_id=session_id):
+            return (channel, f"{envelope.kind}:{user_id}", session_id or 0)
         case _:
             return None
 

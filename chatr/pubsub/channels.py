@@ -11,3 +11,8 @@ def conversation(conversation_id: int) -> str:
 def user(user_id: int) -> str:
     """Things addressed to one user wherever they are: new conversations, session revocation."""
     return f"user:{user_id}"
+
+
+def sessions() -> str:
+    """Session revocations, heard by every instance to keep its authentication cache honest."""
+    return "sessions"

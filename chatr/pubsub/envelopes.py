@@ -44,9 +44,11 @@ class ConversationJoined:
 
 @dataclass(frozen=True)
 class SessionRevoked:
-    """Sent to `user:{id}`: sockets authenticated by that session close (4403)."""
+    """Sent to `user:{id}` (its sockets close with 4403) and to `sessions` (every instance
+    drops the session from its authentication cache)."""
 
     kind: ClassVar[str] = "session_revoked"
+    user_id: int
     session_id: int | None  # None: every session of the user (suspension, password reset)
 
 

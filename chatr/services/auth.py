@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
 
@@ -12,6 +12,7 @@ from chatr.errors import Unauthenticated
 from chatr.models import AuthSession, RefreshToken, User
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
+from chatr.pubsub.broker import Resync
 from chatr.runtime import Runtime
 from chatr.services import users
 
@@ -117,9 +118,30 @@ async def refresh(rt: Runtime, *, refresh_token: str) -> IssuedTokens:
                 )
             )
     if reused_session_id is not None:
-        await rt.announce(channels.user(user.id), envelopes.SessionRevoked(reused_session_id))
+        await _announce_revoked(rt, user_id=user.id, session_id=reused_session_id)
         raise Unauthenticated("This refresh token was already used; the session is revoked.")
     return await _issue(rt, auth_session, user, new_refresh)
+
+
+async def _announce_revoked(rt: Runtime, *, user_id: int, session_id: int | None) -> None:
+    """Forget the session here at once, then tell its sockets and every other instance."""
+    rt.sessions.forget(user_id=user_id, session_id=session_id)
+    revoked = envelopes.SessionRevoked(user_id=user_id, session_id=session_id)
+    await rt.announce(channels.user(user_id), revoked)
+    await rt.announce(channels.sessions(), revoked)
+
+
+async def watch_revocations(rt: Runtime) -> None:
+    """Keep this instance's session cache in step with revocations anywhere (runs forever)."""
+    async with rt.broker.subscribe(channels.sessions()) as sub:
+        rt.sessions.clear()  # anything revoked before we listened must be re-checked
+        async for item in sub:
+            if isinstance(item, Resync):
+                rt.sessions.clear()
+                continue
+            envelope = envelopes.decode(item.data)
+            if isinstance(envelope, envelopes.SessionRevoked):
+                rt.sessions.forget(user_id=envelope.user_id, session_id=envelope.session_id)
 
 
 async def revoke_session(rt: Runtime, *, user_id: int, session_id: int, reason: str) -> bool:
@@ -135,7 +157,7 @@ async def revoke_session(rt: Runtime, *, user_id: int, session_id: int, reason: 
         )
     revoked = result.rowcount > 0
     if revoked:
-        await rt.announce(channels.user(user_id), envelopes.SessionRevoked(session_id))
+        await _announce_revoked(rt, user_id=user_id, session_id=session_id)
     return revoked
 
 
@@ -160,7 +182,7 @@ async def ensure_session_active(rt: Runtime, *, user_id: int, session_id: int) -
 
     Runs on every HTTP request, so it is one prebuilt two-column Core query in autocommit.
     """
-    async with rt.db.read_engine.connect() as connection:
+    async with rt.db.autocommit_engine.connect() as connection:
         found = (
             await connection.execute(_SESSION_STATE, {"session_id": session_id, "user_id": user_id})
         ).first()
@@ -170,8 +192,15 @@ async def ensure_session_active(rt: Runtime, *, user_id: int, session_id: int) -
 
 async def viewer_from_token(rt: Runtime, *, token: str) -> Viewer:
     """Authenticate an access token: signature, expiry, and a live session and account."""
-    claims = security.decode_access_token(token, secret=rt.settings.jwt_secret)
-    await ensure_session_active(rt, user_id=claims.user_id, session_id=claims.session_id)
+    claims = rt.sessions.claims(token)
+    if claims is None:
+        claims = security.decode_access_token(token, secret=rt.settings.jwt_secret)
+        rt.sessions.remember_claims(token, claims)
+    elif claims.expires_at <= datetime.now(UTC):
+        raise Unauthenticated("The access token has expired; refresh it.")
+    if not rt.sessions.is_live(session_id=claims.session_id, user_id=claims.user_id):
+        await ensure_session_active(rt, user_id=claims.user_id, session_id=claims.session_id)
+        rt.sessions.remember_live(session_id=claims.session_id, user_id=claims.user_id)
     return Viewer(
         id=claims.user_id, session_id=claims.session_id, token_expires_at=claims.expires_at
     )

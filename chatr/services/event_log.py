@@ -119,44 +119,64 @@ async def position_before_seq(session: AsyncSession, *, conversation_id: int, se
     return position or 0
 
 
-# Built once: replay runs on every announcement for every live subscription.
+# Built once, as Core: replay runs on every announcement for every live subscription, and
+# the ORM's per-query machinery cost more than the query.
+_messages = Message.__table__
+_memberships = Membership.__table__
+_MESSAGE_COLUMNS = [column.label(f"m_{column.name}") for column in _messages.c]
 _REPLAY = (
-    select(Event, Message)
+    select(_events, *_MESSAGE_COLUMNS)
     .join(
-        Membership,
+        _memberships,
         and_(
-            Membership.conversation_id == Event.conversation_id,
-            Membership.user_id == bindparam("viewer_id"),
-            Membership.state == MembershipState.ACCEPTED,
+            _memberships.c.conversation_id == _events.c.conversation_id,
+            _memberships.c.user_id == bindparam("viewer_id"),
+            _memberships.c.state == MembershipState.ACCEPTED,
         ),
     )
-    .outerjoin(Message, Message.id == Event.message_id)
-    .where(Event.id > bindparam("after"))
-    .order_by(Event.id)
+    .outerjoin(_messages, _messages.c.id == _events.c.message_id)
+    .where(_events.c.id > bindparam("after"))
+    .order_by(_events.c.id)
     .limit(REPLAY_PAGE)
 )
-_REPLAY_ONE_CONVERSATION = _REPLAY.where(Event.conversation_id == bindparam("conversation_id"))
+_REPLAY_ONE_CONVERSATION = _REPLAY.where(_events.c.conversation_id == bindparam("conversation_id"))
 
 
 def _logged(rows: Sequence[Any]) -> list[LoggedEvent]:
-    return [
-        LoggedEvent(e.id, e.type, e.conversation_id, e.actor_id, e.seq, e.data, message)
-        for e, message in rows
-    ]
+    events = []
+    for row in rows:
+        values = row._mapping
+        message = None
+        if values["m_id"] is not None:
+            message = Message(**{column.name: values[f"m_{column.name}"] for column in _messages.c})
+        events.append(
+            LoggedEvent(
+                values["id"],
+                EventType(values["type"]),
+                values["conversation_id"],
+                values["actor_id"],
+                values["seq"],
+                values["data"],
+                message,
+            )
+        )
+    return events
 
 
 async def list_for_conversation(
-    session: AsyncSession, *, viewer_id: int, conversation_id: int, after: int
+    connection: AsyncConnection, *, viewer_id: int, conversation_id: int, after: int
 ) -> list[LoggedEvent]:
     """Events after `after` in one conversation, only while the viewer is a member."""
-    result = await session.execute(
+    result = await connection.execute(
         _REPLAY_ONE_CONVERSATION,
         {"viewer_id": viewer_id, "conversation_id": conversation_id, "after": after},
     )
     return _logged(result.all())
 
 
-async def list_for_user(session: AsyncSession, *, viewer_id: int, after: int) -> list[LoggedEvent]:
+async def list_for_user(
+    connection: AsyncConnection, *, viewer_id: int, after: int
+) -> list[LoggedEvent]:
     """Events after `after` in every conversation the viewer is an accepted member of."""
-    result = await session.execute(_REPLAY, {"viewer_id": viewer_id, "after": after})
+    result = await connection.execute(_REPLAY, {"viewer_id": viewer_id, "after": after})
     return _logged(result.all())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import bindparam, exists, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BigInteger, String, Text, bindparam, exists, select, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Forbidden
@@ -19,7 +22,7 @@ from chatr.models import (
     Message,
     MessageKind,
 )
-from chatr.models.base import utcnow
+from chatr.models.base import UTCDateTime, utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
 from chatr.services import conversations, event_log, validation
@@ -87,6 +90,110 @@ async def _explain_refusal(rt: Runtime, *, sender_id: int, conversation_id: int)
     raise Forbidden("You cannot post in this conversation.", field="conversationId")
 
 
+@dataclass(frozen=True)
+class StoredMessage:
+    conversation_id: int
+    sender_id: int
+    client_id: str
+    body: str
+    now: datetime
+
+
+#: PostgreSQL: the whole send is one statement, run in autocommit: one round trip.
+#: Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
+#: violate its unique index, which aborts the whole statement (the seq increment included, so
+#: no gap); a sender who is not a member takes no seq, so nothing downstream happens.
+#: Each step reads the previous one's RETURNING, which fixes the order rows are locked in:
+#: conversation (the seq lock), then the sender's membership, then the event stream — the
+#: same order as the step-by-step version, so the two can never deadlock each other.
+_SEND_IN_ONE_STATEMENT = text(
+    """
+    WITH taken AS (
+        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = :now
+        WHERE id = :conversation_id AND EXISTS (
+            SELECT 1 FROM memberships
+            WHERE conversation_id = :conversation_id AND user_id = :sender_id
+              AND state = 'ACCEPTED')
+        RETURNING last_seq
+    ), inserted AS (
+        INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, body, created_at)
+        SELECT :conversation_id, taken.last_seq, :sender_id, :client_id, 'TEXT', :body, :now
+        FROM taken
+        RETURNING id, seq
+    ), own_read AS (
+        UPDATE memberships SET last_read_seq = inserted.seq, last_delivered_seq = inserted.seq
+        FROM inserted
+        WHERE memberships.conversation_id = :conversation_id
+          AND memberships.user_id = :sender_id
+        RETURNING memberships.id
+    ), next_position AS (
+        UPDATE event_stream SET position = position + 1
+        WHERE id = 1 AND EXISTS (SELECT 1 FROM own_read)
+        RETURNING position
+    ), logged AS (
+        INSERT INTO events (id, type, conversation_id, actor_id, message_id, seq, created_at)
+        SELECT next_position.position, 'MESSAGE_POSTED', :conversation_id, :sender_id,
+               inserted.id, inserted.seq, :now
+        FROM next_position, inserted
+        RETURNING id
+    )
+    SELECT inserted.id, inserted.seq, logged.id FROM inserted, logged
+    """
+).bindparams(
+    bindparam("conversation_id", type_=BigInteger),
+    bindparam("sender_id", type_=BigInteger),
+    bindparam("client_id", type_=String),
+    bindparam("body", type_=Text),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
+async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[int, int, int]:
+    try:
+        async with rt.db.autocommit_engine.connect() as connection:
+            row = (await connection.execute(_SEND_IN_ONE_STATEMENT, asdict(stored))).first()
+    except IntegrityError as error:
+        raise _AlreadySent from error
+    if row is None:
+        raise _NotPostable
+    return tuple(row)  # type: ignore[return-value]
+
+
+async def _store_step_by_step(
+    connection: AsyncConnection, stored: StoredMessage
+) -> tuple[int, int, int]:
+    """The same transaction as separate statements, for SQLite (which serialises writers)."""
+    keys = {"b_conversation_id": stored.conversation_id, "b_sender_id": stored.sender_id}
+    seq = await connection.scalar(_TAKE_NEXT_SEQ, {**keys, "b_now": stored.now})
+    if seq is None:
+        raise _NotPostable
+    message_id = await connection.scalar(
+        _insert_message(connection.dialect.name),
+        {
+            "conversation_id": stored.conversation_id,
+            "seq": seq,
+            "sender_id": stored.sender_id,
+            "client_id": stored.client_id,
+            "kind": MessageKind.TEXT,
+            "body": stored.body,
+            "created_at": stored.now,
+        },
+    )
+    if message_id is None:
+        raise _AlreadySent
+    # Sending implies having read everything up to one's own message.
+    await connection.execute(_MARK_OWN_MESSAGE_READ, {**keys, "b_seq": seq})
+    event_id = await event_log.append(
+        connection,
+        type=EventType.MESSAGE_POSTED,
+        conversation_id=stored.conversation_id,
+        actor_id=stored.sender_id,
+        message_id=message_id,
+        seq=seq,
+    )
+    return message_id, seq, event_id
+
+
 async def send(
     rt: Runtime,
     *,
@@ -117,41 +224,19 @@ async def send(
         )
 
     now = utcnow()
-    keys = {"b_conversation_id": conversation_id, "b_sender_id": sender_id}
+    stored = StoredMessage(conversation_id, sender_id, client_id, body, now)
     try:
-        async with rt.db.engine.begin() as connection:
-            seq = await connection.scalar(_TAKE_NEXT_SEQ, {**keys, "b_now": now})
-            if seq is None:
-                raise _NotPostable
-            message_id = await connection.scalar(
-                _insert_message(connection.dialect.name),
-                {
-                    "conversation_id": conversation_id,
-                    "seq": seq,
-                    "sender_id": sender_id,
-                    "client_id": client_id,
-                    "kind": MessageKind.TEXT,
-                    "body": body,
-                    "created_at": now,
-                },
-            )
-            if message_id is None:
-                raise _AlreadySent
-            # Sending implies having read everything up to one's own message.
-            await connection.execute(_MARK_OWN_MESSAGE_READ, {**keys, "b_seq": seq})
-            event_id = await event_log.append(
-                connection,
-                type=EventType.MESSAGE_POSTED,
-                conversation_id=conversation_id,
-                actor_id=sender_id,
-                message_id=message_id,
-                seq=seq,
-            )
+        if rt.db.engine.dialect.name == "postgresql":
+            message_id, seq, event_id = await _store_in_one_statement(rt, stored)
+        else:
+            async with rt.db.engine.begin() as connection:
+                message_id, seq, event_id = await _store_step_by_step(connection, stored)
     except (_AlreadySent, _NotPostable) as refusal:
         existing = await _find_by_client_id(rt, sender_id=sender_id, client_id=client_id)
         if existing is not None:
             return existing
-        assert isinstance(refusal, _NotPostable), "a conflicting client id vanished"
+        if isinstance(refusal, _AlreadySent):
+            raise RuntimeError("send broke an integrity rule other than a retry") from refusal
         await _explain_refusal(rt, sender_id=sender_id, conversation_id=conversation_id)
     await rt.announce(
         channels.conversation(conversation_id),

@@ -105,9 +105,9 @@ async def conversation_events(
         )
 
     async def read(after: int) -> Sequence[LoggedEvent]:
-        async with rt.db.reader() as session:
+        async with rt.db.autocommit_engine.connect() as connection:
             return await event_log.list_for_conversation(
-                session, viewer_id=viewer_id, conversation_id=conversation_id, after=after
+                connection, viewer_id=viewer_id, conversation_id=conversation_id, after=after
             )
 
     async with rt.broker.subscribe(channels.conversation(conversation_id)) as sub:
@@ -128,8 +128,8 @@ async def user_events(
     """Every event of every conversation the viewer is in, including ones they join later."""
 
     async def read(after_id: int) -> Sequence[LoggedEvent]:
-        async with rt.db.reader() as session:
-            return await event_log.list_for_user(session, viewer_id=viewer_id, after=after_id)
+        async with rt.db.autocommit_engine.connect() as connection:
+            return await event_log.list_for_user(connection, viewer_id=viewer_id, after=after_id)
 
     async with rt.broker.subscriber() as sub:
 

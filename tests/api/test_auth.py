@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.api import LOGIN, LOGOUT, ME, PASSWORD, REFRESH, GraphQLError, data, register
-from tests.support.servers import RunningApp
+from tests.support.servers import RunningApp, in_process_app
 
 
 @pytest.mark.smoke
@@ -69,3 +71,23 @@ async def test_duplicate_username_is_a_conflict_case_insensitively(app: RunningA
     with pytest.raises(GraphQLError) as failure:
         await register(app.http, "DAVE")
     assert failure.value.codes == ["CONFLICT"]
+
+
+async def test_logout_through_one_instance_is_honoured_by_another_at_once(
+    app: RunningApp,
+) -> None:
+    # given alice's token is known-good (and cached) on a second instance
+    async with in_process_app(app.runtime.settings) as other:
+        alice = await register(app.http)
+        assert (await alice.via(other.http).call(ME))["me"]["id"] == alice.id
+        # when she logs out through the first instance
+        await alice.call(LOGOUT)
+        # then the second refuses the token as soon as the revocation is broadcast
+        async with asyncio.timeout(2):
+            while True:
+                try:
+                    await alice.via(other.http).call(ME)
+                except GraphQLError as failure:
+                    assert failure.codes == ["UNAUTHENTICATED"]
+                    break
+                await asyncio.sleep(0.01)

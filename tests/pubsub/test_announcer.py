@@ -64,7 +64,7 @@ async def test_only_the_newest_position_per_channel_is_kept(broker: Broker) -> N
         await announcer.announce(
             "conversation:1", envelopes.EventAnnounced(event_id, 1, "MESSAGE_POSTED", event_id)
         )
-    await announcer.announce("user:1", envelopes.SessionRevoked(9))
+    await announcer.announce("user:1", envelopes.SessionRevoked(user_id=1, session_id=9))
     await announcer.announce(
         "conversation:1", envelopes.TypingChanged(1, 2, typing=True, expires_at=0.0)
     )

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chatr.errors import ErrorCode, SubscriberOverflowError
-from chatr.models import Event
 from chatr.services import messages, streams
+from chatr.services.event_log import LoggedEvent
 from chatr.settings import Settings
 from tests.support.api import register
 from tests.support.servers import RunningApp, in_process_app
@@ -32,7 +32,7 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
         app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=0
     )
     first = await anext(stream)
-    assert isinstance(first, Event) and first.seq == 1
+    assert isinstance(first, LoggedEvent) and first.seq == 1
     # when more events arrive than its queue holds
     for i in range(2, 10):
         await messages.send(
