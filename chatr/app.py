@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ from strawberry.types import ExecutionResult
 
 from chatr import websocket as ws_lifecycle
 from chatr.context import Context
-from chatr.db import Database, create_engine
+from chatr.db import Database
 from chatr.errors import ChatrError
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
@@ -160,7 +161,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(create_engine(settings))
+        db = Database(settings)
         broker = create_broker(
             settings.broker_url,
             prefix=settings.channel_prefix,
@@ -178,6 +179,10 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.runtime = runtime
         revocations = asyncio.create_task(auth.watch_revocations(runtime))
+        # Everything built so far lives as long as the process: move it out of the cyclic
+        # collector's reach so full collections do not keep re-scanning schema and ORM state.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

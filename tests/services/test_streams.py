@@ -57,3 +57,12 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
     seqs = [(await anext(resumed)).seq for _ in range(8)]  # type: ignore[union-attr]
     assert seqs == list(range(2, 10))
     await resumed.aclose()
+
+
+def test_message_snapshot_carries_exactly_the_message_columns() -> None:
+    from dataclasses import fields
+
+    from chatr.models import Message
+    from chatr.services.event_log import MessageSnapshot
+
+    assert [f.name for f in fields(MessageSnapshot)] == [c.name for c in Message.__table__.c]
