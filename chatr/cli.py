@@ -16,6 +16,14 @@ def _serve(args: argparse.Namespace) -> int:
     from chatr import migrations
 
     settings = load_settings()
+    if args.workers > 1 and settings.broker_url.startswith("memory://"):
+        # Each worker would have its own in-process broker: a subscriber on one worker would
+        # never hear of a message sent through another.
+        print(
+            "chatr: --workers > 1 needs a shared broker; set REDIS_URL (see README).",
+            file=sys.stderr,
+        )
+        return 2
     if settings.is_sqlite or args.migrate:
         # The embedded default must work on a fresh machine: bring its database up to date.
         migrations.upgrade(settings.database_url)
