@@ -47,6 +47,15 @@ async def _drain_log(read: ReadLog, after: int) -> AsyncIterator[LoggedEvent]:
             return
 
 
+def _may_have_news(
+    item: Message | Resync, envelope: envelopes.Envelope | None, cursor: int
+) -> bool:
+    """A resync, or an announced event past the cursor (earlier ones were already replayed)."""
+    if isinstance(item, Resync):
+        return True
+    return isinstance(envelope, envelopes.EventAnnounced) and envelope.event_id > cursor
+
+
 async def _live(
     sub: Subscriber,
     *,
@@ -60,13 +69,7 @@ async def _live(
         yield event
     try:
         async for item in sub:
-            if isinstance(item, Resync):
-                envelope: envelopes.Envelope | None = None
-            else:
-                assert isinstance(item, Message)
-                envelope = envelopes.decode(item.data)
-                if envelope is None:
-                    continue
+            envelope = None if isinstance(item, Resync) else envelopes.decode(item.data)
             if isinstance(envelope, envelopes.TypingChanged):
                 if envelope.user_id != viewer_id and envelope.expires_at >= time.time() - 1:
                     yield Typing(
@@ -76,13 +79,9 @@ async def _live(
                         envelope.expires_at,
                     )
                 continue
-            if isinstance(envelope, envelopes.ConversationJoined):
-                if on_joined is None:
-                    continue
+            if isinstance(envelope, envelopes.ConversationJoined) and on_joined is not None:
                 await on_joined(envelope.conversation_id)
-            elif isinstance(envelope, envelopes.EventAnnounced) and envelope.event_id <= cursor:
-                continue  # already sent during replay
-            elif envelope is not None and not isinstance(envelope, envelopes.EventAnnounced):
+            elif not _may_have_news(item, envelope, cursor):
                 continue
             async for event in _drain_log(read, cursor):
                 cursor = event.id
