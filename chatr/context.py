@@ -31,10 +31,6 @@ class Context:
     #: Background tasks tied to a WebSocket connection (token expiry, revocation watch).
     connection_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    @property
-    def is_websocket(self) -> bool:
-        return isinstance(self.request, WebSocket)
-
     async def authenticate(self, authorization: str | None) -> Viewer | None:
         """Resolve the viewer from an `Authorization` value; UNAUTHENTICATED if it is bad."""
         token = bearer_token(authorization)

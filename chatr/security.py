@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,10 +40,6 @@ def new_opaque_token() -> str:
 def hash_token(token: str) -> str:
     """Refresh tokens and codes are stored hashed: a database leak does not leak sessions."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def constant_time_equals(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 @dataclass(frozen=True)

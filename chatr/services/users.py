@@ -9,21 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
-from chatr.errors import Conflict, NotFound
+from chatr.errors import Conflict
 from chatr.models import User
 from chatr.runtime import Runtime
 from chatr.services import validation
-
-
-async def get(session: AsyncSession, *, user_id: int) -> User | None:
-    return await session.get(User, user_id)
-
-
-async def get_or_raise(session: AsyncSession, *, user_id: int) -> User:
-    user = await session.get(User, user_id)
-    if user is None or user.suspended_at is not None:
-        raise NotFound("No such user.", field="userId")
-    return user
 
 
 async def list_by_ids(session: AsyncSession, *, user_ids: Sequence[int]) -> list[User]:
