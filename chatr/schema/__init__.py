@@ -17,6 +17,7 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from chatr.schema.errors import ChatrErrors
@@ -33,6 +34,12 @@ class ChatrSchema(strawberry.Schema):
     ) -> None:
         # ChatrErrors logs the unexpected ones; client mistakes are not server errors.
         return None
+
+
+#: Root fields come from one class per domain; add a domain's classes here.
+QUERIES: tuple[type, ...] = (Query,)
+MUTATIONS: tuple[type, ...] = (Mutation,)
+SUBSCRIPTIONS: tuple[type, ...] = (Subscription,)
 
 
 def _limits_extension(settings: Settings) -> type[SchemaExtension]:
@@ -65,9 +72,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         partial(ValidationCache, maxsize=512),
     ]
     return ChatrSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
+        query=merge_types("Query", QUERIES),
+        mutation=merge_types("Mutation", MUTATIONS),
+        subscription=merge_types("Subscription", SUBSCRIPTIONS),
         types=EVENT_TYPES,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
