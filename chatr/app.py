@@ -30,6 +30,7 @@ from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database
 from chatr.errors import ChatrError
+from chatr.mailer import Outbox, create_mailer
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.resolvers.loaders import Loaders
@@ -37,6 +38,7 @@ from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.errors import with_code
 from chatr.services import auth
+from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 
@@ -168,14 +170,22 @@ def create_app(settings: Settings) -> Starlette:
             queue_size=settings.subscriber_queue_size,
         )
         announcer = Announcer(broker)
+        outbox = Outbox(create_mailer(settings.smtp_url), sender=settings.mail_from)
         await broker.start()
         await announcer.start()
+        await outbox.start()
         runtime = Runtime(
             settings=settings,
             db=db,
             broker=broker,
             announcer=announcer,
             sessions=SessionCache(ttl=settings.session_cache_seconds),
+            limits=RateLimiter(
+                broker_url=settings.broker_url,
+                key_prefix=f"{settings.channel_prefix}:limits",
+                enabled=settings.rate_limits,
+            ),
+            outbox=outbox,
         )
         app.state.runtime = runtime
         revocations = asyncio.create_task(auth.watch_revocations(runtime))
@@ -189,6 +199,7 @@ def create_app(settings: Settings) -> Starlette:
             revocations.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await revocations
+            await outbox.stop()
             await announcer.stop()
             await broker.stop()
             await db.dispose()

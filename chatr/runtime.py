@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatr.db import Database
+from chatr.mailer import Outbox
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker
+from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 
@@ -19,6 +21,8 @@ class Runtime:
     broker: Broker
     announcer: Announcer
     sessions: SessionCache
+    limits: RateLimiter
+    outbox: Outbox
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

@@ -60,6 +60,11 @@ class Settings:
     #: How long a session checked live is trusted without asking the database again;
     #: revocations evict it everywhere at once, this only bounds a missed announcement.
     session_cache_seconds: float = 10.0
+    #: `smtp://user:pass@host:port?starttls=1` / `smtps://…`; empty: mail goes to the log.
+    smtp_url: str = ""
+    mail_from: str = "chatr <no-reply@chatr.local>"
+    #: Per-IP and per-user rate limits (chatr.services.rate_limits); off only for tests/dev.
+    rate_limits: bool = True
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -141,5 +146,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         subscriber_queue_size=_int(env.get("CHATR_SUBSCRIBER_QUEUE_SIZE"), 1000),
         db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
         session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),
+        rate_limits=_bool(env.get("CHATR_RATE_LIMITS"), True),
+        smtp_url=env.get("CHATR_SMTP_URL", ""),
+        mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),
         log_level=env.get("CHATR_LOG_LEVEL", "info"),
     )

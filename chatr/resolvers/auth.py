@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from chatr.context import Context
-from chatr.models import User
-from chatr.services import auth, users
+from chatr.models import AuthSession, User
+from chatr.services import auth, email_verification, password_reset, users, validation
 from chatr.services.auth import IssuedTokens
 
 
@@ -12,18 +12,33 @@ def _device_label(ctx: Context) -> str | None:
     return ctx.request.headers.get("user-agent")
 
 
+def _client_ip(ctx: Context) -> str:
+    # uvicorn's proxy_headers has already applied X-Forwarded-For from trusted proxies.
+    client = ctx.request.client
+    return client.host if client else "unknown"
+
+
 async def register(
     ctx: Context, *, username: str, password: str, email: str | None, display_name: str | None
 ) -> IssuedTokens:
     user = await users.create(
-        ctx.runtime, username=username, password=password, email=email, display_name=display_name
+        ctx.runtime,
+        username=username,
+        password=password,
+        email=email,
+        display_name=display_name,
+        client_ip=_client_ip(ctx),
     )
     return await auth.start_session(ctx.runtime, user=user, device_label=_device_label(ctx))
 
 
 async def login(ctx: Context, *, login: str, password: str) -> IssuedTokens:
     return await auth.login(
-        ctx.runtime, login=login, password=password, device_label=_device_label(ctx)
+        ctx.runtime,
+        login=login,
+        password=password,
+        client_ip=_client_ip(ctx),
+        device_label=_device_label(ctx),
     )
 
 
@@ -40,3 +55,46 @@ async def me(ctx: Context) -> User | None:
     if viewer is None:
         return None
     return await ctx.loaders.user_by_id.load(viewer.id)
+
+
+async def my_sessions(ctx: Context) -> list[AuthSession]:
+    return await auth.list_sessions(ctx.runtime, viewer=await ctx.viewer())
+
+
+async def revoke_session(ctx: Context, *, session_id: str) -> bool:
+    return await auth.revoke_own_session(
+        ctx.runtime,
+        viewer=await ctx.viewer(),
+        session_id=validation.parse_id(session_id, field="id"),
+    )
+
+
+async def revoke_other_sessions(ctx: Context) -> int:
+    return await auth.revoke_other_sessions(ctx.runtime, viewer=await ctx.viewer())
+
+
+async def username_available(ctx: Context, *, username: str) -> users.UsernameAvailability:
+    return await users.username_availability(ctx.runtime, username=username)
+
+
+async def verify_email(ctx: Context, *, code: str) -> bool:
+    return await email_verification.verify(
+        ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code
+    )
+
+
+async def resend_email_verification(ctx: Context) -> bool:
+    viewer = await ctx.viewer()
+    return await email_verification.resend(
+        ctx.runtime, viewer_id=viewer.id, client_ip=_client_ip(ctx)
+    )
+
+
+async def request_password_reset(ctx: Context, *, email: str) -> bool:
+    return await password_reset.request(ctx.runtime, email=email, client_ip=_client_ip(ctx))
+
+
+async def reset_password(ctx: Context, *, email: str, code: str, new_password: str) -> bool:
+    return await password_reset.reset(
+        ctx.runtime, email=email, code=code, new_password=new_password
+    )

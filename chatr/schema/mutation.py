@@ -85,3 +85,39 @@ class Mutation:
         return await conversations.set_typing(
             info.context, conversation_id=conversation_id, typing=typing
         )
+
+    @strawberry.mutation(description="Sign one of my devices out (see `mySessions`).")
+    async def revoke_session(self, info: ChatrInfo, id: strawberry.ID) -> bool:
+        return await auth.revoke_session(info.context, session_id=id)
+
+    @strawberry.mutation(description="Sign out every device but this one; returns how many.")
+    async def revoke_other_sessions(self, info: ChatrInfo) -> int:
+        return await auth.revoke_other_sessions(info.context)
+
+    @strawberry.mutation(description="Confirm my email address with the code mailed to it.")
+    async def verify_email(self, info: ChatrInfo, code: str) -> bool:
+        return await auth.verify_email(info.context, code=code)
+
+    @strawberry.mutation(
+        description="Mail a new verification code (the old one stops working). False when "
+        "the address is already verified."
+    )
+    async def resend_email_verification(self, info: ChatrInfo) -> bool:
+        return await auth.resend_email_verification(info.context)
+
+    @strawberry.mutation(
+        description="Mail a password reset code. Always true, whether or not the address has "
+        "an account."
+    )
+    async def request_password_reset(self, info: ChatrInfo, email: str) -> bool:
+        return await auth.request_password_reset(info.context, email=email)
+
+    @strawberry.mutation(
+        description="Set a new password with the mailed code; signs out every device."
+    )
+    async def reset_password(
+        self, info: ChatrInfo, email: str, code: str, new_password: str
+    ) -> bool:
+        return await auth.reset_password(
+            info.context, email=email, code=code, new_password=new_password
+        )

@@ -6,7 +6,13 @@ import strawberry
 
 from chatr.resolvers import auth, conversations
 from chatr.schema.pagination import Connection
-from chatr.schema.types import ChatrInfo, ConversationType, UserType
+from chatr.schema.types import (
+    ChatrInfo,
+    ConversationType,
+    SessionType,
+    UsernameAvailability,
+    UserType,
+)
 from chatr.services.pagination import PageRequest
 
 
@@ -33,3 +39,13 @@ class Query:
     @strawberry.field(description="One of my conversations.")
     async def conversation(self, info: ChatrInfo, id: strawberry.ID) -> ConversationType:
         return await conversations.conversation(info.context, conversation_id=id)  # type: ignore[return-value]
+
+    @strawberry.field(description="My signed-in devices, most recently used first.")
+    async def my_sessions(self, info: ChatrInfo) -> list[SessionType]:
+        return await auth.my_sessions(info.context)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="Whether a username is free (case-insensitive); if not, 3 suggestions."
+    )
+    async def username_available(self, info: ChatrInfo, username: str) -> UsernameAvailability:
+        return await auth.username_available(info.context, username=username)  # type: ignore[return-value]

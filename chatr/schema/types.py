@@ -14,7 +14,14 @@ from strawberry import Parent
 from strawberry.types import Info
 
 from chatr.context import Context
-from chatr.models import Conversation, ConversationKind, Membership, Message
+from chatr.models import (
+    AuthSession,
+    Conversation,
+    ConversationKind,
+    Membership,
+    Message,
+    User,
+)
 from chatr.resolvers import conversations as conversation_resolvers
 from chatr.schema.pagination import Connection
 from chatr.schema.scalars import ConversationKindEnum, ConversationStatusEnum, MessageKindEnum
@@ -30,6 +37,13 @@ class UserType:
     display_name: str
     avatar_url: str | None
     created_at: datetime = strawberry.field(description="When the account was created.")
+
+    @strawberry.field(description="Whether the email address is confirmed; only for yourself.")
+    async def email_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
+        viewer = await info.context.optional_viewer()
+        if viewer is None or viewer.id != root.id:
+            return None
+        return root.email_verified_at is not None
 
 
 @strawberry.type(name="Message", description="One message in a conversation.")
@@ -160,3 +174,23 @@ class AuthPayload:
         "every device of this session."
     )
     user: UserType
+
+
+@strawberry.type(name="Session", description="A signed-in device (one refresh-token family).")
+class SessionType:
+    id: strawberry.ID
+    device_label: str | None = strawberry.field(description="The User-Agent that signed in.")
+    created_at: datetime
+    last_used_at: datetime = strawberry.field(description="Last token refresh.")
+
+    @strawberry.field(description="True for the session making this request.")
+    async def current(self, root: Parent[AuthSession], info: ChatrInfo) -> bool:
+        viewer = await info.context.viewer()
+        return root.id == viewer.session_id
+
+
+@strawberry.type(description="Whether a username can be registered, and free alternatives.")
+class UsernameAvailability:
+    available: bool
+    reason: str | None = strawberry.field(description="INVALID or TAKEN when not available.")
+    suggestions: list[str] = strawberry.field(description="Up to three free usernames.")

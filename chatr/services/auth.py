@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, select, update
 
 from chatr import security
-from chatr.errors import Unauthenticated
+from chatr.errors import NotFound, Unauthenticated
 from chatr.models import AuthSession, RefreshToken, User
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Resync
 from chatr.runtime import Runtime
-from chatr.services import users
+from chatr.services import rate_limits, users
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,14 @@ async def start_session(rt: Runtime, *, user: User, device_label: str | None) ->
 
 
 async def login(
-    rt: Runtime, *, login: str, password: str, device_label: str | None = None
+    rt: Runtime,
+    *,
+    login: str,
+    password: str,
+    client_ip: str,
+    device_label: str | None = None,
 ) -> IssuedTokens:
+    await rt.limits.hit(rate_limits.LOGIN, client_ip)
     async with rt.db.reader() as db:
         user = await users.find_by_login(db, login=login)
     # Verify even for unknown accounts so the answer time does not reveal which exist.
@@ -159,6 +165,61 @@ async def revoke_session(rt: Runtime, *, user_id: int, session_id: int, reason: 
     if revoked:
         await _announce_revoked(rt, user_id=user_id, session_id=session_id)
     return revoked
+
+
+async def list_sessions(rt: Runtime, *, viewer: Viewer) -> list[AuthSession]:
+    """The viewer's signed-in devices that are still live, most recently used first."""
+    async with rt.db.reader() as db:
+        result = await db.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.user_id == viewer.id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > utcnow(),
+            )
+            .order_by(AuthSession.last_used_at.desc(), AuthSession.id.desc())
+        )
+        return list(result)
+
+
+async def revoke_all_sessions(rt: Runtime, *, user_id: int, reason: str) -> int:
+    """End every session of a user (password reset, suspension); their sockets close."""
+    async with rt.db.session() as db, db.begin():
+        result = await db.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason=reason)
+        )
+    await _announce_revoked(rt, user_id=user_id, session_id=None)
+    return result.rowcount
+
+
+async def revoke_own_session(rt: Runtime, *, viewer: Viewer, session_id: int) -> bool:
+    """Sign one of the viewer's devices out. Someone else's session is NOT_FOUND, as is one
+    already ended, so session ids reveal nothing."""
+    if not await revoke_session(rt, user_id=viewer.id, session_id=session_id, reason="revoked"):
+        raise NotFound("No such session.", field="id")
+    return True
+
+
+async def revoke_other_sessions(rt: Runtime, *, viewer: Viewer) -> int:
+    """Sign out every device but this one; returns how many were signed out."""
+    async with rt.db.session() as db, db.begin():
+        revoked = list(
+            await db.scalars(
+                update(AuthSession)
+                .where(
+                    AuthSession.user_id == viewer.id,
+                    AuthSession.id != viewer.session_id,
+                    AuthSession.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow(), revoked_reason="signed_out_elsewhere")
+                .returning(AuthSession.id)
+            )
+        )
+    for session_id in revoked:
+        await _announce_revoked(rt, user_id=viewer.id, session_id=session_id)
+    return len(revoked)
 
 
 async def logout(rt: Runtime, *, viewer: Viewer) -> bool:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
-from chatr.errors import Conflict
+from chatr.errors import BadUserInput, Conflict
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import validation
+from chatr.services import email_verification, rate_limits, validation
 
 
 async def list_by_ids(session: AsyncSession, *, user_ids: Sequence[int]) -> list[User]:
@@ -34,9 +37,11 @@ async def create(
     *,
     username: str,
     password: str,
+    client_ip: str,
     email: str | None = None,
     display_name: str | None = None,
 ) -> User:
+    await rt.limits.hit(rate_limits.REGISTER, client_ip)
     username = validation.username(username)
     password = validation.password(password)
     email = validation.email(email) if email else None
@@ -62,4 +67,47 @@ async def create(
             await session.flush()
         except IntegrityError as error:  # a concurrent registration won the race
             raise Conflict("That username or email is taken.", field="username") from error
+    if user.email:
+        await email_verification.send_code(rt, user_id=user.id, email=user.email)
     return user
+
+
+@dataclass(frozen=True)
+class UsernameAvailability:
+    available: bool
+    #: Why not, when it is not: "INVALID" (breaks the rules) or "TAKEN".
+    reason: str | None
+    suggestions: list[str]
+
+
+SUGGESTION_COUNT = 3
+
+
+def _candidates(base: str) -> list[str]:
+    """Free-form variants of `base` that still obey the username rules (3-20 [A-Za-z0-9_])."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "", base)[:15] or "user"
+    stem = stem if len(stem) >= 3 else f"{stem}_user"[:15]
+    numbered = [f"{stem}{secrets.randbelow(9000) + 1000}" for _ in range(6)]
+    return [f"{stem}_", f"the_{stem}"[:20], *numbered, f"{stem}_{secrets.randbelow(100)}"]
+
+
+async def username_availability(rt: Runtime, *, username: str) -> UsernameAvailability:
+    """Is `username` free (case-insensitively)? If not, up to three free suggestions."""
+    try:
+        wanted = validation.username(username)
+    except BadUserInput:
+        wanted = None
+    candidates = [
+        c for c in _candidates(username.strip()) if validation.USERNAME_PATTERN.fullmatch(c)
+    ]
+    keys = [c.lower() for c in candidates] + ([wanted.lower()] if wanted else [])
+    async with rt.db.reader() as session:
+        taken = set(
+            await session.scalars(select(User.username_key).where(User.username_key.in_(keys)))
+        )
+    if wanted is not None and wanted.lower() not in taken:
+        return UsernameAvailability(True, None, [])
+    free = list(dict.fromkeys(c for c in candidates if c.lower() not in taken))
+    return UsernameAvailability(
+        False, "INVALID" if wanted is None else "TAKEN", free[:SUGGESTION_COUNT]
+    )

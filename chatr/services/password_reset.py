@@ -1,0 +1,46 @@
+"""Forgotten passwords: a code by email, then a new password that ends every session."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from chatr import security
+from chatr.errors import BadUserInput
+from chatr.models import User
+from chatr.runtime import Runtime
+from chatr.services import auth, rate_limits, users, validation, verification
+
+
+async def request(rt: Runtime, *, email: str, client_ip: str) -> bool:
+    """Mail a reset code if the account exists. The answer is the same either way, so this
+    cannot be used to find out who has an account."""
+    await rt.limits.hit(rate_limits.PASSWORD_RESET, client_ip)
+    async with rt.db.reader() as session:
+        user = await users.find_by_login(session, login=email)
+    if user is not None and user.email and user.suspended_at is None:
+        code = await verification.issue(rt, user_id=user.id, purpose=verification.PASSWORD_RESET)
+        rt.outbox.queue(
+            to=user.email,
+            subject="Reset your chatr password",
+            body=f"Your chatr password reset code is {code}. It expires in 15 minutes. "
+            "If you did not ask for it, ignore this mail: your password stays as it is.",
+        )
+    return True
+
+
+async def reset(rt: Runtime, *, email: str, code: str, new_password: str) -> bool:
+    new_password = validation.password(new_password)
+    async with rt.db.reader() as session:
+        user = await users.find_by_login(session, login=email)
+    if user is None or "@" not in email:
+        # Same answer as a wrong code: nothing here says whether the address is registered.
+        raise BadUserInput("The code is wrong or has expired; request a new one.", field="code")
+    await verification.consume(rt, user_id=user.id, purpose=verification.PASSWORD_RESET, code=code)
+    async with rt.db.session() as session, session.begin():
+        await session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(password_hash=security.hash_password(new_password))
+        )
+    await auth.revoke_all_sessions(rt, user_id=user.id, reason="password_reset")
+    return True

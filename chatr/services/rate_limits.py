@@ -1,0 +1,58 @@
+"""Rate limits, counted in the shared store (Redis) so every instance sees the same counts.
+
+Services call `hit` once per attempt, i.e. once per resolver call: ten aliased `login` fields
+in one request are ten attempts, and batching cannot slip past either. Built on the `limits`
+library (moving windows); the embedded default counts in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from chatr.errors import RateLimited
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    limit: RateLimitItem
+    message: str
+
+
+#: Per client IP unless the name says otherwise.
+REGISTER = Rule("register", parse("5 per 15 minutes"), "Too many sign-ups from this address.")
+LOGIN = Rule("login", parse("10 per 15 minutes"), "Too many login attempts from this address.")
+RESEND_CODE = Rule("resend_code", parse("3 per 5 minutes"), "Too many codes requested.")
+PASSWORD_RESET = Rule(
+    "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
+)
+
+
+def _storage(broker_url: str, key_prefix: str) -> Storage:
+    if broker_url.startswith(("redis://", "rediss://")):
+        return RedisStorage("async+" + broker_url, key_prefix=key_prefix, implementation="redispy")
+    return MemoryStorage()
+
+
+class RateLimiter:
+    def __init__(self, *, broker_url: str, key_prefix: str, enabled: bool = True) -> None:
+        self._enabled = enabled
+        self._limiter = MovingWindowRateLimiter(_storage(broker_url, key_prefix))
+
+    async def hit(self, rule: Rule, key: str) -> None:
+        """Count one attempt; RATE_LIMITED (with retryAfter seconds) once over the limit."""
+        if not self._enabled:
+            return
+        if await self._limiter.hit(rule.limit, rule.name, key):
+            return
+        stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)
+        raise RateLimited(
+            f"{rule.message} Try again later.",
+            retry_after=max(1, math.ceil(stats.reset_time - time.time())),
+        )

@@ -1,0 +1,86 @@
+"""Per-IP limits on register and login, counted per resolver call and shared by instances."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chatr.settings import Settings
+from tests.support.api import LOGIN, PASSWORD, graphql, register
+from tests.support.servers import RunningApp, in_process_app
+
+
+@pytest.fixture
+async def limited(settings: Settings, database: str) -> AsyncIterator[RunningApp]:
+    async with in_process_app(settings.with_overrides(rate_limits=True)) as running:
+        yield running
+
+
+def _login(username: str, password: str = "Wrong-pass1") -> dict[str, object]:
+    return {"input": {"login": username, "password": password}}
+
+
+@pytest.mark.smoke
+async def test_eleventh_login_attempt_in_fifteen_minutes_is_rate_limited(
+    limited: RunningApp,
+) -> None:
+    # given ten failed attempts from one address
+    await register(limited.http, "target")
+    for _ in range(10):
+        body = await graphql(limited.http, LOGIN, _login("target"))
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # when an eleventh comes, even with the right password
+    body = await graphql(limited.http, LOGIN, _login("target", PASSWORD))
+    # then it is refused with a retry hint and no tokens
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert 0 < error["extensions"]["retryAfter"] <= 15 * 60
+    assert body["data"] is None
+
+
+async def test_aliased_login_attempts_in_one_request_count_one_by_one(limited: RunningApp) -> None:
+    # given one request carrying twelve aliased logins with the right password
+    await register(limited.http, "aliased")
+    fields = " ".join(
+        f'a{i}: login(input: {{login: "aliased", password: "{PASSWORD}"}}) {{ accessToken }}'
+        for i in range(12)
+    )
+    # when it runs
+    body = await graphql(limited.http, "mutation { " + fields + " }")
+    # then the eleventh alias hits the limit (mutations run in order and stop there)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["RATE_LIMITED"]
+    assert body["errors"][0]["path"] == ["a10"]
+    # and the address stays limited for the next request
+    follow_up = await graphql(limited.http, LOGIN, _login("aliased", PASSWORD))
+    assert follow_up["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_a_failed_aliased_login_stops_the_rest_of_the_request(limited: RunningApp) -> None:
+    await register(limited.http, "stopper")
+    fields = " ".join(
+        f'a{i}: login(input: {{login: "stopper", password: "Wrong-pass1"}}) {{ accessToken }}'
+        for i in range(12)
+    )
+    body = await graphql(limited.http, "mutation { " + fields + " }")
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+
+
+async def test_sixth_sign_up_from_one_address_is_rate_limited(limited: RunningApp) -> None:
+    for i in range(5):
+        await register(limited.http, f"signup{i}")
+    body = await graphql(
+        limited.http,
+        "mutation R($input: RegisterInput!) { register(input: $input) { accessToken } }",
+        {"input": {"username": "signup5", "password": PASSWORD}},
+    )
+    assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_instances_share_the_count(limited: RunningApp) -> None:
+    async with in_process_app(limited.runtime.settings) as other:
+        await register(limited.http, "shared")
+        for instance in (limited, other) * 5:
+            await graphql(instance.http, LOGIN, _login("shared"))
+        body = await graphql(other.http, LOGIN, _login("shared"))
+        assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
