@@ -29,6 +29,10 @@ def _pending_key(channel: str, envelope: envelopes.Envelope) -> PendingKey | Non
             return (channel, envelope.kind, conversation_id)
         case envelopes.SessionRevoked(user_id=user_id, session_id=session_id):
             return (channel, f"{envelope.kind}:{user_id}", session_id or 0)
+        case envelopes.FriendChanged(actor_id=actor_id, subject_id=subject_id):
+            # The newest change between two people is the state a client needs.
+            low, high = sorted((actor_id, subject_id))
+            return (channel, f"{envelope.kind}:{low}", high)
         case _:
             return None
 

@@ -52,10 +52,26 @@ class SessionRevoked:
     session_id: int | None  # None: every session of the user (suspension, password reset)
 
 
-Envelope = EventAnnounced | TypingChanged | ConversationJoined | SessionRevoked
+@dataclass(frozen=True)
+class FriendChanged:
+    """Sent to `user:{id}` of both people: a friend request, friendship or block changed.
+
+    Ephemeral, like typing: nothing is logged, so a client that was offline re-queries the
+    lists. `change` is a `chatr.services.social.FriendChange` value.
+    """
+
+    kind: ClassVar[str] = "friend"
+    change: str
+    actor_id: int
+    subject_id: int
+    occurred_at: float  # epoch seconds
+
+
+Envelope = EventAnnounced | TypingChanged | ConversationJoined | SessionRevoked | FriendChanged
 
 _KINDS: dict[str, type[Envelope]] = {
-    cls.kind: cls for cls in (EventAnnounced, TypingChanged, ConversationJoined, SessionRevoked)
+    cls.kind: cls
+    for cls in (EventAnnounced, TypingChanged, ConversationJoined, SessionRevoked, FriendChanged)
 }
 
 

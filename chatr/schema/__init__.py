@@ -24,6 +24,7 @@ from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.mutation import Mutation
 from chatr.schema.query import Query
+from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
 from chatr.schema.subscription import Subscription
 from chatr.settings import Settings
 
@@ -37,9 +38,9 @@ class ChatrSchema(strawberry.Schema):
 
 
 #: Root fields come from one class per domain; add a domain's classes here.
-QUERIES: tuple[type, ...] = (Query,)
-MUTATIONS: tuple[type, ...] = (Mutation,)
-SUBSCRIPTIONS: tuple[type, ...] = (Subscription,)
+QUERIES: tuple[type, ...] = (Query, SocialQuery)
+MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation)
+SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription)
 
 
 def _limits_extension(settings: Settings) -> type[SchemaExtension]:

@@ -25,7 +25,7 @@ from chatr.models import (
 from chatr.models.base import UTCDateTime, utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log, validation
+from chatr.services import conversations, event_log, social, validation
 from chatr.services.pagination import Page, PageRequest, paginate
 
 
@@ -52,6 +52,7 @@ _TAKE_NEXT_SEQ = (
             _memberships.c.user_id == bindparam("b_sender_id"),
             _memberships.c.state == MembershipState.ACCEPTED,
         ),
+        social.no_block_in_direct(bindparam("b_conversation_id"), bindparam("b_sender_id")),
     )
     .values(last_seq=_conversations.c.last_seq + 1, last_activity_at=bindparam("b_now"))
     .returning(_conversations.c.last_seq)
@@ -83,11 +84,28 @@ async def _find_by_client_id(rt: Runtime, *, sender_id: int, client_id: str) -> 
 
 
 async def _explain_refusal(rt: Runtime, *, sender_id: int, conversation_id: int) -> NoReturn:
+    """Why the send statement took no seq: a block in a DM, or not a member."""
     async with rt.db.reader() as session:
+        await social.ensure_not_blocked_in(
+            session, user_id=sender_id, conversation_id=conversation_id
+        )
         await conversations.get_membership_or_raise(
             session, viewer_id=sender_id, conversation_id=conversation_id
         )
     raise Forbidden("You cannot post in this conversation.", field="conversationId")
+
+
+async def _ensure_recipient_not_blocked(rt: Runtime, *, sender_id: int, recipient_id: int) -> None:
+    """By recipient the DM may not exist yet, so the block rule is checked before it is made.
+
+    (Into an existing conversation the rule rides on the send statement itself, at no extra
+    round trip.) Accepted race: a block committed between this check and the send lets that
+    one message through, as if sent a moment before the block; later sends see it.
+    """
+    async with rt.db.autocommit_engine.connect() as connection:
+        await social.ensure_not_blocked(
+            connection, user_id=sender_id, other_id=recipient_id, field="recipientId"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,11 @@ _SEND_IN_ONE_STATEMENT = text(
             SELECT 1 FROM memberships
             WHERE conversation_id = :conversation_id AND user_id = :sender_id
               AND state = 'ACCEPTED')
+          AND (kind <> 'DIRECT' OR NOT EXISTS (
+            SELECT 1 FROM memberships AS peer JOIN blocks
+              ON (blocks.blocker_id = :sender_id AND blocks.blocked_id = peer.user_id)
+              OR (blocks.blocker_id = peer.user_id AND blocks.blocked_id = :sender_id)
+            WHERE peer.conversation_id = :conversation_id AND peer.user_id <> :sender_id))
         RETURNING last_seq
     ), inserted AS (
         INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, body, created_at)
@@ -219,6 +242,14 @@ async def send(
         )
     if conversation_id is None:
         assert recipient_id is not None
+        try:
+            await _ensure_recipient_not_blocked(rt, sender_id=sender_id, recipient_id=recipient_id)
+        except Forbidden:
+            # A retry of a message stored before the block still gets the original back.
+            existing = await _find_by_client_id(rt, sender_id=sender_id, client_id=client_id)
+            if existing is None:
+                raise
+            return existing
         conversation_id = await conversations.get_or_create_direct_id(
             rt, viewer_id=sender_id, recipient_id=recipient_id
         )

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import case, update
 
 from chatr.errors import BadUserInput
-from chatr.models import EventType, Membership
+from chatr.models import ConversationKind, EventType, Membership
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log
+from chatr.services import conversations, event_log, social
 
 #: Clients refresh typing every few seconds; a signal older than this is stale.
 TYPING_TTL_SECONDS = 6.0
@@ -96,9 +96,13 @@ async def mark_delivered(
 
 async def set_typing(rt: Runtime, *, viewer_id: int, conversation_id: int, typing: bool) -> bool:
     async with rt.db.reader() as session:
-        await conversations.get_membership_or_raise(
+        conversation, _ = await conversations.get_membership_or_raise(
             session, viewer_id=viewer_id, conversation_id=conversation_id
         )
+        if conversation.kind == ConversationKind.DIRECT:
+            await social.ensure_not_blocked_in(
+                session, user_id=viewer_id, conversation_id=conversation_id
+            )
     await rt.announce(
         channels.conversation(conversation_id),
         envelopes.TypingChanged(

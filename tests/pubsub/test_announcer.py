@@ -57,7 +57,7 @@ async def test_failed_announcement_is_published_once_the_broker_recovers(broker:
         await announcer.stop()
 
 
-async def test_only_the_newest_position_per_channel_is_kept(broker: Broker) -> None:
+async def test_only_the_newest_change_per_channel_and_subject_is_kept(broker: Broker) -> None:
     announcer = Announcer(broker)  # not started: nothing retries, so the backlog is visible
     FlakyPublish(broker, failures=10)
     for event_id in (3, 5, 4):
@@ -68,6 +68,10 @@ async def test_only_the_newest_position_per_channel_is_kept(broker: Broker) -> N
     await announcer.announce(
         "conversation:1", envelopes.TypingChanged(1, 2, typing=True, expires_at=0.0)
     )
-    assert announcer.pending == 2
+    for change in ("REQUESTED", "ACCEPTED"):
+        await announcer.announce("user:1", envelopes.FriendChanged(change, 1, 2, 0.0))
+    assert announcer.pending == 3
+    friend = announcer._pending[("user:1", "friend:1", 2)]
+    assert isinstance(friend, envelopes.FriendChanged) and friend.change == "ACCEPTED"
     kept = announcer._pending[("conversation:1", "event", 0)]
     assert isinstance(kept, envelopes.EventAnnounced) and kept.event_id == 5

@@ -133,3 +133,32 @@ async def register(http: httpx.AsyncClient, username: str | None = None) -> Acco
     return Account(
         http, payload["user"]["id"], username, payload["accessToken"], payload["refreshToken"]
     )
+
+
+# Friends and blocking (tests/social).
+SEND_FRIEND_REQUEST = """
+mutation Ask($u: ID!) { sendFriendRequest(userId: $u) { state requestedByMe user { id } } }
+"""
+ACCEPT_FRIEND_REQUEST = """
+mutation Accept($u: ID!) { acceptFriendRequest(userId: $u) { state requestedByMe user { id } } }
+"""
+DECLINE_FRIEND_REQUEST = "mutation Decline($u: ID!) { declineFriendRequest(userId: $u) }"
+CANCEL_FRIEND_REQUEST = "mutation Cancel($u: ID!) { cancelFriendRequest(userId: $u) }"
+REMOVE_FRIEND = "mutation Remove($u: ID!) { removeFriend(userId: $u) }"
+BLOCK_USER = "mutation Block($u: ID!) { blockUser(userId: $u) { user { id } blockedAt } }"
+UNBLOCK_USER = "mutation Unblock($u: ID!) { unblockUser(userId: $u) }"
+FRIENDS = "query { friends { edges { node { user { id } state } } } }"
+INCOMING_FRIEND_REQUESTS = (
+    "query { incomingFriendRequests { edges { node { user { id } requestedByMe } } } }"
+)
+OUTGOING_FRIEND_REQUESTS = (
+    "query { outgoingFriendRequests { edges { node { user { id } requestedByMe } } } }"
+)
+BLOCKED_USERS = "query { blockedUsers { edges { node { user { id } } } } }"
+FRIEND_EVENTS = "subscription { friendEvents { kind byMe user { id } occurredAt } }"
+
+
+async def user_ids(account: Account, query: str) -> list[str]:
+    """The `user.id` of every node of the one connection `query` selects."""
+    (connection,) = (await account.call(query)).values()
+    return [edge["node"]["user"]["id"] for edge in connection["edges"]]

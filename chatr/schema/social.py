@@ -1,0 +1,212 @@
+"""Friends and blocks: root fields, their types, and the live `friendEvents` stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from strawberry import Parent
+
+from chatr.models import Block, Friendship, FriendshipState
+from chatr.resolvers import social as resolvers
+from chatr.schema.pagination import Connection
+from chatr.schema.types import ChatrInfo, UserType
+from chatr.services import social
+from chatr.services.pagination import PageRequest
+
+FriendshipStateEnum = strawberry.enum(
+    FriendshipState,
+    name="FriendshipState",
+    description="REQUESTED (waiting for an answer) or ACCEPTED (friends).",
+)
+FriendEventKindEnum = strawberry.enum(
+    social.FriendChange,
+    name="FriendEventKind",
+    description="What changed between me and someone: a request was sent, accepted, declined "
+    "or cancelled; a friend was removed; someone was blocked or unblocked.",
+)
+
+
+@strawberry.type(
+    name="Friendship", description="A friendship or a pending friend request, seen from my side."
+)
+class FriendshipType:
+    state: FriendshipStateEnum  # type: ignore[valid-type]
+    created_at: datetime = strawberry.field(description="When the request was sent.")
+    accepted_at: datetime | None = strawberry.field(description="When we became friends.")
+
+    @strawberry.field(description="The other person.")
+    async def user(self, root: Parent[Friendship], info: ChatrInfo) -> UserType | None:
+        viewer = await info.context.viewer()
+        other = social.other_party(root, viewer_id=viewer.id)
+        return await info.context.loaders.user_by_id.load(other)
+
+    @strawberry.field(description="True when I sent the request, false when they did.")
+    async def requested_by_me(self, root: Parent[Friendship], info: ChatrInfo) -> bool:
+        viewer = await info.context.viewer()
+        return root.requester_id == viewer.id
+
+
+@strawberry.type(name="BlockedUser", description="Someone I blocked.")
+class BlockedUserType:
+    @strawberry.field
+    async def user(self, root: Parent[Block], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.blocked_id)
+
+    @strawberry.field
+    def blocked_at(self, root: Parent[Block]) -> datetime:
+        return root.created_at
+
+
+@strawberry.type(
+    name="FriendEvent",
+    description="Something changed between me and another person. Not stored: after a "
+    "reconnect, re-query `friends`, `incomingFriendRequests`, `outgoingFriendRequests` and "
+    "`blockedUsers`.",
+)
+class FriendEventType:
+    @strawberry.field
+    def kind(self, root: Parent[social.FriendEvent]) -> FriendEventKindEnum:  # type: ignore[valid-type]
+        return root.change
+
+    @strawberry.field(description="The other person.")
+    async def user(self, root: Parent[social.FriendEvent], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.user_id)
+
+    @strawberry.field(
+        description="True when I made this change (on any of my devices), false when they did."
+    )
+    def by_me(self, root: Parent[social.FriendEvent]) -> bool:
+        return root.by_viewer
+
+    @strawberry.field
+    def occurred_at(self, root: Parent[social.FriendEvent]) -> datetime:
+        return root.occurred_at
+
+
+def _page(
+    first: int | None, after: str | None, last: int | None, before: str | None
+) -> PageRequest:
+    return PageRequest(first=first, after=after, last=last, before=before)
+
+
+@strawberry.type
+class SocialQuery:
+    @strawberry.field(description="My friends, most recent first. `first`/`last` at most 100.")
+    async def friends(
+        self,
+        info: ChatrInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[FriendshipType]:
+        page = await resolvers.friends(info.context, page=_page(first, after, last, before))
+        return Connection.from_page(page)  # type: ignore[return-value]
+
+    @strawberry.field(description="Friend requests waiting for my answer, newest first.")
+    async def incoming_friend_requests(
+        self,
+        info: ChatrInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[FriendshipType]:
+        page = await resolvers.incoming_requests(
+            info.context, page=_page(first, after, last, before)
+        )
+        return Connection.from_page(page)  # type: ignore[return-value]
+
+    @strawberry.field(description="Friend requests I sent that are not answered yet, newest first.")
+    async def outgoing_friend_requests(
+        self,
+        info: ChatrInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[FriendshipType]:
+        page = await resolvers.outgoing_requests(
+            info.context, page=_page(first, after, last, before)
+        )
+        return Connection.from_page(page)  # type: ignore[return-value]
+
+    @strawberry.field(description="People I blocked, most recent first.")
+    async def blocked_users(
+        self,
+        info: ChatrInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[BlockedUserType]:
+        page = await resolvers.blocked_users(info.context, page=_page(first, after, last, before))
+        return Connection.from_page(page)  # type: ignore[return-value]
+
+
+@strawberry.type
+class SocialMutation:
+    @strawberry.mutation(
+        description="Ask someone to be friends. If they already asked me, we become friends at "
+        "once (state ACCEPTED). CONFLICT if already asked or already friends; FORBIDDEN with "
+        "`reason: BLOCKED` if either of us blocked the other."
+    )
+    async def send_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> FriendshipType:
+        return await resolvers.send_request(info.context, user_id=user_id)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Accept a request someone sent me. FORBIDDEN for my own request (only the "
+        "person asked can accept); NOT_FOUND if there is none; CONFLICT if already friends."
+    )
+    async def accept_friend_request(
+        self, info: ChatrInfo, user_id: strawberry.ID
+    ) -> FriendshipType:
+        return await resolvers.accept_request(info.context, user_id=user_id)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Decline a request someone sent me; they may ask again. FORBIDDEN for my "
+        "own request (cancel it instead); NOT_FOUND if there is none."
+    )
+    async def decline_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
+        return await resolvers.decline_request(info.context, user_id=user_id)
+
+    @strawberry.mutation(
+        description="Take back a request I sent. FORBIDDEN for a request they sent me (decline "
+        "it instead); NOT_FOUND if there is none."
+    )
+    async def cancel_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
+        return await resolvers.cancel_request(info.context, user_id=user_id)
+
+    @strawberry.mutation(description="Stop being friends. NOT_FOUND if we are not friends.")
+    async def remove_friend(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
+        return await resolvers.remove_friend(info.context, user_id=user_id)
+
+    @strawberry.mutation(
+        description="Block someone: ends any friendship or request between us, and stops direct "
+        "messages, typing and friend requests both ways (FORBIDDEN with `reason: BLOCKED`) "
+        "until I unblock. CONFLICT if already blocked."
+    )
+    async def block_user(self, info: ChatrInfo, user_id: strawberry.ID) -> BlockedUserType:
+        return await resolvers.block(info.context, user_id=user_id)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Lift my block; messaging works again unless they blocked me too. "
+        "Friendship is not restored. FORBIDDEN if they blocked me (only the blocker can "
+        "unblock); NOT_FOUND if nobody did."
+    )
+    async def unblock_user(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
+        return await resolvers.unblock(info.context, user_id=user_id)
+
+
+@strawberry.type
+class SocialSubscription:
+    @strawberry.subscription(
+        description="Live friend events: requests sent, accepted, declined, cancelled; friends "
+        "removed; blocks and unblocks — both mine and the other person's, from every instance."
+    )
+    async def friend_events(self, info: ChatrInfo) -> AsyncGenerator[FriendEventType, None]:
+        stream = await resolvers.friend_events(info.context)
+        async for event in stream:
+            yield event  # type: ignore[misc]
