@@ -48,8 +48,10 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
     # SQLAlchemy then invalidates the pool, and recycling bounds the age of idle ones.
     return create_async_engine(
         settings.database_url,
+        # Two pools per process (transactional and autocommit), each at most 2 x pool size:
+        # at the default 10 that is 40 connections per process.
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size * 2,
+        max_overflow=settings.db_pool_size,
         pool_recycle=1800,
         **options,
     )
