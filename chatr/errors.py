@@ -16,6 +16,8 @@ class ErrorCode(enum.StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     CONFLICT = "CONFLICT"
     RATE_LIMITED = "RATE_LIMITED"
+    #: The password was right; finish with `verifyTwoFactorLogin(challenge, code)`.
+    TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
     #: A live subscriber fell too far behind and was cut; resubscribe with the last cursor.
     SUBSCRIBER_OVERFLOW = "SUBSCRIBER_OVERFLOW"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -64,6 +66,17 @@ class RateLimited(ChatrError):
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retryAfter=retry_after)
+
+
+class TwoFactorRequired(ChatrError):
+    code = ErrorCode.TWO_FACTOR_REQUIRED
+
+    def __init__(self, *, challenge: str, method: str) -> None:
+        super().__init__(
+            "Enter the code from your authenticator app to finish signing in.",
+            challenge=challenge,
+            method=method,
+        )
 
 
 class SubscriberOverflowError(ChatrError):

@@ -16,6 +16,9 @@ from chatr.errors import Unauthenticated
 #: Pinned: a token whose header says anything else (including "none") is refused.
 JWT_ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
+#: Proves the password was right while the second factor is still owed; never an access token.
+TWO_FACTOR_CHALLENGE_TYPE = "2fa"
+TWO_FACTOR_CHALLENGE_TTL = 5 * 60
 
 _hasher = PasswordHasher()
 #: Verified against when the account does not exist, so login timing does not reveal it.
@@ -96,3 +99,29 @@ def bearer_token(header_value: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Authorization must be 'Bearer <access token>'.")
     return token.strip()
+
+
+def issue_two_factor_challenge(*, secret: str, user_id: int) -> str:
+    now = datetime.now(UTC)
+    payload = {
+        "sub": str(user_id),
+        "typ": TWO_FACTOR_CHALLENGE_TYPE,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + TWO_FACTOR_CHALLENGE_TTL,
+    }
+    return jwt.encode(payload, secret, algorithm=JWT_ALGORITHM)
+
+
+def decode_two_factor_challenge(token: str, *, secret: str) -> int:
+    """The user id a challenge was issued to; UNAUTHENTICATED if forged, expired or not one."""
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "typ"]}
+        )
+        if payload["typ"] != TWO_FACTOR_CHALLENGE_TYPE:
+            raise jwt.InvalidTokenError("not a two-factor challenge")
+        return int(payload["sub"])
+    except (jwt.PyJWTError, ValueError) as error:
+        raise Unauthenticated(
+            "The sign-in challenge is invalid or expired; log in again."
+        ) from error

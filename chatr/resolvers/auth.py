@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from chatr.context import Context
 from chatr.models import AuthSession, User
-from chatr.services import auth, email_verification, password_reset, users, validation
+from chatr.services import (
+    auth,
+    email_verification,
+    password_reset,
+    two_factor,
+    users,
+    validation,
+)
 from chatr.services.auth import IssuedTokens
 
 
@@ -98,3 +105,21 @@ async def reset_password(ctx: Context, *, email: str, code: str, new_password: s
     return await password_reset.reset(
         ctx.runtime, email=email, code=code, new_password=new_password
     )
+
+
+async def verify_two_factor_login(ctx: Context, *, challenge: str, code: str) -> IssuedTokens:
+    return await auth.complete_two_factor_login(
+        ctx.runtime, challenge=challenge, code=code, device_label=_device_label(ctx)
+    )
+
+
+async def enroll_totp(ctx: Context) -> two_factor.TotpEnrolment:
+    return await two_factor.enroll(ctx.runtime, viewer_id=(await ctx.viewer()).id)
+
+
+async def confirm_totp(ctx: Context, *, code: str) -> bool:
+    return await two_factor.confirm(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+
+
+async def disable_totp(ctx: Context, *, code: str) -> bool:
+    return await two_factor.disable(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)

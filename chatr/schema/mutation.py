@@ -6,7 +6,7 @@ import strawberry
 
 from chatr.resolvers import auth, conversations, messages
 from chatr.schema.inputs import LoginInput, RegisterInput, SendMessageInput
-from chatr.schema.types import AuthPayload, ChatrInfo, MessageType, ReceiptType
+from chatr.schema.types import AuthPayload, ChatrInfo, MessageType, ReceiptType, TotpEnrolment
 from chatr.services.auth import IssuedTokens
 
 
@@ -121,3 +121,29 @@ class Mutation:
         return await auth.reset_password(
             info.context, email=email, code=code, new_password=new_password
         )
+
+    @strawberry.mutation(
+        description="Finish a login that answered TWO_FACTOR_REQUIRED: pass its "
+        "`extensions.challenge` and the current authenticator code."
+    )
+    async def verify_two_factor_login(
+        self, info: ChatrInfo, challenge: str, code: str
+    ) -> AuthPayload:
+        return _auth_payload(
+            await auth.verify_two_factor_login(info.context, challenge=challenge, code=code)
+        )
+
+    @strawberry.mutation(
+        description="Start turning on two-factor sign-in: scan the QR code (or type the "
+        "secret) into an authenticator app, then call confirmTotp with a code from it."
+    )
+    async def enroll_totp(self, info: ChatrInfo) -> TotpEnrolment:
+        return await auth.enroll_totp(info.context)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Turn two-factor sign-in on with a code from the app.")
+    async def confirm_totp(self, info: ChatrInfo, code: str) -> bool:
+        return await auth.confirm_totp(info.context, code=code)
+
+    @strawberry.mutation(description="Turn two-factor sign-in off; needs a current code.")
+    async def disable_totp(self, info: ChatrInfo, code: str) -> bool:
+        return await auth.disable_totp(info.context, code=code)

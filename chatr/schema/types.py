@@ -45,6 +45,13 @@ class UserType:
             return None
         return root.email_verified_at is not None
 
+    @strawberry.field(description="Whether sign-in needs an authenticator code; only for yourself.")
+    async def two_factor_enabled(self, root: Parent[User], info: ChatrInfo) -> bool | None:
+        viewer = await info.context.optional_viewer()
+        if viewer is None or viewer.id != root.id:
+            return None
+        return root.totp_secret is not None
+
 
 @strawberry.type(name="Message", description="One message in a conversation.")
 class MessageType:
@@ -194,3 +201,10 @@ class UsernameAvailability:
     available: bool
     reason: str | None = strawberry.field(description="INVALID or TAKEN when not available.")
     suggestions: list[str] = strawberry.field(description="Up to three free usernames.")
+
+
+@strawberry.type(description="A new authenticator secret to confirm with confirmTotp.")
+class TotpEnrolment:
+    secret: str = strawberry.field(description="Base32, for typing into the app by hand.")
+    otpauth_uri: str
+    qr_code_png: str = strawberry.field(description="The otpauth URI as a PNG data URL.")

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, select, update
 
 from chatr import security
-from chatr.errors import NotFound, Unauthenticated
+from chatr.errors import NotFound, TwoFactorRequired, Unauthenticated
 from chatr.models import AuthSession, RefreshToken, User
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Resync
 from chatr.runtime import Runtime
-from chatr.services import rate_limits, users
+from chatr.services import rate_limits, two_factor, users
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,26 @@ async def login(
         raise Unauthenticated("Wrong username, email or password.")
     if user.suspended_at is not None:
         raise Unauthenticated("This account is suspended.")
+    if user.totp_secret is not None:
+        raise TwoFactorRequired(
+            challenge=security.issue_two_factor_challenge(
+                secret=rt.settings.jwt_secret, user_id=user.id
+            ),
+            method=two_factor.METHOD,
+        )
+    return await start_session(rt, user=user, device_label=device_label)
+
+
+async def complete_two_factor_login(
+    rt: Runtime, *, challenge: str, code: str, device_label: str | None = None
+) -> IssuedTokens:
+    """The second step of a login that answered TWO_FACTOR_REQUIRED."""
+    user_id = security.decode_two_factor_challenge(challenge, secret=rt.settings.jwt_secret)
+    async with rt.db.reader() as db:
+        user = await users.get(db, user_id=user_id)
+    if user is None or user.suspended_at is not None or user.totp_secret is None:
+        raise Unauthenticated("The sign-in challenge is no longer valid; log in again.")
+    await two_factor.verify_code(rt, user=user, secret=user.totp_secret, code=code)
     return await start_session(rt, user=user, device_label=device_label)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -29,6 +30,10 @@ class Rule:
 REGISTER = Rule("register", parse("5 per 15 minutes"), "Too many sign-ups from this address.")
 LOGIN = Rule("login", parse("10 per 15 minutes"), "Too many login attempts from this address.")
 RESEND_CODE = Rule("resend_code", parse("3 per 5 minutes"), "Too many codes requested.")
+#: Per user: wrong second-factor codes before further attempts are locked for the window.
+TWO_FACTOR_FAILURES = Rule(
+    "two_factor", parse("6 per 15 minutes"), "Too many wrong codes; sign-in is locked for now."
+)
 PASSWORD_RESET = Rule(
     "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
 )
@@ -45,12 +50,21 @@ class RateLimiter:
         self._enabled = enabled
         self._limiter = MovingWindowRateLimiter(_storage(broker_url, key_prefix))
 
+    async def check(self, rule: Rule, key: str) -> None:
+        """RATE_LIMITED if `key` has used up `rule`, without counting an attempt (for rules
+        that only count failures)."""
+        if self._enabled and not await self._limiter.test(rule.limit, rule.name, key):
+            await self._refuse(rule, key)
+
     async def hit(self, rule: Rule, key: str) -> None:
         """Count one attempt; RATE_LIMITED (with retryAfter seconds) once over the limit."""
         if not self._enabled:
             return
         if await self._limiter.hit(rule.limit, rule.name, key):
             return
+        await self._refuse(rule, key)
+
+    async def _refuse(self, rule: Rule, key: str) -> NoReturn:
         stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)
         raise RateLimited(
             f"{rule.message} Try again later.",

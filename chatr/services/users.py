@@ -18,6 +18,10 @@ from chatr.runtime import Runtime
 from chatr.services import email_verification, rate_limits, validation
 
 
+async def get(session: AsyncSession, *, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
 async def list_by_ids(session: AsyncSession, *, user_ids: Sequence[int]) -> list[User]:
     if not user_ids:
         return []
