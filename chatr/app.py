@@ -29,7 +29,7 @@ from strawberry.types import ExecutionResult
 from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database
-from chatr.errors import ChatrError
+from chatr.errors import ChatrError, ErrorCode
 from chatr.mailer import Outbox, create_mailer
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
@@ -45,8 +45,19 @@ from chatr.settings import Settings
 log = logging.getLogger("chatr.app")
 
 
-class _ClosesContext:
-    """Mixin for both WebSocket protocol handlers: end connection tasks with the socket."""
+def _protocol_error_code(message: str) -> ErrorCode:
+    if message == "Subscription limit reached":
+        return ErrorCode.TOO_MANY_SUBSCRIPTIONS
+    return ErrorCode.BAD_USER_INPUT
+
+
+class _ChatrProtocol:
+    """Mixin for both WebSocket protocol handlers.
+
+    Ends the connection's tasks with the socket, and stamps `extensions.code` on the error
+    frames the protocol layer writes itself (they never pass through the schema's error
+    extension), so every error a client sees has a stable code.
+    """
 
     context: Context
 
@@ -56,12 +67,21 @@ class _ClosesContext:
         finally:
             await self.context.close()
 
+    async def send_message(self, message: Any) -> None:
+        if message.get("type") == "error":
+            payload = message.get("payload")
+            for error in payload if isinstance(payload, list) else [payload]:
+                if isinstance(error, dict) and "code" not in error.get("extensions", {}):
+                    code = _protocol_error_code(str(error.get("message")))
+                    error["extensions"] = {**error.get("extensions", {}), "code": code.value}
+        await super().send_message(message)  # type: ignore[misc]
 
-class TransportWSHandler(_ClosesContext, BaseGraphQLTransportWSHandler[Context, None]):
+
+class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, None]):
     pass
 
 
-class LegacyWSHandler(_ClosesContext, BaseGraphQLWSHandler[Context, None]):
+class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
     pass
 
 

@@ -18,6 +18,8 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     #: The password was right; finish with `verifyTwoFactorLogin(challenge, code)`.
     TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
+    #: The WebSocket already runs as many operations as one connection may.
+    TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
     #: A live subscriber fell too far behind and was cut; resubscribe with the last cursor.
     SUBSCRIBER_OVERFLOW = "SUBSCRIBER_OVERFLOW"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
