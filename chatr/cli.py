@@ -50,6 +50,42 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _create_admin(args: argparse.Namespace) -> int:
+    """Create the first administrator (or promote an existing account).
+
+    The password comes from CHATR_ADMIN_PASSWORD or an interactive prompt, never the
+    command line (where it would land in shell history and the process list).
+    """
+    import asyncio
+    import getpass
+    import os
+
+    from chatr import migrations
+    from chatr.app import create_app
+    from chatr.errors import ChatrError
+    from chatr.services import admin
+
+    settings = load_settings()
+    if settings.is_sqlite:
+        migrations.upgrade(settings.database_url)
+    password = os.environ.get("CHATR_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+
+    async def run() -> int:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            try:
+                user = await admin.create_admin(
+                    app.state.runtime, username=args.username, password=password, email=args.email
+                )
+            except ChatrError as error:
+                print(f"chatr: {error.message}", file=sys.stderr)
+                return 1
+        print(f"{user.username} (id {user.id}) is an administrator")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _export_schema(args: argparse.Namespace) -> int:
     from chatr.schema import export_sdl
 
@@ -76,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
+
+    create_admin = commands.add_parser(
+        "create-admin", help="create an administrator (or promote an account)"
+    )
+    create_admin.add_argument("username")
+    create_admin.add_argument("--email")
+    create_admin.set_defaults(run=_create_admin)
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", "-o", default="schema.graphql", help="file, or - for stdout")

@@ -20,6 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.mutation import Mutation
@@ -38,8 +39,8 @@ class ChatrSchema(strawberry.Schema):
 
 
 #: Root fields come from one class per domain; add a domain's classes here.
-QUERIES: tuple[type, ...] = (Query, SocialQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation)
+QUERIES: tuple[type, ...] = (Query, SocialQuery, AdminQuery)
+MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation, AdminMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription)
 
 

@@ -1,0 +1,32 @@
+"""Administration resolvers."""
+
+from __future__ import annotations
+
+from chatr.context import Context
+from chatr.models import User
+from chatr.services import admin, validation
+from chatr.services.pagination import Page, PageRequest
+
+
+async def users(ctx: Context, *, page: PageRequest, search: str | None) -> Page[User]:
+    viewer = await ctx.viewer()
+    return await admin.list_users(ctx.runtime, viewer_id=viewer.id, page=page, search=search)
+
+
+def _user_id(user_id: str) -> int:
+    return validation.parse_id(user_id, field="userId")
+
+
+async def suspend(ctx: Context, *, user_id: str) -> User:
+    viewer = await ctx.viewer()
+    return await admin.suspend(ctx.runtime, viewer_id=viewer.id, user_id=_user_id(user_id))
+
+
+async def unsuspend(ctx: Context, *, user_id: str) -> User:
+    viewer = await ctx.viewer()
+    return await admin.unsuspend(ctx.runtime, viewer_id=viewer.id, user_id=_user_id(user_id))
+
+
+async def delete(ctx: Context, *, user_id: str) -> bool:
+    viewer = await ctx.viewer()
+    return await admin.delete_user(ctx.runtime, viewer_id=viewer.id, user_id=_user_id(user_id))

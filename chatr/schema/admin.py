@@ -1,0 +1,71 @@
+"""Administration: accounts as administrators see them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from chatr.models import UserRole
+from chatr.resolvers import admin as resolvers
+from chatr.schema.pagination import Connection
+from chatr.schema.types import ChatrInfo
+from chatr.services.pagination import PageRequest
+
+UserRoleEnum = strawberry.enum(UserRole, name="UserRole", description="What an account may do.")
+
+
+@strawberry.type(name="UserAccount", description="An account as an administrator sees it.")
+class UserAccountType:
+    id: strawberry.ID
+    username: str
+    display_name: str
+    email: str | None
+    role: UserRoleEnum  # type: ignore[valid-type]
+    created_at: datetime
+    suspended_at: datetime | None
+    email_verified_at: datetime | None
+
+
+@strawberry.type
+class AdminQuery:
+    @strawberry.field(
+        description="Administrators only: every account, newest first; `search` matches "
+        "username or email."
+    )
+    async def users(
+        self,
+        info: ChatrInfo,
+        search: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[UserAccountType]:
+        page = await resolvers.users(
+            info.context,
+            page=PageRequest(first=first, after=after, last=last, before=before),
+            search=search,
+        )
+        return Connection.from_page(page)  # type: ignore[return-value]
+
+
+@strawberry.type
+class AdminMutation:
+    @strawberry.mutation(
+        description="Administrators only: refuse the user's logins and end their sessions "
+        "(their sockets close with 4403)."
+    )
+    async def suspend_user(self, info: ChatrInfo, user_id: strawberry.ID) -> UserAccountType:
+        return await resolvers.suspend(info.context, user_id=user_id)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Administrators only: lift a suspension.")
+    async def unsuspend_user(self, info: ChatrInfo, user_id: strawberry.ID) -> UserAccountType:
+        return await resolvers.unsuspend(info.context, user_id=user_id)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Administrators only: delete the account and everything that belongs to it; "
+        "its messages stay in conversations without a sender."
+    )
+    async def delete_user(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
+        return await resolvers.delete(info.context, user_id=user_id)
