@@ -79,3 +79,9 @@ async def blocked_users(ctx: Context, *, page: PageRequest) -> Page[Block]:
 async def friend_events(ctx: Context) -> AsyncIterator[social.FriendEvent]:
     viewer = await ctx.viewer()
     return social.events_for(ctx.runtime, viewer_id=viewer.id)
+
+
+async def search_people(ctx: Context, *, query: str, first: int) -> list[social.PersonMatch]:
+    viewer = await ctx.viewer()
+    async with ctx.runtime.db.reader() as session:
+        return await social.search_people(session, viewer_id=viewer.id, query=query, limit=first)

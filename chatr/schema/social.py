@@ -91,8 +91,30 @@ def _page(
     return PageRequest(first=first, after=after, last=last, before=before)
 
 
+RelationEnum = strawberry.enum(
+    social.Relation, name="Relation", description="How a person relates to me."
+)
+
+
+@strawberry.type(name="PersonMatch", description="A search result: someone and how we relate.")
+class PersonMatchType:
+    user: UserType
+    relation: RelationEnum  # type: ignore[valid-type]
+
+
 @strawberry.type
 class SocialQuery:
+    @strawberry.field(
+        description="Find people by username or name (1-50 characters), friends first, at most "
+        "30. Leaves out me, guests, bots, unverified accounts and anyone either of us blocked."
+    )
+    async def search_users(
+        self, info: ChatrInfo, query: str, first: int | None = None
+    ) -> list[PersonMatchType]:
+        return await resolvers.search_people(
+            info.context, query=query, first=social.MAX_SEARCH_RESULTS if first is None else first
+        )  # type: ignore[return-value]
+
     @strawberry.field(description="My friends, most recent first. `first`/`last` at most 100.")
     async def friends(
         self,

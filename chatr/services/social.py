@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatr.errors import BadUserInput, Conflict, Forbidden, NotFound, SubscriberOverflowError
@@ -32,6 +32,7 @@ from chatr.models import (
     FriendshipState,
     Membership,
     User,
+    UserKind,
 )
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
@@ -437,3 +438,99 @@ async def events_for(rt: Runtime, *, viewer_id: int) -> AsyncIterator[FriendEven
                 "This subscription fell too far behind and was closed; "
                 "resubscribe and re-query your friends and requests."
             ) from error
+
+
+# -- finding people ---------------------------------------------------------------------------
+
+MAX_SEARCH_RESULTS = 30
+
+
+class Relation(enum.StrEnum):
+    NONE = "NONE"
+    FRIEND = "FRIEND"
+    REQUEST_SENT = "REQUEST_SENT"
+    REQUEST_RECEIVED = "REQUEST_RECEIVED"
+
+
+@dataclass(frozen=True)
+class PersonMatch:
+    user: User
+    relation: Relation
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_people(
+    session: AsyncSession, *, viewer_id: int, query: str, limit: int = MAX_SEARCH_RESULTS
+) -> list[PersonMatch]:
+    """People matching `query` in username or names, friends first, then exact usernames.
+
+    Leaves out the viewer, guests, bots, suspended and unverified accounts, and anyone on
+    either side of a block with the viewer.
+    """
+    text = query.strip().lower()
+    if not 1 <= len(text) <= 50:
+        raise BadUserInput("Search for 1-50 characters.", field="query")
+    if not 1 <= limit <= MAX_SEARCH_RESULTS:
+        raise BadUserInput(f"first must be between 1 and {MAX_SEARCH_RESULTS}.", field="first")
+    pattern = _like_pattern(text)
+    friendship = Friendship.__table__.alias("search_friendship")
+    users_table = User.__table__
+    rows = await session.execute(
+        select(User, friendship.c.state, friendship.c.requester_id)
+        .outerjoin(
+            friendship,
+            or_(
+                and_(
+                    friendship.c.requester_id == viewer_id,
+                    friendship.c.addressee_id == users_table.c.id,
+                ),
+                and_(
+                    friendship.c.requester_id == users_table.c.id,
+                    friendship.c.addressee_id == viewer_id,
+                ),
+            ),
+        )
+        .where(
+            users_table.c.id != viewer_id,
+            users_table.c.kind == UserKind.PERSON,
+            users_table.c.suspended_at.is_(None),
+            or_(
+                users_table.c.email_verified_at.is_not(None),
+                users_table.c.phone_verified_at.is_not(None),
+            ),
+            ~exists().where(_blocked_between(viewer_id, users_table.c.id)),
+            or_(
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        users_table.c.username_key,
+                        users_table.c.display_name,
+                        users_table.c.first_name,
+                        users_table.c.last_name,
+                    )
+                )
+            ),
+        )
+        .order_by(
+            case((friendship.c.state == FriendshipState.ACCEPTED, 0), else_=1),
+            case((users_table.c.username_key == text, 0), else_=1),
+            users_table.c.username_key,
+        )
+        .limit(limit)
+    )
+    matches = []
+    for user, state, requester_id in rows:
+        if state is None:
+            relation = Relation.NONE
+        elif state == FriendshipState.ACCEPTED:
+            relation = Relation.FRIEND
+        elif requester_id == viewer_id:
+            relation = Relation.REQUEST_SENT
+        else:
+            relation = Relation.REQUEST_RECEIVED
+        matches.append(PersonMatch(user, relation))
+    return matches
