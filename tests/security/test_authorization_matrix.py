@@ -1,0 +1,526 @@
+"""Authorization matrix: a stranger aims every root field that takes an ID at someone else's.
+
+The owner (alice) has a direct conversation with her friend bob, two signed-in devices, a friend
+request waiting for her answer and a block; a stranger (mallory) who is related to none of it
+but knows every id calls each field with the owner's ids. She gets FORBIDDEN or NOT_FOUND, the
+response holds nothing, and the owner sees exactly what she saw before.
+
+A few fields legitimately take anybody's id: asking someone to be friends, blocking them,
+writing them a direct message. Their entries say `kind=PUBLIC_TARGET`; the call works, and the
+test shows what it answers reaches nothing private of the owner's.
+
+The list of fields comes from introspection, so a new field (or a new ID argument of a field,
+inside input objects too) without an entry in MATRIX fails
+`test_every_field_that_takes_an_id_has_an_entry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from gql.transport.exceptions import TransportQueryError
+from graphql import OperationDefinitionNode, parse
+from sqlalchemy import update
+
+from chatr import security
+from chatr.models import User
+from chatr.models.base import utcnow
+from tests.support.api import (
+    ACCEPT_FRIEND_REQUEST,
+    CANCEL_FRIEND_REQUEST,
+    DECLINE_FRIEND_REQUEST,
+    LOGIN,
+    MARK_DELIVERED,
+    MARK_READ,
+    PASSWORD,
+    REMOVE_FRIEND,
+    SET_TYPING,
+    UNBLOCK_USER,
+    Account,
+    data,
+    graphql,
+    register,
+)
+from tests.support.servers import RunningApp
+from tests.support.ws import CONVERSATION_EVENTS, subscribe
+
+#: What a stranger may be told about someone else's things.
+REFUSED = frozenset({"FORBIDDEN", "NOT_FOUND"})
+#: What a user who is not an administrator is told by an administrators-only field.
+ADMINS_ONLY = frozenset({"FORBIDDEN"})
+#: The entry's field must refuse the stranger.
+PRIVATE = "private"
+#: The field takes anybody's id on purpose; the entry shows it reaches nothing private.
+PUBLIC_TARGET = "public-target"
+
+# Only the field, its arguments and one `__Type` chain deep enough for `[ID!]!`: the full
+# standard introspection query is deeper than the API's depth limit.
+ROOT_FIELD_ARGUMENTS = """
+query RootFieldArguments {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types {
+      kind
+      name
+      fields { name args { name type { ...TypeRef } } }
+      inputFields { name type { ...TypeRef } }
+    }
+  }
+}
+fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { name } } } }
+"""
+
+# Everything of the owner's that some field of the matrix refers to, as she sees it.
+OWNER_VIEW = """
+query OwnerView($conversation: ID!) {
+  conversation(id: $conversation) {
+    lastSeq
+    members { user { id } lastReadSeq lastDeliveredSeq }
+    messages(first: 100) { edges { node { seq body sender { id } } } }
+  }
+  friends { edges { node { user { id } } } }
+  incomingFriendRequests { edges { node { user { id } } } }
+  outgoingFriendRequests { edges { node { user { id } } } }
+  blockedUsers { edges { node { user { id } } } }
+  mySessions { id }
+  me { emailVerified twoFactorEnabled }
+}
+"""
+SESSIONS = "query { mySessions { id current } }"
+
+# The stranger's documents. Each selects whatever would show a leak if the call went through.
+CONVERSATION = """
+query Conversation($id: ID!) {
+  conversation(id: $id) {
+    id lastSeq members { user { id } } messages(first: 100) { edges { node { body } } }
+  }
+}
+"""
+SEND_MESSAGE = """
+mutation Send($input: SendMessageInput!) {
+  sendMessage(input: $input) {
+    seq body conversationId
+    conversation {
+      id lastSeq
+      members { user { id } }
+      messages(first: 100) { edges { node { seq body sender { id } } } }
+    }
+  }
+}
+"""
+REVOKE_SESSION = "mutation Revoke($id: ID!) { revokeSession(id: $id) }"
+ASK_TO_BE_FRIENDS = """
+mutation Ask($u: ID!) {
+  sendFriendRequest(userId: $u) {
+    state requestedByMe acceptedAt user { id emailVerified twoFactorEnabled }
+  }
+}
+"""
+BLOCK = "mutation Block($u: ID!) { blockUser(userId: $u) { user { id emailVerified } } }"
+SUSPEND_USER = "mutation Suspend($u: ID!) { suspendUser(userId: $u) { id email suspendedAt } }"
+UNSUSPEND_USER = (
+    "mutation Unsuspend($u: ID!) { unsuspendUser(userId: $u) { id email suspendedAt } }"
+)
+DELETE_USER = "mutation Delete($u: ID!) { deleteUser(userId: $u) }"
+
+
+@dataclass(frozen=True)
+class World:
+    owner: Account  # alice
+    friend: Account  # bob: alice's friend, and the other member of her conversation
+    requester: Account  # carol: asked alice to be friends, no answer yet
+    blocked: Account  # dave: alice blocked him
+    suspended: Account  # erin: suspended (an administrator's decision)
+    stranger: Account  # mallory: related to none of them
+    conversation_id: str  # alice and bob's direct conversation
+    other_session_id: str  # alice's second device (not the one the test acts through)
+    owner_view: dict[str, Any]  # OWNER_VIEW as alice saw it once everything was set up
+
+
+View = dict[str, Any]
+
+
+def _unchanged(_world: World, before: View) -> View:
+    return before
+
+
+@dataclass(frozen=True)
+class Case:
+    #: The ID argument aimed at the owner's things (a path into input objects: `input.x`).
+    argument: str
+    document: str
+    variables: Callable[[World], dict[str, Any]]
+    codes: frozenset[str] = REFUSED
+    kind: str = PRIVATE
+    #: PUBLIC_TARGET only: asserts that what the stranger got reveals nothing private.
+    reveals_nothing: Callable[[World, dict[str, Any]], None] | None = None
+    #: The owner's view afterwards, given the one before: unchanged unless said otherwise.
+    owner_view_after: Callable[[World, View], View] = _unchanged
+    #: What else must still hold afterwards, when the target is not the owner's (erin).
+    still_holds: Callable[[World], Awaitable[None]] | None = None
+
+    def __post_init__(self) -> None:
+        assert self.kind in (PRIVATE, PUBLIC_TARGET), self.kind
+        assert (self.kind == PUBLIC_TARGET) == (self.reveals_nothing is not None), (
+            "a public-target entry says what must not leak; a private one is refused"
+        )
+
+
+def _new_direct_conversation_with_the_owner(world: World, message: dict[str, Any]) -> None:
+    conversation = message["conversation"]
+    assert message["conversationId"] == conversation["id"] != world.conversation_id
+    assert (message["seq"], conversation["lastSeq"]) == (1, 1)
+    members = {member["user"]["id"] for member in conversation["members"]}
+    assert members == {world.stranger.id, world.owner.id}
+    history = [edge["node"] for edge in conversation["messages"]["edges"]]
+    assert history == [{"seq": 1, "body": "hello", "sender": {"id": world.stranger.id}}]
+
+
+def _a_request_to_the_owner_and_nothing_else(world: World, friendship: dict[str, Any]) -> None:
+    # emailVerified and twoFactorEnabled are the owner's own business (null for anyone else;
+    # the world checks they are not null for her).
+    assert friendship == {
+        "state": "REQUESTED",
+        "requestedByMe": True,
+        "acceptedAt": None,
+        "user": {"id": world.owner.id, "emailVerified": None, "twoFactorEnabled": None},
+    }
+
+
+def _the_owner_blocked_and_nothing_else(world: World, blocked: dict[str, Any]) -> None:
+    assert blocked == {"user": {"id": world.owner.id, "emailVerified": None}}
+
+
+def _one_more_request_for_the_owner(world: World, before: View) -> View:
+    incoming = [world.stranger.id, *before["incomingFriendRequests"]]
+    return {**before, "incomingFriendRequests": incoming}
+
+
+async def _suspended_user_still_cannot_sign_in(world: World) -> None:
+    body = await graphql(
+        world.suspended.http,
+        LOGIN,
+        {"input": {"login": world.suspended.username, "password": PASSWORD}},
+    )
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["UNAUTHENTICATED"]
+
+
+#: Every root field that takes an ID: field name -> its case (or one case per ID argument).
+MATRIX: dict[str, Case | tuple[Case, ...]] = {
+    # One of my conversations: members only (FORBIDDEN; NOT_FOUND only when there is none).
+    "conversation": Case("id", CONVERSATION, lambda w: {"id": w.conversation_id}),
+    "sendMessage": (
+        # Into a conversation: members only; nothing may be stored in alice and bob's.
+        Case(
+            "input.conversationId",
+            SEND_MESSAGE,
+            lambda w: {
+                "input": {
+                    "body": "intrusion",
+                    "clientMessageId": "matrix-into",
+                    "conversationId": w.conversation_id,
+                }
+            },
+        ),
+        # To a person: anyone may write to anyone not blocked (a DM is created on the first
+        # message), so it works; it must open a NEW conversation, never alice's with bob.
+        Case(
+            "input.recipientId",
+            SEND_MESSAGE,
+            lambda w: {
+                "input": {
+                    "body": "hello",
+                    "clientMessageId": "matrix-to",
+                    "recipientId": w.owner.id,
+                }
+            },
+            kind=PUBLIC_TARGET,
+            reveals_nothing=_new_direct_conversation_with_the_owner,
+        ),
+    ),
+    # Receipts are a member's own: bob has not read alice's last two messages, and still hasn't.
+    "markRead": Case("conversationId", MARK_READ, lambda w: {"c": w.conversation_id, "s": 3}),
+    "markDelivered": Case(
+        "conversationId", MARK_DELIVERED, lambda w: {"c": w.conversation_id, "s": 3}
+    ),
+    # Typing into a conversation: members only.
+    "setTyping": Case("conversationId", SET_TYPING, lambda w: {"c": w.conversation_id, "t": True}),
+    # Someone else's session is NOT_FOUND ("session ids reveal nothing"); alice's stays live.
+    "revokeSession": Case("id", REVOKE_SESSION, lambda w: {"id": w.other_session_id}),
+    # Asking anyone to be friends is the point of the field: alice gets one more request, and
+    # the answer shows nothing of hers.
+    "sendFriendRequest": Case(
+        "userId",
+        ASK_TO_BE_FRIENDS,
+        lambda w: {"u": w.owner.id},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_a_request_to_the_owner_and_nothing_else,
+        owner_view_after=_one_more_request_for_the_owner,
+    ),
+    # Only the person asked can accept: carol asked alice, not mallory (NOT_FOUND).
+    "acceptFriendRequest": Case("userId", ACCEPT_FRIEND_REQUEST, lambda w: {"u": w.requester.id}),
+    # Only the person asked can decline carol's request to alice.
+    "declineFriendRequest": Case("userId", DECLINE_FRIEND_REQUEST, lambda w: {"u": w.requester.id}),
+    # Only the requester can cancel: mallory asked alice nothing.
+    "cancelFriendRequest": Case("userId", CANCEL_FRIEND_REQUEST, lambda w: {"u": w.owner.id}),
+    # Only one of the two friends can end a friendship: alice and bob stay friends.
+    "removeFriend": Case("userId", REMOVE_FRIEND, lambda w: {"u": w.friend.id}),
+    # Anyone may block anyone (it only changes the blocker's lists and what reaches them):
+    # alice's friendship, request, block and conversation are untouched.
+    "blockUser": Case(
+        "userId",
+        BLOCK,
+        lambda w: {"u": w.owner.id},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_the_owner_blocked_and_nothing_else,
+    ),
+    # Only the blocker can lift a block: alice's block on dave stays.
+    "unblockUser": Case("userId", UNBLOCK_USER, lambda w: {"u": w.blocked.id}),
+    # Administrators only (mallory is a plain user): alice is not suspended or deleted, erin
+    # is not let back in.
+    "suspendUser": Case("userId", SUSPEND_USER, lambda w: {"u": w.owner.id}, codes=ADMINS_ONLY),
+    "unsuspendUser": Case(
+        "userId",
+        UNSUSPEND_USER,
+        lambda w: {"u": w.suspended.id},
+        codes=ADMINS_ONLY,
+        still_holds=_suspended_user_still_cannot_sign_in,
+    ),
+    "deleteUser": Case("userId", DELETE_USER, lambda w: {"u": w.owner.id}, codes=ADMINS_ONLY),
+    # Events of a conversation, over a real WebSocket: members only. afterSeq 0 would replay
+    # all three messages first if the membership check let mallory in.
+    "conversationEvents": Case(
+        "conversationId", CONVERSATION_EVENTS, lambda w: {"id": w.conversation_id, "afterSeq": 0}
+    ),
+}
+
+
+def _cases(field: str) -> tuple[Case, ...]:
+    entry = MATRIX[field]
+    return entry if isinstance(entry, tuple) else (entry,)
+
+
+def _operation(document: str) -> tuple[str, str]:
+    """The operation type of a document and the one root field it selects."""
+    (operation,) = [
+        d for d in parse(document).definitions if isinstance(d, OperationDefinitionNode)
+    ]
+    (selection,) = operation.selection_set.selections
+    return operation.operation.value, selection.name.value  # type: ignore[attr-defined]
+
+
+def _params(operations: set[str]) -> list[Any]:
+    """One param per case whose document is one of these operations, named after its field."""
+    return [
+        pytest.param(field, case, id=field if len(cases) == 1 else f"{field}.{case.argument}")
+        for field, cases in ((field, _cases(field)) for field in MATRIX)
+        for case in cases
+        if _operation(case.document)[0] in operations
+    ]
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+
+def _named(type_ref: dict[str, Any]) -> dict[str, Any]:
+    while type_ref.get("ofType"):
+        type_ref = type_ref["ofType"]
+    return type_ref
+
+
+def _id_paths(
+    name: str, type_ref: dict[str, Any], types: dict[str, Any], seen: frozenset[str]
+) -> Iterator[str]:
+    """The paths (`input.recipientId`) of ID arguments, following input objects."""
+    named = _named(type_ref)["name"]
+    if named == "ID":
+        yield name
+    elif types[named]["kind"] == "INPUT_OBJECT" and named not in seen:
+        for field in types[named]["inputFields"]:
+            yield from _id_paths(f"{name}.{field['name']}", field["type"], types, seen | {named})
+
+
+async def _fields_taking_ids(app: RunningApp) -> dict[str, tuple[str, set[str]]]:
+    """Every root field with an ID argument: name -> (operation type, its ID argument paths)."""
+    schema = (await data(app.http, ROOT_FIELD_ARGUMENTS))["__schema"]
+    types = {t["name"]: t for t in schema["types"]}
+    found: dict[str, tuple[str, set[str]]] = {}
+    for operation in ("query", "mutation", "subscription"):
+        root = schema[f"{operation}Type"]
+        for field in types[root["name"]]["fields"] if root else []:
+            paths = {
+                path
+                for argument in field["args"]
+                for path in _id_paths(argument["name"], argument["type"], types, frozenset())
+            }
+            if paths:
+                assert field["name"] not in found, f"{field['name']} is on two root types"
+                found[field["name"]] = (operation, paths)
+    return found
+
+
+async def test_every_field_that_takes_an_id_has_an_entry(app: RunningApp) -> None:
+    # given every root field with an ID argument, as the running API describes itself
+    discovered = await _fields_taking_ids(app)
+    assert {"conversation", "sendMessage", "conversationEvents"} <= discovered.keys()
+    assert discovered["sendMessage"][1] == {"input.recipientId", "input.conversationId"}
+    # then each has an entry, each entry still exists, and the entries cover every ID argument
+    # with a document of the right operation that selects that very field
+    problems = [
+        f"{field} ({operation}, ID arguments {sorted(paths)}) has no entry: add one to MATRIX "
+        "in tests/security/test_authorization_matrix.py saying what a stranger gets"
+        for field, (operation, paths) in sorted(discovered.items())
+        if field not in MATRIX
+    ]
+    problems += [
+        f"MATRIX has an entry for {field}, which takes no ID (any more): remove or update it"
+        for field in sorted(MATRIX.keys() - discovered.keys())
+    ]
+    for field in sorted(MATRIX.keys() & discovered.keys()):
+        operation, paths = discovered[field]
+        covered = {case.argument for case in _cases(field)}
+        if covered != paths:
+            problems.append(
+                f"{field}: entries aim at {sorted(covered)} but its ID arguments are "
+                f"{sorted(paths)}: add a case per ID argument to its MATRIX entry"
+            )
+        for case in _cases(field):
+            if _operation(case.document) != (operation, field):
+                problems.append(f"{field}: the document is not a {operation} selecting {field}")
+    assert not problems, "\n".join(problems)
+
+
+# -- the world ------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each world signs up six people and signs alice in again: at its defaults argon2 takes
+    ~0.1 s a hash, most of the module's time. Who may touch what does not depend on it."""
+    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
+
+
+def _user_ids(connection: dict[str, Any]) -> list[str]:
+    return [edge["node"]["user"]["id"] for edge in connection["edges"]]
+
+
+async def _owner_view(owner: Account, conversation_id: str) -> View:
+    view = await owner.call(OWNER_VIEW, conversation=conversation_id)
+    lists = ("friends", "incomingFriendRequests", "outgoingFriendRequests", "blockedUsers")
+    return {
+        **view,
+        **{name: _user_ids(view[name]) for name in lists},
+        "mySessions": sorted(session["id"] for session in view["mySessions"]),
+    }
+
+
+async def _suspend(app: RunningApp, account: Account) -> None:
+    """What an administrator's suspension stores (the admin API itself is what is under test)."""
+    async with app.runtime.db.session() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == int(account.id)).values(suspended_at=utcnow())
+        )
+
+
+async def _build_world(app: RunningApp) -> World:
+    alice, bob, carol, dave, erin, mallory = await asyncio.gather(
+        *(register(app.http) for _ in range(6))
+    )
+
+    async def conversation() -> str:
+        conversation_id = (await bob.send("hi alice", to=alice))["conversationId"]
+        await alice.send("hi bob", conversation_id=conversation_id)
+        await alice.send("are you there?", conversation_id=conversation_id)
+        return conversation_id
+
+    async def friendship() -> None:
+        await alice.call(ASK_TO_BE_FRIENDS, u=bob.id)
+        await bob.call(ACCEPT_FRIEND_REQUEST, u=alice.id)
+
+    conversation_id, *_ = await asyncio.gather(
+        conversation(),
+        friendship(),
+        carol.call(ASK_TO_BE_FRIENDS, u=alice.id),
+        alice.call(BLOCK, u=dave.id),
+        data(app.http, LOGIN, {"input": {"login": alice.username, "password": PASSWORD}}),
+        _suspend(app, erin),
+    )
+    sessions = (await alice.call(SESSIONS))["mySessions"]
+    (other_session_id,) = [s["id"] for s in sessions if not s["current"]]
+    view = await _owner_view(alice, conversation_id)
+    # Something to protect in every list a field of the matrix could change, and a receipt
+    # (bob's) that a stray markRead/markDelivered would move.
+    assert view["conversation"]["lastSeq"] == 3
+    assert len(view["conversation"]["messages"]["edges"]) == 3
+    markers = {m["user"]["id"]: m["lastReadSeq"] for m in view["conversation"]["members"]}
+    assert markers == {alice.id: 3, bob.id: 1}
+    assert (view["friends"], view["incomingFriendRequests"]) == ([bob.id], [carol.id])
+    assert (view["blockedUsers"], len(view["mySessions"])) == ([dave.id], 2)
+    assert view["me"] == {"emailVerified": False, "twoFactorEnabled": False}
+    return World(alice, bob, carol, dave, erin, mallory, conversation_id, other_session_id, view)
+
+
+# -- the matrix -----------------------------------------------------------------------------
+
+
+def _assert_refused(
+    field: str, case: Case, errors: list[dict[str, Any]] | None, data: dict[str, Any] | None
+) -> None:
+    assert errors, f"{field} answered a stranger: {data}"
+    codes = {error.get("extensions", {}).get("code") for error in errors}
+    assert codes <= case.codes, f"{field} refused the stranger with {codes}, not {case.codes}"
+    assert data is None or data == {field: None}, f"{field} told a stranger {data}"
+
+
+@pytest.mark.parametrize(("field", "case"), _params({"query", "mutation"}))
+async def test_a_stranger_gets_nothing_through_queries_and_mutations(
+    app: RunningApp, field: str, case: Case
+) -> None:
+    # given alice's world, and mallory who knows its ids
+    world = await _build_world(app)
+    # when mallory calls the field with them
+    body = await graphql(app.http, case.document, case.variables(world), token=world.stranger.token)
+    # then she is refused and told nothing, or (public target) gets only what is hers to get
+    if case.kind == PRIVATE:
+        _assert_refused(field, case, body.get("errors"), body.get("data"))
+    else:
+        assert not body.get("errors"), body["errors"]
+        assert case.reveals_nothing is not None
+        case.reveals_nothing(world, body["data"][field])
+    # and alice's things are as they were
+    after = await _owner_view(world.owner, world.conversation_id)
+    assert after == case.owner_view_after(world, world.owner_view)
+    if case.still_holds is not None:
+        await case.still_holds(world)
+
+
+@pytest.mark.parametrize(("field", "case"), _params({"subscription"}))
+async def test_a_stranger_gets_nothing_through_subscriptions(
+    server: RunningApp, field: str, case: Case
+) -> None:
+    assert case.kind == PRIVATE, "a public-target subscription needs its own check here"
+    # given alice's world, and mallory who knows its ids
+    assert server.ws_url
+    world = await _build_world(server)
+    # when mallory subscribes with them over a WebSocket
+    async with subscribe(
+        server.ws_url, world.stranger.token, case.document, case.variables(world)
+    ) as feed:
+        try:
+            leaked = await feed.next()
+        except TransportQueryError as error:
+            refusal = error
+        else:
+            pytest.fail(f"{field} delivered a stranger {leaked}")
+    # then the operation ends with the refusal, before a single event
+    _assert_refused(field, case, refusal.errors, refusal.data)
+    # and alice's things are as they were
+    after = await _owner_view(world.owner, world.conversation_id)
+    assert after == case.owner_view_after(world, world.owner_view)
