@@ -85,19 +85,18 @@ async def create_admin(
     rt: Runtime, *, username: str, password: str, email: str | None = None
 ) -> User:
     """The first administrator (CLI): creates the account, or promotes an existing one."""
-    async with rt.db.session() as session, session.begin():
+    async with rt.db.reader() as session:
         existing = await users.find_by_login(session, login=username)
-        if existing is not None:
+    if existing is not None:
+        password_hash = await security.hash_password(validation.password(password))
+        async with rt.db.session() as session, session.begin():
             await session.execute(
                 update(User)
                 .where(User.id == existing.id)
-                .values(
-                    role=UserRole.ADMIN,
-                    password_hash=security.hash_password(validation.password(password)),
-                )
+                .values(role=UserRole.ADMIN, password_hash=password_hash)
             )
-            existing.role = UserRole.ADMIN
-            return existing
+        existing.role = UserRole.ADMIN
+        return existing
     user = await users.create(
         rt, username=username, password=password, email=email, client_ip="cli"
     )

@@ -77,7 +77,7 @@ async def login(
     async with rt.db.reader() as db:
         user = await users.find_by_login(db, login=login)
     # Verify even for unknown accounts so the answer time does not reveal which exist.
-    password_ok = security.verify_password(user.password_hash if user else None, password)
+    password_ok = await security.verify_password(user.password_hash if user else None, password)
     if user is None or not password_ok:
         raise Unauthenticated("Wrong username, email or password.")
     if user.suspended_at is not None:

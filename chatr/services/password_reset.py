@@ -36,11 +36,10 @@ async def reset(rt: Runtime, *, email: str, code: str, new_password: str) -> boo
         # Same answer as a wrong code: nothing here says whether the address is registered.
         raise BadUserInput("The code is wrong or has expired; request a new one.", field="code")
     await verification.consume(rt, user_id=user.id, purpose=verification.PASSWORD_RESET, code=code)
+    password_hash = await security.hash_password(new_password)
     async with rt.db.session() as session, session.begin():
         await session.execute(
-            update(User)
-            .where(User.id == user.id)
-            .values(password_hash=security.hash_password(new_password))
+            update(User).where(User.id == user.id).values(password_hash=password_hash)
         )
     await auth.revoke_all_sessions(rt, user_id=user.id, reason="password_reset")
     return True

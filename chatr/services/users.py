@@ -49,12 +49,13 @@ async def create(
     username = validation.username(username)
     password = validation.password(password)
     email = validation.email(email) if email else None
+    password_hash = await security.hash_password(password)
     user = User(
         username=username,
         username_key=username.lower(),
         email=email,
         email_key=email.lower() if email else None,
-        password_hash=security.hash_password(password),
+        password_hash=password_hash,
         display_name=validation.display_name(display_name, username),
         privacy={},
     )

@@ -91,3 +91,27 @@ async def test_logout_through_one_instance_is_honoured_by_another_at_once(
                     assert failure.codes == ["UNAUTHENTICATED"]
                     break
                 await asyncio.sleep(0.01)
+
+
+async def test_password_hashing_does_not_stall_the_event_loop(app: RunningApp) -> None:
+    # given a task that notes how long the event loop leaves it waiting
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+    running = True
+
+    async def tick() -> None:
+        last = loop.time()
+        while running:
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    # when a sign-up and a login hash and verify passwords (~0.1 s of CPU each)
+    await register(app.http, "hasher")
+    await data(app.http, LOGIN, {"input": {"login": "hasher", "password": PASSWORD}})
+    running = False
+    await ticker
+    # then the loop kept serving: no pause anywhere near a hash's length
+    assert gaps and max(gaps) < 0.08, max(gaps)
