@@ -7,6 +7,7 @@ from chatr.models import AuthSession, User
 from chatr.services import (
     auth,
     email_verification,
+    guests,
     password_reset,
     two_factor,
     users,
@@ -123,3 +124,16 @@ async def confirm_totp(ctx: Context, *, code: str) -> bool:
 
 async def disable_totp(ctx: Context, *, code: str) -> bool:
     return await two_factor.disable(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+
+
+async def start_guest_session(
+    ctx: Context, *, name: str, email: str | None, page_context: str | None
+) -> IssuedTokens:
+    return await guests.start(
+        ctx.runtime,
+        name=name,
+        email=email,
+        page_context=page_context,
+        client_ip=_client_ip(ctx),
+        device_label=_device_label(ctx),
+    )

@@ -29,3 +29,12 @@ class SendMessageInput:
     )
     recipient_id: strawberry.ID | None = None
     conversation_id: strawberry.ID | None = None
+
+
+@strawberry.input(description="A support-widget visitor starting a chat.")
+class GuestSessionInput:
+    name: str = strawberry.field(description="How support staff will address the visitor.")
+    email: str | None = strawberry.field(default=None, description="For an offline reply.")
+    page_context: str | None = strawberry.field(
+        default=None, description="Where on the site the chat started (at most 500 characters)."
+    )

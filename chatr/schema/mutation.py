@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from chatr.resolvers import auth, conversations, messages
-from chatr.schema.inputs import LoginInput, RegisterInput, SendMessageInput
+from chatr.schema.inputs import GuestSessionInput, LoginInput, RegisterInput, SendMessageInput
 from chatr.schema.types import AuthPayload, ChatrInfo, MessageType, ReceiptType, TotpEnrolment
 from chatr.services.auth import IssuedTokens
 
@@ -147,3 +147,14 @@ class Mutation:
     @strawberry.mutation(description="Turn two-factor sign-in off; needs a current code.")
     async def disable_totp(self, info: ChatrInfo, code: str) -> bool:
         return await auth.disable_totp(info.context, code=code)
+
+    @strawberry.mutation(
+        description="Support widget: sign a visitor in as a guest for 24 hours. Guests can only "
+        "talk to support staff."
+    )
+    async def start_guest_session(self, info: ChatrInfo, input: GuestSessionInput) -> AuthPayload:
+        return _auth_payload(
+            await auth.start_guest_session(
+                info.context, name=input.name, email=input.email, page_context=input.page_context
+            )
+        )

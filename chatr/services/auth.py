@@ -48,7 +48,10 @@ async def _issue(rt: Runtime, session: AuthSession, user: User, refresh: str) ->
     return IssuedTokens(user, access, expires_at, refresh)
 
 
-async def start_session(rt: Runtime, *, user: User, device_label: str | None) -> IssuedTokens:
+async def start_session(
+    rt: Runtime, *, user: User, device_label: str | None, ttl_seconds: int | None = None
+) -> IssuedTokens:
+    """A new signed-in device; `ttl_seconds` caps it (guests: 24 h), else the setting."""
     refresh = security.new_opaque_token()
     now = utcnow()
     async with rt.db.session() as db, db.begin():
@@ -57,7 +60,8 @@ async def start_session(rt: Runtime, *, user: User, device_label: str | None) ->
             device_label=(device_label or "")[:200] or None,
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(seconds=rt.settings.refresh_token_ttl_seconds),
+            expires_at=now
+            + timedelta(seconds=ttl_seconds or rt.settings.refresh_token_ttl_seconds),
         )
         db.add(auth_session)
         await db.flush()

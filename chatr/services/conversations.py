@@ -14,11 +14,15 @@ from chatr.models import (
     MembershipState,
     User,
     UserKind,
+    UserRole,
 )
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
 from chatr.services.pagination import Page, PageRequest, paginate
+
+#: Who may talk with support-widget guests.
+STAFF_ROLES = frozenset({UserRole.SUPPORT, UserRole.ADMIN})
 
 
 def direct_key(a: int, b: int) -> str:
@@ -84,8 +88,13 @@ async def _create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int, key:
         recipient = await session.get(User, recipient_id)
         if recipient is None or recipient.suspended_at is not None:
             raise NotFound("No such user.", field="recipientId")
-        if recipient.kind == UserKind.GUEST:
-            raise Forbidden("Guests can only be reached through support.", field="recipientId")
+        sender = await session.get(User, viewer_id)
+        assert sender is not None
+        # Support-widget guests talk to support staff only, in either direction.
+        if UserKind.GUEST in (sender.kind, recipient.kind) and not (
+            sender.role in STAFF_ROLES or recipient.role in STAFF_ROLES
+        ):
+            raise Forbidden("Guests can only talk to support staff.", field="recipientId")
         now = utcnow()
         conversation = Conversation(
             kind=ConversationKind.DIRECT,

@@ -29,6 +29,9 @@ class Rule:
 #: Per client IP unless the name says otherwise.
 REGISTER = Rule("register", parse("5 per 15 minutes"), "Too many sign-ups from this address.")
 LOGIN = Rule("login", parse("10 per 15 minutes"), "Too many login attempts from this address.")
+GUEST_SESSION = Rule(
+    "guest_session", parse("20 per 15 minutes"), "Too many chats started from this address."
+)
 RESEND_CODE = Rule("resend_code", parse("3 per 5 minutes"), "Too many codes requested.")
 #: Per user: wrong second-factor codes before further attempts are locked for the window.
 TWO_FACTOR_FAILURES = Rule(
