@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pyotp
 import pytest
 
-from chatr.settings import Settings
 from tests.support.api import LOGOUT, ME, PASSWORD, REFRESH, GraphQLError, data, graphql, register
-from tests.support.servers import RunningApp, in_process_app
+from tests.support.servers import RunningApp
 from tests.support.smtp_sink import SmtpSink
 
 VERIFY = "mutation V($code: String!) { verifyEmail(code: $code) }"
@@ -23,20 +21,6 @@ mutation T($challenge: String!, $code: String!) {
 }
 """
 ME_STATE = "query { me { username emailVerified twoFactorEnabled } }"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-async def mail_app(settings: Settings, database: str, smtp: SmtpSink) -> AsyncIterator[RunningApp]:
-    async with in_process_app(settings.with_overrides(smtp_url=smtp.url)) as running:
-        yield running
 
 
 async def test_register_verify_email_enable_totp_login_refresh_logout(

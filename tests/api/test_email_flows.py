@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import update
 
 from chatr.models import VerificationCode
 from chatr.models.base import utcnow
-from chatr.settings import Settings
 from tests.support.api import LOGIN, ME, PASSWORD, GraphQLError, data, register
-from tests.support.servers import RunningApp, in_process_app
+from tests.support.servers import RunningApp
 from tests.support.smtp_sink import SmtpSink
 
 VERIFY = "mutation V($code: String!) { verifyEmail(code: $code) }"
@@ -25,20 +23,6 @@ mutation Reset($email: String!, $code: String!, $password: String!) {
 }
 """
 NEW_PASSWORD = "Brand-new-pass2"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-async def mail_app(settings: Settings, database: str, smtp: SmtpSink) -> AsyncIterator[RunningApp]:
-    async with in_process_app(settings.with_overrides(smtp_url=smtp.url)) as running:
-        yield running
 
 
 @pytest.mark.smoke

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from chatr.settings import Settings
 from tests.support.api import LOGIN, PASSWORD, graphql, register
 from tests.support.servers import RunningApp, in_process_app
-
-
-@pytest.fixture
-async def limited(settings: Settings, database: str) -> AsyncIterator[RunningApp]:
-    async with in_process_app(settings.with_overrides(rate_limits=True)) as running:
-        yield running
 
 
 def _login(username: str, password: str = "Wrong-pass1") -> dict[str, object]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pyotp
 import pytest
 
-from chatr.settings import Settings
 from tests.support.api import LOGIN, ME, PASSWORD, Account, GraphQLError, data, graphql, register
-from tests.support.servers import RunningApp, in_process_app
+from tests.support.servers import RunningApp
 
 ENROLL = "mutation { enrollTotp { secret otpauthUri qrCodePng } }"
 CONFIRM = "mutation C($code: String!) { confirmTotp(code: $code) }"
@@ -97,12 +95,6 @@ async def test_a_code_cannot_be_used_twice(app: RunningApp) -> None:
             app.http, VERIFY_LOGIN, {"challenge": second["challenge"], "code": _code(secret)}
         )
     assert older.value.codes == ["BAD_USER_INPUT"]
-
-
-@pytest.fixture
-async def limited(settings: Settings, database: str) -> AsyncIterator[RunningApp]:
-    async with in_process_app(settings.with_overrides(rate_limits=True)) as running:
-        yield running
 
 
 async def test_six_wrong_codes_lock_further_attempts_for_the_window(limited: RunningApp) -> None:

@@ -1,0 +1,33 @@
+"""App variants the API tests share: with real mail, and with rate limits switched on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from chatr.settings import Settings
+from tests.support.servers import RunningApp, in_process_app
+from tests.support.smtp_sink import SmtpSink
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server on a free port that keeps what the app sends."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+async def mail_app(settings: Settings, database: str, smtp: SmtpSink) -> AsyncIterator[RunningApp]:
+    async with in_process_app(settings.with_overrides(smtp_url=smtp.url)) as running:
+        yield running
+
+
+@pytest.fixture
+async def limited(settings: Settings, database: str) -> AsyncIterator[RunningApp]:
+    """The app with rate limits on (the suite's default settings switch them off)."""
+    async with in_process_app(settings.with_overrides(rate_limits=True)) as running:
+        yield running
