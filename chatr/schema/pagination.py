@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
-from chatr.services.pagination import Page
+from chatr.services.pagination import Page, PageRequest
 
 N = TypeVar("N")
 
@@ -41,3 +43,37 @@ class Connection(Generic[N]):
                 end_cursor=page.end_cursor,
             ),
         )
+
+
+PageResolver = Callable[..., Awaitable[Page[Any]]]
+
+
+def connection_field(node: type, resolve: PageResolver, *, description: str) -> Any:
+    """A root field `name(first, after, last, before): <Node>Connection` over `resolve`.
+
+    `resolve(context, page=PageRequest)` is a resolver-layer function; the pagination
+    arguments, their limits and the Page -> Connection glue are written once, here.
+    """
+
+    async def resolver(
+        info: Info[Any, Any],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Any:
+        page = await resolve(
+            info.context, page=PageRequest(first=first, after=after, last=last, before=before)
+        )
+        return Connection.from_page(page)
+
+    # Real objects, not strings: the node type is only known here, at call time.
+    resolver.__annotations__ = {
+        "info": Info[Any, Any],
+        "first": int | None,
+        "after": str | None,
+        "last": int | None,
+        "before": str | None,
+        "return": Connection[node],  # type: ignore[valid-type]
+    }
+    return strawberry.field(resolver=resolver, description=description)

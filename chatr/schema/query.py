@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from chatr.resolvers import auth, conversations
-from chatr.schema.pagination import Connection
+from chatr.schema.pagination import Connection, connection_field
 from chatr.schema.types import (
     ChatrInfo,
     ConversationType,
@@ -13,7 +13,6 @@ from chatr.schema.types import (
     UsernameAvailability,
     UserType,
 )
-from chatr.services.pagination import PageRequest
 
 
 @strawberry.type
@@ -22,19 +21,11 @@ class Query:
     async def me(self, info: ChatrInfo) -> UserType | None:
         return await auth.me(info.context)  # type: ignore[return-value]
 
-    @strawberry.field(description="The inbox: my conversations, most recent activity first.")
-    async def conversations(
-        self,
-        info: ChatrInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[ConversationType]:
-        page = await conversations.inbox(
-            info.context, page=PageRequest(first=first, after=after, last=last, before=before)
-        )
-        return Connection.from_page(page)  # type: ignore[return-value]
+    conversations: Connection[ConversationType] = connection_field(
+        ConversationType,
+        conversations.inbox,
+        description="The inbox: my conversations, most recent activity first.",
+    )
 
     @strawberry.field(description="One of my conversations.")
     async def conversation(self, info: ChatrInfo, id: strawberry.ID) -> ConversationType:

@@ -10,10 +10,9 @@ from strawberry import Parent
 
 from chatr.models import Block, Friendship, FriendshipState
 from chatr.resolvers import social as resolvers
-from chatr.schema.pagination import Connection
+from chatr.schema.pagination import Connection, connection_field
 from chatr.schema.types import ChatrInfo, UserType
 from chatr.services import social
-from chatr.services.pagination import PageRequest
 
 FriendshipStateEnum = strawberry.enum(
     FriendshipState,
@@ -85,12 +84,6 @@ class FriendEventType:
         return root.occurred_at
 
 
-def _page(
-    first: int | None, after: str | None, last: int | None, before: str | None
-) -> PageRequest:
-    return PageRequest(first=first, after=after, last=last, before=before)
-
-
 RelationEnum = strawberry.enum(
     social.Relation, name="Relation", description="How a person relates to me."
 )
@@ -115,57 +108,29 @@ class SocialQuery:
             info.context, query=query, first=social.MAX_SEARCH_RESULTS if first is None else first
         )  # type: ignore[return-value]
 
-    @strawberry.field(description="My friends, most recent first. `first`/`last` at most 100.")
-    async def friends(
-        self,
-        info: ChatrInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[FriendshipType]:
-        page = await resolvers.friends(info.context, page=_page(first, after, last, before))
-        return Connection.from_page(page)  # type: ignore[return-value]
+    friends: Connection[FriendshipType] = connection_field(
+        FriendshipType,
+        resolvers.friends,
+        description="My friends, most recent first. `first`/`last` at most 100.",
+    )
 
-    @strawberry.field(description="Friend requests waiting for my answer, newest first.")
-    async def incoming_friend_requests(
-        self,
-        info: ChatrInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[FriendshipType]:
-        page = await resolvers.incoming_requests(
-            info.context, page=_page(first, after, last, before)
-        )
-        return Connection.from_page(page)  # type: ignore[return-value]
+    incoming_friend_requests: Connection[FriendshipType] = connection_field(
+        FriendshipType,
+        resolvers.incoming_requests,
+        description="Friend requests waiting for my answer, newest first.",
+    )
 
-    @strawberry.field(description="Friend requests I sent that are not answered yet, newest first.")
-    async def outgoing_friend_requests(
-        self,
-        info: ChatrInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[FriendshipType]:
-        page = await resolvers.outgoing_requests(
-            info.context, page=_page(first, after, last, before)
-        )
-        return Connection.from_page(page)  # type: ignore[return-value]
+    outgoing_friend_requests: Connection[FriendshipType] = connection_field(
+        FriendshipType,
+        resolvers.outgoing_requests,
+        description="Friend requests I sent that are not answered yet, newest first.",
+    )
 
-    @strawberry.field(description="People I blocked, most recent first.")
-    async def blocked_users(
-        self,
-        info: ChatrInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[BlockedUserType]:
-        page = await resolvers.blocked_users(info.context, page=_page(first, after, last, before))
-        return Connection.from_page(page)  # type: ignore[return-value]
+    blocked_users: Connection[BlockedUserType] = connection_field(
+        BlockedUserType,
+        resolvers.blocked_users,
+        description="People I blocked, most recent first.",
+    )
 
 
 @strawberry.type
