@@ -25,7 +25,7 @@ from chatr.models import (
 from chatr.models.base import UTCDateTime, utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log, social, validation
+from chatr.services import conversations, event_log, rate_limits, social, validation
 from chatr.services.pagination import Page, PageRequest, paginate
 
 
@@ -240,6 +240,7 @@ async def send(
         raise BadUserInput(
             "Pass exactly one of recipientId or conversationId.", field="recipientId"
         )
+    await rt.limits.hit(rate_limits.SEND_MESSAGE, str(sender_id))
     if conversation_id is None:
         assert recipient_id is not None
         try:

@@ -37,6 +37,10 @@ RESEND_CODE = Rule("resend_code", parse("3 per 5 minutes"), "Too many codes requ
 TWO_FACTOR_FAILURES = Rule(
     "two_factor", parse("6 per 15 minutes"), "Too many wrong codes; sign-in is locked for now."
 )
+#: Per user, across all their devices and conversations: a flood guard, far above typing speed.
+SEND_MESSAGE = Rule(
+    "send_message", parse("100 per minute"), "You are sending messages too fast; slow down."
+)
 PASSWORD_RESET = Rule(
     "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
 )

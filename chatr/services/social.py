@@ -179,6 +179,18 @@ async def _between(rt: Runtime, *, viewer_id: int, user_id: int) -> AsyncIterato
         yield session
 
 
+async def _ensure_both_people(session: AsyncSession, *, viewer_id: int, user_id: int) -> None:
+    """Friendship is between people: support-widget guests and bots have no friends list."""
+    rows = await session.execute(
+        select(User.id, User.kind).where(User.id.in_((viewer_id, user_id)))
+    )
+    kinds = {user_id_: kind for user_id_, kind in rows}
+    if kinds.get(viewer_id) != UserKind.PERSON:
+        raise Forbidden("Guest and bot accounts cannot have friends.", field="userId")
+    if kinds.get(user_id) != UserKind.PERSON:
+        raise Forbidden("Guests and bots cannot be asked to be friends.", field="userId")
+
+
 async def _friendship(session: AsyncSession, *, viewer_id: int, user_id: int) -> Friendship | None:
     return await session.scalar(
         select(Friendship).where(
@@ -202,6 +214,7 @@ async def send_request(rt: Runtime, *, viewer_id: int, user_id: int) -> Friendsh
     """Ask `user_id` to be friends; if they already asked the viewer, that makes them friends."""
     async with _between(rt, viewer_id=viewer_id, user_id=user_id) as session:
         await ensure_not_blocked(session, user_id=viewer_id, other_id=user_id)
+        await _ensure_both_people(session, viewer_id=viewer_id, user_id=user_id)
         friendship = await _friendship(session, viewer_id=viewer_id, user_id=user_id)
         if friendship is None:
             friendship = Friendship(

@@ -75,3 +75,39 @@ async def test_instances_share_the_count(limited: RunningApp) -> None:
             await graphql(instance.http, LOGIN, _login("shared"))
         body = await graphql(other.http, LOGIN, _login("shared"))
         assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_sender_over_a_hundred_messages_a_minute_is_rate_limited_and_nothing_stored(
+    limited: RunningApp,
+) -> None:
+    # given a user who sent 100 messages within the minute, 16 aliased sends per request
+    alice, bob = await register(limited.http), await register(limited.http)
+    first = await alice.send("1", to=bob)
+    sends = [
+        f'm{i}: sendMessage(input: {{body: "x", clientMessageId: "{{batch}}-{i}", '
+        f'conversationId: "{first["conversationId"]}"}}) {{ seq }}'
+        for i in range(11)
+    ]
+    for batch in range(9):  # 1 + 9 * 11 = 100
+        body = await graphql(
+            limited.http,
+            "mutation { " + " ".join(sends).replace("{batch}", str(batch)) + " }",
+            token=alice.token,
+        )
+        assert not body.get("errors"), body["errors"]
+    # when she sends the 101st
+    refused = await graphql(
+        limited.http,
+        "mutation { " + sends[0].replace("{batch}", "late") + " }",
+        token=alice.token,
+    )
+    # then it is refused with a retry hint, and the conversation still ends at seq 100
+    (error,) = refused["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert 0 < error["extensions"]["retryAfter"] <= 60
+    conversation = await bob.call(
+        "query C($id: ID!) { conversation(id: $id) { lastSeq } }", id=first["conversationId"]
+    )
+    assert conversation["conversation"]["lastSeq"] == 100
+    # and the limit is hers alone: bob can still answer
+    assert (await bob.send("still here", to=alice))["seq"] == 101

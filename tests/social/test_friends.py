@@ -23,6 +23,7 @@ from tests.support.api import (
     UNBLOCK_USER,
     Account,
     GraphQLError,
+    graphql,
     register,
     user_ids,
 )
@@ -302,3 +303,18 @@ async def test_two_people_asking_each_other_at_once_become_friends_once(
         assert await user_ids(bob, FRIENDS) == [alice.id]
         assert await user_ids(alice, OUTGOING_FRIEND_REQUESTS) == []
         assert await user_ids(bob, OUTGOING_FRIEND_REQUESTS) == []
+
+
+async def test_guests_can_neither_ask_nor_be_asked_to_be_friends(app: RunningApp) -> None:
+    alice = await register(app.http)
+    guest = await graphql(
+        app.http,
+        'mutation { startGuestSession(input: {name: "Visitor"}) { accessToken user { id } } }',
+    )
+    guest_id = guest["data"]["startGuestSession"]["user"]["id"]
+    guest_token = guest["data"]["startGuestSession"]["accessToken"]
+    asked = await graphql(app.http, SEND_FRIEND_REQUEST, {"u": guest_id}, token=alice.token)
+    assert [e["extensions"]["code"] for e in asked["errors"]] == ["FORBIDDEN"]
+    asking = await graphql(app.http, SEND_FRIEND_REQUEST, {"u": alice.id}, token=guest_token)
+    assert [e["extensions"]["code"] for e in asking["errors"]] == ["FORBIDDEN"]
+    assert await user_ids(alice, INCOMING_FRIEND_REQUESTS) == []
