@@ -31,13 +31,14 @@ from chatr.context import Context
 from chatr.db import Database
 from chatr.errors import ChatrError, ErrorCode
 from chatr.mailer import Outbox, create_mailer
+from chatr.presence_store import create_presence_store
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.errors import with_code
-from chatr.services import auth
+from chatr.services import auth, presence
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
@@ -206,9 +207,11 @@ def create_app(settings: Settings) -> Starlette:
                 enabled=settings.rate_limits,
             ),
             outbox=outbox,
+            presence=create_presence_store(settings.broker_url, prefix=settings.channel_prefix),
         )
         app.state.runtime = runtime
         revocations = asyncio.create_task(auth.watch_revocations(runtime))
+        presence_sweeper = asyncio.create_task(presence.sweep_forever(runtime))
         # Everything built so far lives as long as the process: move it out of the cyclic
         # collector's reach so full collections do not keep re-scanning schema and ORM state.
         gc.collect()
@@ -216,12 +219,14 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
-            revocations.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await revocations
+            for task in (revocations, presence_sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await outbox.stop()
             await announcer.stop()
             await broker.stop()
+            await runtime.presence.close()
             await db.dispose()
 
     app = Starlette(

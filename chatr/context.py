@@ -16,6 +16,7 @@ from chatr.runtime import Runtime
 from chatr.security import bearer_token
 from chatr.services import auth
 from chatr.services.auth import Viewer
+from chatr.services.presence import ConnectionPresence
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     _viewer: Viewer | None = None
     _viewer_checked: bool = False
+    #: This WebSocket's part in its user's presence (None over HTTP and for anonymous sockets).
+    presence: ConnectionPresence | None = None
     #: Background tasks tied to a WebSocket connection (token expiry, revocation watch).
     connection_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from chatr.db import Database
 from chatr.mailer import Outbox
+from chatr.presence_store import PresenceStore
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker
@@ -23,6 +24,7 @@ class Runtime:
     sessions: SessionCache
     limits: RateLimiter
     outbox: Outbox
+    presence: PresenceStore
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

@@ -18,7 +18,7 @@ from chatr.context import Context
 from chatr.errors import Unauthenticated
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Message, Resync
-from chatr.services import auth
+from chatr.services import auth, presence
 from chatr.services.auth import Viewer
 
 log = logging.getLogger("chatr.websocket")
@@ -81,3 +81,7 @@ async def on_connect(context: Context) -> None:
     viewer = await context.authenticate(authorization)
     if viewer is not None:
         context.connection_tasks.append(asyncio.create_task(watch_connection(context, viewer)))
+        context.presence = presence.ConnectionPresence(viewer.id)
+        context.connection_tasks.append(
+            asyncio.create_task(presence.track_connection(context.runtime, context.presence))
+        )

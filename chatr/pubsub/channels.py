@@ -16,3 +16,8 @@ def user(user_id: int) -> str:
 def sessions() -> str:
     """Session revocations, heard by every instance to keep its authentication cache honest."""
     return "sessions"
+
+
+def presence(user_id: int) -> str:
+    """One user's online/away/offline changes, for whoever watches them."""
+    return f"presence:{user_id}"

@@ -67,11 +67,36 @@ class FriendChanged:
     occurred_at: float  # epoch seconds
 
 
-Envelope = EventAnnounced | TypingChanged | ConversationJoined | SessionRevoked | FriendChanged
+@dataclass(frozen=True)
+class PresenceChanged:
+    """Sent to `presence:{id}` when a user's combined status changes (ephemeral: watchers
+    start from the current status, so a lost one is corrected by the next)."""
+
+    kind: ClassVar[str] = "presence"
+    user_id: int
+    status: str  # a chatr.presence_store.Status value
+    occurred_at: float  # epoch seconds
+
+
+Envelope = (
+    EventAnnounced
+    | TypingChanged
+    | ConversationJoined
+    | SessionRevoked
+    | FriendChanged
+    | PresenceChanged
+)
 
 _KINDS: dict[str, type[Envelope]] = {
     cls.kind: cls
-    for cls in (EventAnnounced, TypingChanged, ConversationJoined, SessionRevoked, FriendChanged)
+    for cls in (
+        EventAnnounced,
+        TypingChanged,
+        ConversationJoined,
+        SessionRevoked,
+        FriendChanged,
+        PresenceChanged,
+    )
 }
 
 

@@ -12,11 +12,14 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from chatr.models import Conversation, Membership, Message, User
+from chatr.presence_store import Status
 from chatr.runtime import Runtime
-from chatr.services import conversations, messages, users
+from chatr.services import conversations, messages, presence, privacy, users
+from chatr.services.privacy import Standing
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 def _in_key_order(keys: Sequence[K], rows: Sequence[V], key_of: Callable[[V], K]) -> list[V | None]:
@@ -44,8 +47,13 @@ class Loaders:
         self.members_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
             self._members, cache=cache
         )
+        self.presence: DataLoader[int, Status] = DataLoader(self._presence, cache=cache)
+        #: Keyed by (viewer_id or None, user_id): where the viewer stands with each person.
+        self.standing: DataLoader[tuple[int | None, int], Standing] = DataLoader(
+            self._standings, cache=cache
+        )
 
-    async def _run(self, work: Callable[..., Awaitable[list[V]]], **kwargs: object) -> list[V]:
+    async def _run(self, work: Callable[..., Awaitable[T]], **kwargs: object) -> T:
         async with self._rt.db.reader() as session:
             return await work(session, **kwargs)
 
@@ -84,3 +92,17 @@ class Loaders:
         for row in rows:
             grouped[row.conversation_id].append(row)
         return [grouped[key] for key in keys]
+
+    async def _standings(self, keys: list[tuple[int | None, int]]) -> list[Standing]:
+        by_viewer: dict[int | None, list[int]] = {}
+        for viewer_id, user_id in keys:
+            by_viewer.setdefault(viewer_id, []).append(user_id)
+        found: dict[tuple[int | None, int], Standing] = {}
+        for viewer_id, user_ids in by_viewer.items():
+            standings = await self._run(privacy.standings, viewer_id=viewer_id, user_ids=user_ids)
+            found.update({(viewer_id, user_id): s for user_id, s in standings.items()})
+        return [found[key] for key in keys]
+
+    async def _presence(self, keys: list[int]) -> list[Status]:
+        found = await presence.statuses(self._rt, keys)
+        return [found[key] for key in keys]

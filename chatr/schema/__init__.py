@@ -24,6 +24,8 @@ from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.mutation import Mutation
+from chatr.schema.presence import PresenceMutation, PresenceSubscription
+from chatr.schema.profiles import ProfileMutation, ProfileQuery
 from chatr.schema.query import Query
 from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
 from chatr.schema.subscription import Subscription
@@ -39,9 +41,15 @@ class ChatrSchema(strawberry.Schema):
 
 
 #: Root fields come from one class per domain; add a domain's classes here.
-QUERIES: tuple[type, ...] = (Query, SocialQuery, AdminQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation, AdminMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription)
+QUERIES: tuple[type, ...] = (Query, SocialQuery, ProfileQuery, AdminQuery)
+MUTATIONS: tuple[type, ...] = (
+    Mutation,
+    SocialMutation,
+    ProfileMutation,
+    PresenceMutation,
+    AdminMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription, PresenceSubscription)
 
 
 def _limits_extension(settings: Settings) -> type[SchemaExtension]:

@@ -8,8 +8,10 @@ import strawberry
 from strawberry import Parent
 
 from chatr.models import EventType
+from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.types import ChatrInfo, MessageType, UserType
 from chatr.services.event_log import LoggedEvent
+from chatr.services.privacy import Detail
 from chatr.services.streams import StreamItem, Typing
 
 
@@ -49,9 +51,23 @@ class ReceiptUpdatedEvent(ConversationEvent):
             return None
         return await info.context.loaders.user_by_id.load(root.actor_id)
 
-    @strawberry.field
-    def last_read_seq(self, root: Parent[LoggedEvent]) -> int:
-        return int((root.data or {}).get("lastReadSeq", 0))  # type: ignore[call-overload]
+    @strawberry.field(
+        description="Null when the member's read-receipt privacy setting hides it from me."
+    )
+    async def last_read_seq(self, root: Parent[LoggedEvent], info: ChatrInfo) -> int | None:
+        seq = int((root.data or {}).get("lastReadSeq", 0))  # type: ignore[call-overload]
+        member = (
+            None
+            if root.actor_id is None
+            else await info.context.loaders.user_by_id.load(root.actor_id)
+        )
+        if member is None:
+            return None
+        return (
+            seq
+            if await profile_resolvers.may_see(info.context, member, Detail.READ_RECEIPTS)
+            else None
+        )
 
     @strawberry.field
     def last_delivered_seq(self, root: Parent[LoggedEvent]) -> int:

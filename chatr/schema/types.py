@@ -7,7 +7,7 @@ declared here (a password hash, a TOTP secret) cannot leak by accident.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry import Parent
@@ -22,21 +22,122 @@ from chatr.models import (
     Message,
     User,
 )
+from chatr.presence_store import Status
 from chatr.resolvers import conversations as conversation_resolvers
+from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.pagination import Connection
 from chatr.schema.scalars import ConversationKindEnum, ConversationStatusEnum, MessageKindEnum
+from chatr.services import privacy, profiles
 from chatr.services.pagination import PageRequest
+from chatr.services.privacy import Audience, Detail
 
 ChatrInfo = Info[Context, None]
+T = TypeVar("T")
 
 
-@strawberry.type(name="User", description="A person (or bot) as others see them.")
+GenderEnum = strawberry.enum(profiles.Gender, name="Gender")
+PresenceStatusEnum = strawberry.enum(
+    Status,
+    name="PresenceStatus",
+    description="ONLINE while any of their connections is active, AWAY when every one is away, "
+    "OFFLINE when none is open on any server.",
+)
+AudienceEnum = strawberry.enum(
+    Audience, name="Audience", description="Who may see a detail: EVERYONE, FRIENDS or NOBODY."
+)
+
+
+@strawberry.type(name="PrivacySettings", description="Who may see each of my details.")
+class PrivacySettingsType:
+    online_status: AudienceEnum  # type: ignore[valid-type]
+    last_seen: AudienceEnum  # type: ignore[valid-type]
+    phone: AudienceEnum  # type: ignore[valid-type]
+    email: AudienceEnum  # type: ignore[valid-type]
+    full_name: AudienceEnum = strawberry.field(description="First and last name.")  # type: ignore[valid-type]
+    gender: AudienceEnum  # type: ignore[valid-type]
+    joined_date: AudienceEnum  # type: ignore[valid-type]
+    read_receipts: AudienceEnum = strawberry.field(  # type: ignore[valid-type]
+        description="Whether others see how far I have read (`lastReadSeq`)."
+    )
+
+    @classmethod
+    def of(cls, user: User) -> PrivacySettingsType:
+        settings = privacy.settings_of(user)
+        return cls(**{detail.name.lower(): audience for detail, audience in settings.items()})
+
+
+@strawberry.type(
+    name="User",
+    description="A person (or bot) as the viewer may see them. Details each person controls "
+    "(see `PrivacySettings`) are null when the viewer may not see them, and always when either "
+    "of the two blocked the other.",
+)
 class UserType:
     id: strawberry.ID
     username: str
     display_name: str
-    avatar_url: str | None
-    created_at: datetime = strawberry.field(description="When the account was created.")
+
+    @strawberry.field(description="Null when either of us blocked the other.")
+    async def avatar_url(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        blocked = await profile_resolvers.is_blocked_either_way(info.context, root)
+        return None if blocked else root.avatar_url
+
+    @strawberry.field(description="Null when either of us blocked the other.")
+    async def cover_url(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        blocked = await profile_resolvers.is_blocked_either_way(info.context, root)
+        return None if blocked else root.cover_url
+
+    @strawberry.field(
+        description="True when I blocked them or they blocked me: all I see is that we are blocked."
+    )
+    async def blocked(self, root: Parent[User], info: ChatrInfo) -> bool:
+        return await profile_resolvers.is_blocked_either_way(info.context, root)
+
+    @strawberry.field(description="Privacy: full name.")
+    async def first_name(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await _detail(info, root, Detail.FULL_NAME, root.first_name)
+
+    @strawberry.field(description="Privacy: full name.")
+    async def last_name(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await _detail(info, root, Detail.FULL_NAME, root.last_name)
+
+    @strawberry.field(description="Privacy: gender.")
+    async def gender(self, root: Parent[User], info: ChatrInfo) -> GenderEnum | None:  # type: ignore[valid-type]
+        value = profiles.Gender(root.gender) if root.gender else None
+        return await _detail(info, root, Detail.GENDER, value)
+
+    @strawberry.field(description="Privacy: email.")
+    async def email(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await _detail(info, root, Detail.EMAIL, root.email)
+
+    @strawberry.field(description="Privacy: phone.")
+    async def phone(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await _detail(info, root, Detail.PHONE, root.phone)
+
+    @strawberry.field(description="When the account was created. Privacy: joined date.")
+    async def created_at(self, root: Parent[User], info: ChatrInfo) -> datetime | None:
+        return await _detail(info, root, Detail.JOINED_DATE, root.created_at)
+
+    @strawberry.field(description="Online, away or offline. Privacy: online status.")
+    async def presence(self, root: Parent[User], info: ChatrInfo) -> PresenceStatusEnum | None:  # type: ignore[valid-type]
+        if not await profile_resolvers.may_see(info.context, root, Detail.ONLINE_STATUS):
+            return None
+        return await info.context.loaders.presence.load(root.id)
+
+    @strawberry.field(
+        description="When their last connection closed (null if never). Privacy: last seen."
+    )
+    async def last_seen_at(self, root: Parent[User], info: ChatrInfo) -> datetime | None:
+        return await _detail(info, root, Detail.LAST_SEEN, root.last_seen_at)
+
+    @strawberry.field(description="My privacy settings; null for anyone else.")
+    async def privacy_settings(
+        self, root: Parent[User], info: ChatrInfo
+    ) -> PrivacySettingsType | None:
+        viewer = await info.context.optional_viewer()
+        if viewer is None or viewer.id != root.id:
+            return None
+        return PrivacySettingsType.of(root)
 
     @strawberry.field(description="Whether the email address is confirmed; only for yourself.")
     async def email_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
@@ -51,6 +152,13 @@ class UserType:
         if viewer is None or viewer.id != root.id:
             return None
         return root.totp_secret is not None
+
+
+async def _detail(info: ChatrInfo, user: User, detail: Detail, value: T) -> T | None:
+    """`value` if the viewer may see `detail` of `user`, else None."""
+    if value is None:
+        return None
+    return value if await profile_resolvers.may_see(info.context, user, detail) else None
 
 
 @strawberry.type(name="Message", description="One message in a conversation.")
@@ -89,9 +197,18 @@ class MessageType:
 
 @strawberry.type(name="Member", description="A participant and how far they have got.")
 class MemberType:
-    last_read_seq: int
     last_delivered_seq: int
     joined_at: datetime
+
+    @strawberry.field(
+        description="How far they have read; null when their read-receipt privacy setting "
+        "hides it from me."
+    )
+    async def last_read_seq(self, root: Parent[Membership], info: ChatrInfo) -> int | None:
+        member = await info.context.loaders.user_by_id.load(root.user_id)
+        if member is None:
+            return None
+        return await _detail(info, member, Detail.READ_RECEIPTS, root.last_read_seq)
 
     @strawberry.field
     async def user(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:

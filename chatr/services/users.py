@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
-from chatr.errors import BadUserInput, Conflict
+from chatr.errors import BadUserInput, Conflict, NotFound
 from chatr.models import User
 from chatr.runtime import Runtime
 from chatr.services import email_verification, rate_limits, validation
@@ -116,3 +116,21 @@ async def username_availability(rt: Runtime, *, username: str) -> UsernameAvaila
     return UsernameAvailability(
         False, "INVALID" if wanted is None else "TAKEN", free[:SUGGESTION_COUNT]
     )
+
+
+async def profile(rt: Runtime, *, user_id: int | None = None, username: str | None = None) -> User:
+    """Someone's account to show as a profile, by id or username; NOT_FOUND if there is none.
+
+    Every signed-in user may look anyone up: what the profile reveals is decided per field by
+    `chatr.services.privacy`, so the lookup itself leaks nothing a search would not.
+    """
+    async with rt.db.reader() as session:
+        if user_id is not None:
+            user = await session.get(User, user_id)
+        else:
+            user = await session.scalar(
+                select(User).where(User.username_key == (username or "").strip().lower())
+            )
+    if user is None or user.suspended_at is not None:
+        raise NotFound("No such user.", field="id" if user_id is not None else "username")
+    return user

@@ -116,6 +116,16 @@ mutation Send($input: SendMessageInput!) {
 }
 """
 REVOKE_SESSION = "mutation Revoke($id: ID!) { revokeSession(id: $id) }"
+WATCH_PRESENCE = """
+subscription Watch($ids: [ID!]!) {
+  presenceChanged(userIds: $ids) { user { id email privacySettings { email } } status }
+}
+"""
+PROFILE = """
+query Profile($id: ID!) {
+  user(id: $id) { id email phone emailVerified twoFactorEnabled privacySettings { email } }
+}
+"""
 ASK_TO_BE_FRIENDS = """
 mutation Ask($u: ID!) {
   sendFriendRequest(userId: $u) {
@@ -198,6 +208,26 @@ def _the_owner_blocked_and_nothing_else(world: World, blocked: dict[str, Any]) -
     assert blocked == {"user": {"id": world.owner.id, "emailVerified": None}}
 
 
+def _the_owners_public_profile_only(world: World, profile: dict[str, Any]) -> None:
+    # Contact details are private by default; verification and settings are hers alone.
+    assert profile == {
+        "id": world.owner.id,
+        "email": None,
+        "phone": None,
+        "emailVerified": None,
+        "twoFactorEnabled": None,
+        "privacySettings": None,
+    }
+
+
+def _only_what_the_owner_shares_with_everyone(world: World, event: dict[str, Any]) -> None:
+    # Online status is shared with everyone by default; her email and settings are not.
+    assert event == {
+        "user": {"id": world.owner.id, "email": None, "privacySettings": None},
+        "status": "OFFLINE",
+    }
+
+
 def _one_more_request_for_the_owner(world: World, before: View) -> View:
     incoming = [world.stranger.id, *before["incomingFriendRequests"]]
     return {**before, "incomingFriendRequests": incoming}
@@ -270,6 +300,14 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     "declineFriendRequest": Case("userId", DECLINE_FRIEND_REQUEST, lambda w: {"u": w.requester.id}),
     # Only the requester can cancel: mallory asked alice nothing.
     "cancelFriendRequest": Case("userId", CANCEL_FRIEND_REQUEST, lambda w: {"u": w.owner.id}),
+    # Anyone signed in may look anyone up; only what alice shares with everyone shows.
+    "user": Case(
+        "id",
+        PROFILE,
+        lambda w: {"id": w.owner.id},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_the_owners_public_profile_only,
+    ),
     # Only one of the two friends can end a friendship: alice and bob stay friends.
     "removeFriend": Case("userId", REMOVE_FRIEND, lambda w: {"u": w.friend.id}),
     # Anyone may block anyone (it only changes the blocker's lists and what reaches them):
@@ -298,6 +336,15 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     # all three messages first if the membership check let mallory in.
     "conversationEvents": Case(
         "conversationId", CONVERSATION_EVENTS, lambda w: {"id": w.conversation_id, "afterSeq": 0}
+    ),
+    # Watching anyone's presence is allowed; privacy decides what it shows (alice has no
+    # socket open, so she is offline).
+    "presenceChanged": Case(
+        "userIds",
+        WATCH_PRESENCE,
+        lambda w: {"ids": [w.owner.id]},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_only_what_the_owner_shares_with_everyone,
     ),
 }
 
@@ -505,7 +552,6 @@ async def test_a_stranger_gets_nothing_through_queries_and_mutations(
 async def test_a_stranger_gets_nothing_through_subscriptions(
     server: RunningApp, field: str, case: Case
 ) -> None:
-    assert case.kind == PRIVATE, "a public-target subscription needs its own check here"
     # given alice's world, and mallory who knows its ids
     assert server.ws_url
     world = await _build_world(server)
@@ -514,13 +560,20 @@ async def test_a_stranger_gets_nothing_through_subscriptions(
         server.ws_url, world.stranger.token, case.document, case.variables(world)
     ) as feed:
         try:
-            leaked = await feed.next()
+            first = await feed.next()
         except TransportQueryError as error:
             refusal = error
         else:
-            pytest.fail(f"{field} delivered a stranger {leaked}")
-    # then the operation ends with the refusal, before a single event
-    _assert_refused(field, case, refusal.errors, refusal.data)
+            refusal = None
+    if case.kind == PRIVATE:
+        # then the operation ends with the refusal, before a single event
+        assert refusal is not None, f"{field} delivered a stranger {first}"
+        _assert_refused(field, case, refusal.errors, refusal.data)
+    else:
+        # or (public target) what she hears is only what is hers to hear
+        assert refusal is None, refusal
+        assert case.reveals_nothing is not None
+        case.reveals_nothing(world, first)
     # and alice's things are as they were
     after = await _owner_view(world.owner, world.conversation_id)
     assert after == case.owner_view_after(world, world.owner_view)

@@ -1,0 +1,47 @@
+"""Profiles and privacy: read the viewer, call the profile, privacy and user services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from chatr.context import Context
+from chatr.models import User
+from chatr.services import privacy, profiles, users, validation
+from chatr.services.privacy import Audience, Detail
+
+
+async def user(ctx: Context, *, user_id: str) -> User:
+    await ctx.viewer()
+    return await users.profile(ctx.runtime, user_id=validation.parse_id(user_id))
+
+
+async def user_by_username(ctx: Context, *, username: str) -> User:
+    await ctx.viewer()
+    return await users.profile(ctx.runtime, username=username)
+
+
+async def update_profile(ctx: Context, *, changes: profiles.ProfileChanges) -> User:
+    viewer = await ctx.viewer()
+    return await profiles.update(ctx.runtime, viewer_id=viewer.id, changes=changes)
+
+
+async def update_privacy(ctx: Context, *, changes: Mapping[Detail, Audience]) -> User:
+    viewer = await ctx.viewer()
+    return await privacy.update_settings(ctx.runtime, viewer_id=viewer.id, changes=changes)
+
+
+async def may_see(ctx: Context, subject: User, detail: Detail) -> bool:
+    """Whether the viewer may see `detail` of `subject` (batched per request)."""
+    viewer = await ctx.optional_viewer()
+    if viewer is not None and viewer.id == subject.id:
+        return True
+    standing = await ctx.loaders.standing.load((None if viewer is None else viewer.id, subject.id))
+    return privacy.may_see(subject, detail, standing)
+
+
+async def is_blocked_either_way(ctx: Context, subject: User) -> bool:
+    viewer = await ctx.optional_viewer()
+    if viewer is None or viewer.id == subject.id:
+        return False
+    standing = await ctx.loaders.standing.load((viewer.id, subject.id))
+    return standing is privacy.Standing.BLOCKED

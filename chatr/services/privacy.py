@@ -1,0 +1,145 @@
+"""Who may see what of a person: privacy settings and the viewer's standing.
+
+Every place a user is shown goes through `may_see`, so a setting holds everywhere at once
+(profile lookups, message senders, members, friends lists, search results, events). The
+rules:
+- yourself: everything;
+- a block either way: none of the controlled details, whatever the setting (the blocked party
+  sees only that they are blocked);
+- a friend: what is shared with EVERYONE or FRIENDS;
+- anyone else: what is shared with EVERYONE.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from chatr.errors import NotFound
+from chatr.models import Block, Friendship, FriendshipState, User
+from chatr.runtime import Runtime
+
+
+class Audience(enum.StrEnum):
+    EVERYONE = "EVERYONE"
+    FRIENDS = "FRIENDS"
+    NOBODY = "NOBODY"
+
+
+class Detail(enum.StrEnum):
+    """A detail a person controls; the value is its key in `User.privacy`."""
+
+    ONLINE_STATUS = "online_status"
+    LAST_SEEN = "last_seen"
+    PHONE = "phone"
+    EMAIL = "email"
+    FULL_NAME = "full_name"
+    GENDER = "gender"
+    JOINED_DATE = "joined_date"
+    READ_RECEIPTS = "read_receipts"
+
+
+#: Contact details are private until the person shares them; the rest is public as in most
+#: chat apps, and each can be narrowed.
+DEFAULTS: Mapping[Detail, Audience] = {
+    Detail.ONLINE_STATUS: Audience.EVERYONE,
+    Detail.LAST_SEEN: Audience.EVERYONE,
+    Detail.PHONE: Audience.NOBODY,
+    Detail.EMAIL: Audience.NOBODY,
+    Detail.FULL_NAME: Audience.EVERYONE,
+    Detail.GENDER: Audience.EVERYONE,
+    Detail.JOINED_DATE: Audience.EVERYONE,
+    Detail.READ_RECEIPTS: Audience.EVERYONE,
+}
+
+
+class Standing(enum.StrEnum):
+    """Where a viewer stands with the person they look at."""
+
+    SELF = "SELF"
+    FRIEND = "FRIEND"
+    STRANGER = "STRANGER"
+    BLOCKED = "BLOCKED"  # either of the two blocked the other
+
+
+def settings_of(user: User) -> dict[Detail, Audience]:
+    """The person's settings, defaults filled in (unknown stored keys are ignored)."""
+    stored = user.privacy or {}
+    settings = dict(DEFAULTS)
+    for detail in Detail:
+        value = stored.get(detail.value)
+        if value in Audience.__members__:
+            settings[detail] = Audience(value)
+    return settings
+
+
+def may_see(user: User, detail: Detail, standing: Standing) -> bool:
+    if standing is Standing.SELF:
+        return True
+    if standing is Standing.BLOCKED:
+        return False
+    audience = settings_of(user)[detail]
+    if audience is Audience.EVERYONE:
+        return True
+    return audience is Audience.FRIENDS and standing is Standing.FRIEND
+
+
+async def standings(
+    db: AsyncSession | AsyncConnection, *, viewer_id: int | None, user_ids: Sequence[int]
+) -> dict[int, Standing]:
+    """The viewer's standing with each of `user_ids`, in one statement.
+
+    A block outranks a friendship (blocking ends friendships anyway). An anonymous viewer is a
+    stranger to everybody.
+    """
+    if viewer_id is None:
+        return dict.fromkeys(user_ids, Standing.STRANGER)
+    others = [user_id for user_id in set(user_ids) if user_id != viewer_id]
+    found: dict[int, Standing] = {}
+    if others:
+        friends = Friendship.__table__
+        blocks = Block.__table__
+        statement = union_all(
+            select(friends.c.addressee_id.label("other"), literal("F").label("kind")).where(
+                friends.c.requester_id == viewer_id,
+                friends.c.addressee_id.in_(others),
+                friends.c.state == FriendshipState.ACCEPTED,
+            ),
+            select(friends.c.requester_id, literal("F")).where(
+                friends.c.addressee_id == viewer_id,
+                friends.c.requester_id.in_(others),
+                friends.c.state == FriendshipState.ACCEPTED,
+            ),
+            select(blocks.c.blocked_id, literal("B")).where(
+                blocks.c.blocker_id == viewer_id, blocks.c.blocked_id.in_(others)
+            ),
+            select(blocks.c.blocker_id, literal("B")).where(
+                blocks.c.blocked_id == viewer_id, blocks.c.blocker_id.in_(others)
+            ),
+        )
+        for other, kind in (await db.execute(statement)).all():
+            if kind == "B":
+                found[other] = Standing.BLOCKED
+            else:
+                found.setdefault(other, Standing.FRIEND)
+    return {
+        user_id: Standing.SELF if user_id == viewer_id else found.get(user_id, Standing.STRANGER)
+        for user_id in user_ids
+    }
+
+
+async def update_settings(
+    rt: Runtime, *, viewer_id: int, changes: Mapping[Detail, Audience]
+) -> User:
+    """Change some settings, leaving the others as they were."""
+    async with rt.db.session() as session, session.begin():
+        user = await session.get(User, viewer_id, with_for_update=True)
+        if user is None:
+            raise NotFound("No such user.")
+        merged = dict(user.privacy or {})
+        merged.update({detail.value: audience.value for detail, audience in changes.items()})
+        user.privacy = merged  # a new dict: the JSON column is saved on assignment
+    return user

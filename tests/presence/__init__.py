@@ -1,0 +1,1 @@
+"""Presence: online, away and offline across tabs, devices and instances."""

@@ -1,0 +1,1 @@
+"""Profiles and privacy: editing a profile, and who sees which detail of it."""
