@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from chatr.context import Context
-from chatr.models import Conversation, Message
-from chatr.services import conversations, messages, receipts, validation
+from chatr.models import Conversation, Membership, Message
+from chatr.services import conversations, message_requests, messages, receipts, validation
 from chatr.services.pagination import Page, PageRequest
 from chatr.services.receipts import ReceiptState
 
@@ -75,4 +75,38 @@ async def set_typing(ctx: Context, *, conversation_id: str, typing: bool) -> boo
         viewer_id=viewer.id,
         conversation_id=validation.parse_id(conversation_id, field="conversationId"),
         typing=typing,
+    )
+
+
+async def markers_hidden(ctx: Context, membership: Membership) -> bool:
+    """Whether the viewer may not see this member's delivered/read markers (an unanswered
+    message request hides the recipient's from the requester)."""
+    viewer = await ctx.viewer()
+    conversation = await ctx.loaders.conversation_by_id.load(membership.conversation_id)
+    return conversation is None or message_requests.hides_from(
+        conversation, viewer_id=viewer.id, member_id=membership.user_id
+    )
+
+
+async def message_requests_to_me(ctx: Context, *, page: PageRequest) -> Page[Conversation]:
+    viewer = await ctx.viewer()
+    async with ctx.runtime.db.reader() as session:
+        return await message_requests.list_for(session, viewer_id=viewer.id, page=page)
+
+
+async def accept_message_request(ctx: Context, *, conversation_id: str) -> Conversation:
+    viewer = await ctx.viewer()
+    return await message_requests.accept(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+    )
+
+
+async def decline_message_request(ctx: Context, *, conversation_id: str) -> bool:
+    viewer = await ctx.viewer()
+    return await message_requests.decline(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
     )

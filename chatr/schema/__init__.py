@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
+from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.mutation import Mutation
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
 from chatr.schema.profiles import ProfileMutation, ProfileQuery
@@ -41,9 +42,16 @@ class ChatrSchema(strawberry.Schema):
 
 
 #: Root fields come from one class per domain; add a domain's classes here.
-QUERIES: tuple[type, ...] = (Query, SocialQuery, ProfileQuery, AdminQuery)
+QUERIES: tuple[type, ...] = (
+    Query,
+    MessageRequestQuery,
+    SocialQuery,
+    ProfileQuery,
+    AdminQuery,
+)
 MUTATIONS: tuple[type, ...] = (
     Mutation,
+    MessageRequestMutation,
     SocialMutation,
     ProfileMutation,
     PresenceMutation,

@@ -197,16 +197,24 @@ class MessageType:
 
 @strawberry.type(name="Member", description="A participant and how far they have got.")
 class MemberType:
-    last_delivered_seq: int
     joined_at: datetime
 
     @strawberry.field(
+        description="How far their devices have received; null while they have not answered "
+        "my message request."
+    )
+    async def last_delivered_seq(self, root: Parent[Membership], info: ChatrInfo) -> int | None:
+        if await conversation_resolvers.markers_hidden(info.context, root):
+            return None
+        return root.last_delivered_seq
+
+    @strawberry.field(
         description="How far they have read; null when their read-receipt privacy setting "
-        "hides it from me."
+        "hides it from me, or while they have not answered my message request."
     )
     async def last_read_seq(self, root: Parent[Membership], info: ChatrInfo) -> int | None:
         member = await info.context.loaders.user_by_id.load(root.user_id)
-        if member is None:
+        if member is None or await conversation_resolvers.markers_hidden(info.context, root):
             return None
         return await _detail(info, member, Detail.READ_RECEIPTS, root.last_read_seq)
 

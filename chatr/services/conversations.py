@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +10,9 @@ from chatr.errors import BadUserInput, Forbidden, NotFound
 from chatr.models import (
     Conversation,
     ConversationKind,
+    ConversationStatus,
+    Friendship,
+    FriendshipState,
     Membership,
     MembershipState,
     User,
@@ -83,6 +86,27 @@ async def get_or_create_direct_id(rt: Runtime, *, viewer_id: int, recipient_id: 
     return await _create_direct(rt, viewer_id=viewer_id, recipient_id=recipient_id, key=key)
 
 
+async def _first_status(
+    session: AsyncSession, *, sender: User, recipient: User
+) -> ConversationStatus:
+    """A DM between people who are not friends starts as a message request (PENDING).
+
+    Support chats (a guest and staff) and the assistant bot need no acceptance.
+    """
+    if sender.kind != UserKind.PERSON or recipient.kind != UserKind.PERSON:
+        return ConversationStatus.ACTIVE
+    friends = await session.scalar(
+        select(Friendship.id).where(
+            Friendship.state == FriendshipState.ACCEPTED,
+            or_(
+                and_(Friendship.requester_id == sender.id, Friendship.addressee_id == recipient.id),
+                and_(Friendship.requester_id == recipient.id, Friendship.addressee_id == sender.id),
+            ),
+        )
+    )
+    return ConversationStatus.ACTIVE if friends is not None else ConversationStatus.PENDING
+
+
 async def _create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int, key: str) -> int:
     async with rt.db.session() as session:
         recipient = await session.get(User, recipient_id)
@@ -98,6 +122,7 @@ async def _create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int, key:
         now = utcnow()
         conversation = Conversation(
             kind=ConversationKind.DIRECT,
+            status=await _first_status(session, sender=sender, recipient=recipient),
             direct_key=key,
             created_by_id=viewer_id,
             created_at=now,

@@ -8,7 +8,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import BigInteger, String, Text, bindparam, exists, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Text,
+    bindparam,
+    case,
+    exists,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -16,6 +27,7 @@ from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Forbidden
 from chatr.models import (
     Conversation,
+    ConversationStatus,
     EventType,
     Membership,
     MembershipState,
@@ -54,7 +66,19 @@ _TAKE_NEXT_SEQ = (
         ),
         social.no_block_in_direct(bindparam("b_conversation_id"), bindparam("b_sender_id")),
     )
-    .values(last_seq=_conversations.c.last_seq + 1, last_activity_at=bindparam("b_now"))
+    .values(
+        last_seq=_conversations.c.last_seq + 1,
+        last_activity_at=bindparam("b_now"),
+        # A reply from the person asked accepts a message request.
+        status=case(
+            (
+                (_conversations.c.status == ConversationStatus.PENDING)
+                & (_conversations.c.created_by_id != bindparam("b_sender_id")),
+                ConversationStatus.ACTIVE,
+            ),
+            else_=_conversations.c.status,
+        ),
+    )
     .returning(_conversations.c.last_seq)
 )
 _MARK_OWN_MESSAGE_READ = (
@@ -127,7 +151,9 @@ class StoredMessage:
 _SEND_IN_ONE_STATEMENT = text(
     """
     WITH taken AS (
-        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = :now
+        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = :now,
+            status = CASE WHEN status = 'PENDING' AND created_by_id <> :sender_id
+                          THEN 'ACTIVE' ELSE status END
         WHERE id = :conversation_id AND EXISTS (
             SELECT 1 FROM memberships
             WHERE conversation_id = :conversation_id AND user_id = :sender_id

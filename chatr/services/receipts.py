@@ -11,7 +11,7 @@ from chatr.errors import BadUserInput
 from chatr.models import ConversationKind, EventType, Membership
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log, social
+from chatr.services import conversations, event_log, message_requests, social
 
 #: Clients refresh typing every few seconds; a signal older than this is stale.
 TYPING_TTL_SECONDS = 6.0
@@ -60,6 +60,9 @@ async def _advance(
                 conversation_id, viewer_id, membership.last_read_seq, membership.last_delivered_seq
             )
         last_read, last_delivered = row
+        if message_requests.hides_activity_of(conversation, actor_id=viewer_id):
+            # Recorded for the recipient's unread counts; told to nobody until they accept.
+            return ReceiptState(conversation_id, viewer_id, last_read, last_delivered)
         marker = last_read if read else last_delivered
         event_id = await event_log.append(
             await session.connection(),
@@ -103,6 +106,8 @@ async def set_typing(rt: Runtime, *, viewer_id: int, conversation_id: int, typin
             await social.ensure_not_blocked_in(
                 session, user_id=viewer_id, conversation_id=conversation_id
             )
+    if message_requests.hides_activity_of(conversation, actor_id=viewer_id):
+        return typing  # the requester does not see the recipient typing until they accept
     await rt.announce(
         channels.conversation(conversation_id),
         envelopes.TypingChanged(

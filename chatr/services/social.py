@@ -38,6 +38,7 @@ from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Message, SubscriberOverflow
 from chatr.runtime import Runtime
+from chatr.services import message_requests
 from chatr.services.pagination import Page, PageRequest, paginate
 
 #: `extensions.reason` of the FORBIDDEN raised when either side blocked the other.
@@ -232,6 +233,7 @@ async def send_request(rt: Runtime, *, viewer_id: int, user_id: int) -> Friendsh
         else:
             friendship.state = FriendshipState.ACCEPTED
             friendship.accepted_at = utcnow()
+            await message_requests.activate_between(session, user_id=viewer_id, other_id=user_id)
             change = FriendChange.ACCEPTED
     await _announce(rt, change, actor_id=viewer_id, subject_id=user_id)
     return friendship
@@ -261,6 +263,7 @@ async def accept_request(rt: Runtime, *, viewer_id: int, user_id: int) -> Friend
         )
         friendship.state = FriendshipState.ACCEPTED
         friendship.accepted_at = utcnow()
+        await message_requests.activate_between(session, user_id=viewer_id, other_id=user_id)
     await _announce(rt, FriendChange.ACCEPTED, actor_id=viewer_id, subject_id=user_id)
     return friendship
 

@@ -121,6 +121,10 @@ subscription Watch($ids: [ID!]!) {
   presenceChanged(userIds: $ids) { user { id email privacySettings { email } } status }
 }
 """
+ACCEPT_MESSAGE_REQUEST = """
+mutation Accept($c: ID!) { acceptMessageRequest(conversationId: $c) { id status lastSeq } }
+"""
+DECLINE_MESSAGE_REQUEST = "mutation Decline($c: ID!) { declineMessageRequest(conversationId: $c) }"
 PROFILE = """
 query Profile($id: ID!) {
   user(id: $id) { id email phone emailVerified twoFactorEnabled privacySettings { email } }
@@ -279,6 +283,14 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     "markRead": Case("conversationId", MARK_READ, lambda w: {"c": w.conversation_id, "s": 3}),
     "markDelivered": Case(
         "conversationId", MARK_DELIVERED, lambda w: {"c": w.conversation_id, "s": 3}
+    ),
+    # Answering a message request: the person asked only; alice and bob's conversation is
+    # neither accepted again nor deleted.
+    "acceptMessageRequest": Case(
+        "conversationId", ACCEPT_MESSAGE_REQUEST, lambda w: {"c": w.conversation_id}
+    ),
+    "declineMessageRequest": Case(
+        "conversationId", DECLINE_MESSAGE_REQUEST, lambda w: {"c": w.conversation_id}
     ),
     # Typing into a conversation: members only.
     "setTyping": Case("conversationId", SET_TYPING, lambda w: {"c": w.conversation_id, "t": True}),
