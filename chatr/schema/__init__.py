@@ -27,6 +27,7 @@ from chatr.schema.mutation import Mutation
 from chatr.schema.query import Query
 from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
 from chatr.schema.subscription import Subscription
+from chatr.schema.verification import VerificationMutation
 from chatr.settings import Settings
 
 
@@ -40,7 +41,7 @@ class ChatrSchema(strawberry.Schema):
 
 #: Root fields come from one class per domain; add a domain's classes here.
 QUERIES: tuple[type, ...] = (Query, SocialQuery, AdminQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation, AdminMutation)
+MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation, AdminMutation, VerificationMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription)
 
 

@@ -37,6 +37,12 @@ RESEND_CODE = Rule("resend_code", parse("3 per 5 minutes"), "Too many codes requ
 TWO_FACTOR_FAILURES = Rule(
     "two_factor", parse("6 per 15 minutes"), "Too many wrong codes; sign-in is locked for now."
 )
+#: Per user: sign-in codes sent by SMS or email (each login with the right password sends one).
+TWO_FACTOR_CODE_SENDS = Rule(
+    "two_factor_code_sends",
+    parse("5 per 15 minutes"),
+    "Too many sign-in codes sent to this account.",
+)
 PASSWORD_RESET = Rule(
     "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
 )
