@@ -30,7 +30,8 @@ from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database
 from chatr.errors import ChatrError, ErrorCode
-from chatr.mailer import Outbox, create_mailer
+from chatr.mailer import create_mailer
+from chatr.outbox import Outbox
 from chatr.presence_store import create_presence_store
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
@@ -42,6 +43,7 @@ from chatr.services import auth, presence
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
+from chatr.sms import create_sms_sender
 
 log = logging.getLogger("chatr.app")
 
@@ -191,7 +193,11 @@ def create_app(settings: Settings) -> Starlette:
             queue_size=settings.subscriber_queue_size,
         )
         announcer = Announcer(broker)
-        outbox = Outbox(create_mailer(settings.smtp_url), sender=settings.mail_from)
+        outbox = Outbox(
+            mailer=create_mailer(settings.smtp_url),
+            sms=create_sms_sender(settings.sms_webhook_url, token=settings.sms_webhook_token),
+            mail_from=settings.mail_from,
+        )
         await broker.start()
         await announcer.start()
         await outbox.start()

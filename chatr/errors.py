@@ -73,11 +73,16 @@ class RateLimited(ChatrError):
 class TwoFactorRequired(ChatrError):
     code = ErrorCode.TWO_FACTOR_REQUIRED
 
+    #: What to ask for, by second-factor method (TOTP, SMS, EMAIL).
+    PROMPTS = {
+        "TOTP": "Enter the code from your authenticator app to finish signing in.",
+        "SMS": "Enter the code texted to your phone to finish signing in.",
+        "EMAIL": "Enter the code mailed to you to finish signing in.",
+    }
+
     def __init__(self, *, challenge: str, method: str) -> None:
         super().__init__(
-            "Enter the code from your authenticator app to finish signing in.",
-            challenge=challenge,
-            method=method,
+            self.PROMPTS.get(method, self.PROMPTS["TOTP"]), challenge=challenge, method=method
         )
 
 

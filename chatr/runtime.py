@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatr.db import Database
-from chatr.mailer import Outbox
+from chatr.outbox import Outbox
 from chatr.presence_store import PresenceStore
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer

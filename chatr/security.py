@@ -19,7 +19,8 @@ JWT_ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 #: Proves the password was right while the second factor is still owed; never an access token.
 TWO_FACTOR_CHALLENGE_TYPE = "2fa"
-TWO_FACTOR_CHALLENGE_TTL = 5 * 60
+#: As long as a texted or mailed sign-in code lives: SMS can take a while to arrive.
+TWO_FACTOR_CHALLENGE_TTL = 15 * 60
 
 _hasher = PasswordHasher()
 #: Verified against when the account does not exist, so login timing does not reveal it.

@@ -63,6 +63,10 @@ class Settings:
     #: `smtp://user:pass@host:port?starttls=1` / `smtps://…`; empty: mail goes to the log.
     smtp_url: str = ""
     mail_from: str = "chatr <no-reply@chatr.local>"
+    #: SMS webhook (chatr.sms): codes are POSTed as JSON here; empty: texts go to the log.
+    sms_webhook_url: str = ""
+    #: Sent as `Authorization: Bearer …` to the SMS webhook when set.
+    sms_webhook_token: str = ""
     #: Per-IP and per-user rate limits (chatr.services.rate_limits); off only for tests/dev.
     rate_limits: bool = True
     log_level: str = "info"
@@ -149,5 +153,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rate_limits=_bool(env.get("CHATR_RATE_LIMITS"), True),
         smtp_url=env.get("CHATR_SMTP_URL", ""),
         mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),
+        sms_webhook_url=env.get("CHATR_SMS_WEBHOOK_URL", ""),
+        sms_webhook_token=env.get("CHATR_SMS_WEBHOOK_TOKEN", ""),
         log_level=env.get("CHATR_LOG_LEVEL", "info"),
     )

@@ -27,13 +27,20 @@ def _client_ip(ctx: Context) -> str:
 
 
 async def register(
-    ctx: Context, *, username: str, password: str, email: str | None, display_name: str | None
+    ctx: Context,
+    *,
+    username: str,
+    password: str,
+    email: str | None,
+    display_name: str | None,
+    phone: str | None = None,
 ) -> IssuedTokens:
     user = await users.create(
         ctx.runtime,
         username=username,
         password=password,
         email=email,
+        phone=phone,
         display_name=display_name,
         client_ip=_client_ip(ctx),
     )

@@ -30,6 +30,7 @@ from chatr.schema.profiles import ProfileMutation, ProfileQuery
 from chatr.schema.query import Query
 from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
 from chatr.schema.subscription import Subscription
+from chatr.schema.verification import VerificationMutation
 from chatr.settings import Settings
 
 
@@ -55,6 +56,7 @@ MUTATIONS: tuple[type, ...] = (
     SocialMutation,
     ProfileMutation,
     PresenceMutation,
+    VerificationMutation,
     AdminMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription, PresenceSubscription)

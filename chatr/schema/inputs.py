@@ -12,6 +12,10 @@ class RegisterInput:
         description="At least 8 characters, an upper-case letter and a symbol."
     )
     email: str | None = None
+    phone: str | None = strawberry.field(
+        default=None,
+        description="International format, e.g. +15551234567; a code is texted to verify it.",
+    )
     display_name: str | None = None
 
 

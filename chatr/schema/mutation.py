@@ -29,6 +29,7 @@ class Mutation:
                 username=input.username,
                 password=input.password,
                 email=input.email,
+                phone=input.phone,
                 display_name=input.display_name,
             )
         )
@@ -124,7 +125,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Finish a login that answered TWO_FACTOR_REQUIRED: pass its "
-        "`extensions.challenge` and the current authenticator code."
+        "`extensions.challenge` and the code its `extensions.method` asks for: the current "
+        "authenticator code (TOTP), or the code texted (SMS) or mailed (EMAIL)."
     )
     async def verify_two_factor_login(
         self, info: ChatrInfo, challenge: str, code: str

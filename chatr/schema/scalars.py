@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from chatr.models import ConversationKind, ConversationStatus, MessageKind
+from chatr.services.two_factor_codes import CodeMethod, TwoFactorMethod
 
 ConversationKindEnum = strawberry.enum(
     ConversationKind, name="ConversationKind", description="DIRECT (two people) or GROUP."
@@ -16,4 +17,14 @@ ConversationStatusEnum = strawberry.enum(
 )
 MessageKindEnum = strawberry.enum(
     MessageKind, name="MessageKind", description="What a message holds."
+)
+TwoFactorMethodEnum = strawberry.enum(
+    TwoFactorMethod,
+    name="TwoFactorMethod",
+    description="The second sign-in step: TOTP (authenticator app), or a code by SMS or EMAIL.",
+)
+TwoFactorCodeMethodEnum = strawberry.enum(
+    CodeMethod,
+    name="TwoFactorCodeMethod",
+    description="Where sign-in codes are sent: SMS (verified phone) or EMAIL (verified address).",
 )

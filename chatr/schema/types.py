@@ -26,10 +26,16 @@ from chatr.presence_store import Status
 from chatr.resolvers import conversations as conversation_resolvers
 from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.pagination import Connection
-from chatr.schema.scalars import ConversationKindEnum, ConversationStatusEnum, MessageKindEnum
+from chatr.schema.scalars import (
+    ConversationKindEnum,
+    ConversationStatusEnum,
+    MessageKindEnum,
+    TwoFactorMethodEnum,
+)
 from chatr.services import privacy, profiles
 from chatr.services.pagination import PageRequest
 from chatr.services.privacy import Audience, Detail
+from chatr.services.two_factor_codes import TwoFactorMethod
 
 ChatrInfo = Info[Context, None]
 T = TypeVar("T")
@@ -146,12 +152,28 @@ class UserType:
             return None
         return root.email_verified_at is not None
 
-    @strawberry.field(description="Whether sign-in needs an authenticator code; only for yourself.")
+    @strawberry.field(description="Whether sign-in needs a second step; only for yourself.")
     async def two_factor_enabled(self, root: Parent[User], info: ChatrInfo) -> bool | None:
         viewer = await info.context.optional_viewer()
         if viewer is None or viewer.id != root.id:
             return None
-        return root.totp_secret is not None
+        return root.two_factor_method is not None
+
+    @strawberry.field(description="Whether the phone number is confirmed; only for yourself.")
+    async def phone_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
+        viewer = await info.context.optional_viewer()
+        if viewer is None or viewer.id != root.id:
+            return None
+        return root.phone_verified_at is not None
+
+    @strawberry.field(description="The second sign-in step, null when off; only for yourself.")
+    async def two_factor_method(
+        self, root: Parent[User], info: ChatrInfo
+    ) -> TwoFactorMethodEnum | None:  # type: ignore[valid-type]
+        viewer = await info.context.optional_viewer()
+        if viewer is None or viewer.id != root.id or root.two_factor_method is None:
+            return None
+        return TwoFactorMethod(root.two_factor_method)
 
 
 async def _detail(info: ChatrInfo, user: User, detail: Detail, value: T) -> T | None:

@@ -14,7 +14,7 @@ from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Resync
 from chatr.runtime import Runtime
-from chatr.services import rate_limits, two_factor, users
+from chatr.services import rate_limits, two_factor, two_factor_codes, users
 
 
 @dataclass(frozen=True)
@@ -86,12 +86,16 @@ async def login(
         raise Unauthenticated("Wrong username, email or password.")
     if user.suspended_at is not None:
         raise Unauthenticated("This account is suspended.")
-    if user.totp_secret is not None:
+    method = two_factor.METHOD if user.totp_secret is not None else None
+    if two_factor_codes.uses_codes(user):
+        method = user.two_factor_method
+        await two_factor_codes.send_login_code(rt, user=user)
+    if method is not None:
         raise TwoFactorRequired(
             challenge=security.issue_two_factor_challenge(
                 secret=rt.settings.jwt_secret, user_id=user.id
             ),
-            method=two_factor.METHOD,
+            method=method,
         )
     return await start_session(rt, user=user, device_label=device_label)
 
@@ -99,13 +103,19 @@ async def login(
 async def complete_two_factor_login(
     rt: Runtime, *, challenge: str, code: str, device_label: str | None = None
 ) -> IssuedTokens:
-    """The second step of a login that answered TWO_FACTOR_REQUIRED."""
+    """The second step of a login that answered TWO_FACTOR_REQUIRED: an authenticator code,
+    or the code sent by SMS or email, whichever the user's second factor is."""
     user_id = security.decode_two_factor_challenge(challenge, secret=rt.settings.jwt_secret)
     async with rt.db.reader() as db:
         user = await users.get(db, user_id=user_id)
-    if user is None or user.suspended_at is not None or user.totp_secret is None:
+    if user is None or user.suspended_at is not None:
         raise Unauthenticated("The sign-in challenge is no longer valid; log in again.")
-    await two_factor.verify_code(rt, user=user, secret=user.totp_secret, code=code)
+    if user.totp_secret is not None:
+        await two_factor.verify_code(rt, user=user, secret=user.totp_secret, code=code)
+    elif two_factor_codes.uses_codes(user):
+        await two_factor_codes.verify_login_code(rt, user=user, code=code)
+    else:
+        raise Unauthenticated("The sign-in challenge is no longer valid; log in again.")
     return await start_session(rt, user=user, device_label=device_label)
 
 

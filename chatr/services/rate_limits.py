@@ -41,6 +41,12 @@ TWO_FACTOR_FAILURES = Rule(
 SEND_MESSAGE = Rule(
     "send_message", parse("100 per minute"), "You are sending messages too fast; slow down."
 )
+#: Per user: sign-in codes sent by SMS or email (each login with the right password sends one).
+TWO_FACTOR_CODE_SENDS = Rule(
+    "two_factor_code_sends",
+    parse("5 per 15 minutes"),
+    "Too many sign-in codes sent to this account.",
+)
 PASSWORD_RESET = Rule(
     "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
 )

@@ -87,7 +87,8 @@ async def verify_code(rt: Runtime, *, user: User, secret: str, code: str) -> Non
 async def enroll(rt: Runtime, *, viewer_id: int) -> TotpEnrolment:
     """Start enrolment: a new secret to scan; 2FA is on only after `confirm`."""
     user = await _user(rt, viewer_id)
-    if user.totp_secret is not None:
+    if user.totp_secret is not None or user.two_factor_method is not None:
+        # Replacing SMS/email codes must not skip the code their removal takes.
         raise Conflict("Two-factor authentication is already on; disable it first.")
     secret = pyotp.random_base32()
     async with rt.db.session() as session, session.begin():

@@ -15,7 +15,7 @@ from chatr import security
 from chatr.errors import BadUserInput, Conflict, NotFound
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import email_verification, rate_limits, validation
+from chatr.services import email_verification, phone_verification, rate_limits, validation
 
 
 async def get(session: AsyncSession, *, user_id: int) -> User | None:
@@ -43,18 +43,21 @@ async def create(
     password: str,
     client_ip: str,
     email: str | None = None,
+    phone: str | None = None,
     display_name: str | None = None,
 ) -> User:
     await rt.limits.hit(rate_limits.REGISTER, client_ip)
     username = validation.username(username)
     password = validation.password(password)
     email = validation.email(email) if email else None
+    phone = validation.phone(phone) if phone else None
     password_hash = await security.hash_password(password)
     user = User(
         username=username,
         username_key=username.lower(),
         email=email,
         email_key=email.lower() if email else None,
+        phone=phone,
         password_hash=password_hash,
         display_name=validation.display_name(display_name, username),
         privacy={},
@@ -67,13 +70,17 @@ async def create(
             select(User.id).where(User.email_key == user.email_key)
         ):
             raise Conflict("That email address is already registered.", field="email")
+        if user.phone and await session.scalar(select(User.id).where(User.phone == user.phone)):
+            raise Conflict("That phone number is already registered.", field="phone")
         session.add(user)
         try:
             await session.flush()
         except IntegrityError as error:  # a concurrent registration won the race
-            raise Conflict("That username or email is taken.", field="username") from error
+            raise Conflict("That username, email or phone is taken.", field="username") from error
     if user.email:
         await email_verification.send_code(rt, user_id=user.id, email=user.email)
+    if user.phone:
+        await phone_verification.send_code(rt, user_id=user.id, phone=user.phone)
     return user
 
 

@@ -9,6 +9,10 @@ from chatr.errors import BadUserInput
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,20}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PASSWORD_SYMBOL = re.compile(r"[^A-Za-z0-9]")
+#: E.164: a plus, a country code that does not start with 0, 8-15 digits in all.
+PHONE_PATTERN = re.compile(r"^\+[1-9][0-9]{7,14}$")
+#: Separators people type inside numbers ("+1 (555) 123-4567"); dropped before checking.
+PHONE_SEPARATORS = re.compile(r"[\s().-]")
 MAX_MESSAGE_BODY = 10_000
 MAX_CLIENT_ID = 64
 
@@ -26,6 +30,17 @@ def email(value: str) -> str:
     value = value.strip()
     if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
         raise BadUserInput("Email address is not valid.", field="email")
+    return value
+
+
+def phone(value: str) -> str:
+    """The number in E.164 form; separators are dropped so one number has one spelling
+    (the uniqueness check depends on it)."""
+    value = PHONE_SEPARATORS.sub("", value.strip())
+    if not PHONE_PATTERN.fullmatch(value):
+        raise BadUserInput(
+            "Phone number must be in international format: + and 8-15 digits.", field="phone"
+        )
     return value
 
 

@@ -22,7 +22,12 @@ from chatr.runtime import Runtime
 CODE_TTL = timedelta(minutes=15)
 MAX_ATTEMPTS = 5
 EMAIL_VERIFICATION = "email_verification"
+PHONE_VERIFICATION = "phone_verification"
 PASSWORD_RESET = "password_reset"
+#: The second step of a login whose second factor is a code by SMS or email.
+TWO_FACTOR_LOGIN = "two_factor_login"
+#: Proof of the current SMS/email second factor before it is switched or turned off.
+TWO_FACTOR_CHANGE = "two_factor_change"
 
 
 def _digest(rt: Runtime, *, user_id: int, purpose: str, code: str) -> str:

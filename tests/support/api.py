@@ -162,3 +162,23 @@ async def user_ids(account: Account, query: str) -> list[str]:
     """The `user.id` of every node of the one connection `query` selects."""
     (connection,) = (await account.call(query)).values()
     return [edge["node"]["user"]["id"] for edge in connection["edges"]]
+
+
+# Phone verification and second factor by code (tests/api/test_phone_*, test_two_factor_codes).
+VERIFY_PHONE = "mutation V($code: String!) { verifyPhone(code: $code) }"
+VERIFY_EMAIL = "mutation V($code: String!) { verifyEmail(code: $code) }"
+SET_PHONE = "mutation P($phone: String!) { setPhoneNumber(phone: $phone) }"
+ME_VERIFICATION = "query { me { emailVerified phoneVerified twoFactorEnabled twoFactorMethod } }"
+
+
+async def register_with_phone(
+    http: httpx.AsyncClient, username: str, phone: str, *, email: bool = True
+) -> Account:
+    """`register` with a phone number (and, unless told otherwise, an email address)."""
+    account_input: dict[str, Any] = {"username": username, "password": PASSWORD, "phone": phone}
+    if email:
+        account_input["email"] = f"{username}@example.com"
+    payload = (await data(http, REGISTER, {"input": account_input}))["register"]
+    return Account(
+        http, payload["user"]["id"], username, payload["accessToken"], payload["refreshToken"]
+    )

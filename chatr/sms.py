@@ -1,0 +1,54 @@
+"""Outgoing SMS through a provider: an HTTP webhook, or the log on the embedded default.
+
+The webhook is the one integration every SMS gateway (or a small relay in front of Twilio,
+Vonage, SNS…) can offer: chatr POSTs `{"to": "+15551234567", "body": "…"}` as JSON to the
+configured URL, with `Authorization: Bearer <token>` when a token is set. Any 2xx answer is
+success; another status or a network error is a failure the outbox retries.
+
+Like mail, nothing here runs on the request path: services queue texts in `chatr.outbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import httpx
+
+from chatr.outbox import DeliveryFailed
+
+log = logging.getLogger("chatr.sms")
+
+
+class SmsSender(Protocol):
+    async def send(self, *, to: str, body: str) -> None: ...
+
+
+class WebhookSms:
+    def __init__(self, url: str, *, token: str = "", timeout: float = 10.0) -> None:
+        self._url = url
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = timeout
+
+    async def send(self, *, to: str, body: str) -> None:
+        # A client per text: codes are rare, and nothing is left open between lifespans.
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                response = await client.post(
+                    self._url, json={"to": to, "body": body}, headers=self._headers
+                )
+        except httpx.HTTPError as error:
+            raise DeliveryFailed(f"SMS webhook unreachable: {error!r}") from error
+        if not response.is_success:
+            raise DeliveryFailed(f"SMS webhook answered {response.status_code}")
+
+
+class LogSms:
+    """The embedded default: texts are written to the log (codes visible to the developer)."""
+
+    async def send(self, *, to: str, body: str) -> None:
+        log.info("sms to %s: %s", to, body)
+
+
+def create_sms_sender(webhook_url: str, *, token: str = "") -> SmsSender:
+    return WebhookSms(webhook_url, token=token) if webhook_url else LogSms()
