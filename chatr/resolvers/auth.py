@@ -14,6 +14,7 @@ from chatr.services import (
     validation,
 )
 from chatr.services.auth import IssuedTokens
+from chatr.services.profiles import ProfileChanges
 
 
 def _device_label(ctx: Context) -> str | None:
@@ -34,6 +35,7 @@ async def register(
     email: str | None,
     display_name: str | None,
     phone: str | None = None,
+    profile: ProfileChanges | None = None,
 ) -> IssuedTokens:
     user = await users.create(
         ctx.runtime,
@@ -42,6 +44,7 @@ async def register(
         email=email,
         phone=phone,
         display_name=display_name,
+        profile=profile,
         client_ip=_client_ip(ctx),
     )
     return await auth.start_session(ctx.runtime, user=user, device_label=_device_label(ctx))

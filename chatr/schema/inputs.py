@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from chatr.schema.types import GenderEnum
+
 
 @strawberry.input(description="A new account.")
 class RegisterInput:
@@ -17,6 +19,9 @@ class RegisterInput:
         description="International format, e.g. +15551234567; a code is texted to verify it.",
     )
     display_name: str | None = None
+    first_name: str | None = strawberry.field(default=None, description="At most 80 characters.")
+    last_name: str | None = strawberry.field(default=None, description="At most 80 characters.")
+    gender: GenderEnum | None = None  # type: ignore[valid-type]
 
 
 @strawberry.input

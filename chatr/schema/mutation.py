@@ -8,6 +8,7 @@ from chatr.resolvers import auth, conversations, messages
 from chatr.schema.inputs import GuestSessionInput, LoginInput, RegisterInput, SendMessageInput
 from chatr.schema.types import AuthPayload, ChatrInfo, MessageType, ReceiptType, TotpEnrolment
 from chatr.services.auth import IssuedTokens
+from chatr.services.profiles import ProfileChanges
 
 
 def _auth_payload(tokens: IssuedTokens) -> AuthPayload:
@@ -31,6 +32,9 @@ class Mutation:
                 email=input.email,
                 phone=input.phone,
                 display_name=input.display_name,
+                profile=ProfileChanges(
+                    first_name=input.first_name, last_name=input.last_name, gender=input.gender
+                ),
             )
         )
 

@@ -58,7 +58,8 @@ def _picture_url(value: str | None, field: str) -> str | None:
     return value
 
 
-def _validated(changes: ProfileChanges) -> dict[str, object]:
+def validated(changes: ProfileChanges) -> dict[str, object]:
+    """Column values for the changes; BAD_USER_INPUT (naming the field) if one is invalid."""
     values: dict[str, object] = {}
     if changes.display_name is not KEEP:
         if not isinstance(changes.display_name, str) or not changes.display_name.strip():
@@ -79,7 +80,7 @@ def _validated(changes: ProfileChanges) -> dict[str, object]:
 
 async def update(rt: Runtime, *, viewer_id: int, changes: ProfileChanges) -> User:
     """Apply the changes all or nothing: one invalid field changes nothing."""
-    values = _validated(changes)
+    values = validated(changes)
     async with rt.db.session() as session, session.begin():
         user = await session.get(User, viewer_id, with_for_update=True)
         if user is None:

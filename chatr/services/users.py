@@ -15,7 +15,13 @@ from chatr import security
 from chatr.errors import BadUserInput, Conflict, NotFound
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import email_verification, phone_verification, rate_limits, validation
+from chatr.services import (
+    email_verification,
+    phone_verification,
+    profiles,
+    rate_limits,
+    validation,
+)
 
 
 async def get(session: AsyncSession, *, user_id: int) -> User | None:
@@ -45,8 +51,11 @@ async def create(
     email: str | None = None,
     phone: str | None = None,
     display_name: str | None = None,
+    profile: profiles.ProfileChanges | None = None,
 ) -> User:
+    """A new account; `profile` may set names and gender (display name has its own rule)."""
     await rt.limits.hit(rate_limits.REGISTER, client_ip)
+    profile_values = profiles.validated(profile) if profile is not None else {}
     username = validation.username(username)
     password = validation.password(password)
     email = validation.email(email) if email else None
@@ -61,6 +70,7 @@ async def create(
         password_hash=password_hash,
         display_name=validation.display_name(display_name, username),
         privacy={},
+        **profile_values,
     )
     async with rt.db.session() as session, session.begin():
         taken = await session.scalar(select(User.id).where(User.username_key == user.username_key))

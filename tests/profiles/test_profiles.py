@@ -221,3 +221,37 @@ async def test_blocked_user_sees_no_profile_details_until_unblocked(app: Running
     # and unblocking restores what she shares
     await alice.call(UNBLOCK_USER, u=dave.id)
     assert (await dave.call(PROFILE, id=alice.id))["user"] == visible
+
+
+REGISTER_WITH_PROFILE = """
+mutation Register($input: RegisterInput!) {
+  register(input: $input) { user { username firstName lastName gender } }
+}
+"""
+
+
+async def test_registration_takes_names_and_gender(app: RunningApp) -> None:
+    details = {"firstName": "Ada", "lastName": "Lovelace", "gender": "PREFER_NOT_TO_SAY"}
+    body = await graphql(
+        app.http,
+        REGISTER_WITH_PROFILE,
+        {"input": {"username": "ada", "password": "Secret-pass1", **details}},
+    )
+    assert body["data"]["register"]["user"] == {"username": "ada", **details}
+
+
+async def test_registration_with_an_invalid_name_stores_no_account(app: RunningApp) -> None:
+    body = await graphql(
+        app.http,
+        REGISTER_WITH_PROFILE,
+        {"input": {"username": "longname", "password": "Secret-pass1", "lastName": "x" * 81}},
+    )
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
+        ("BAD_USER_INPUT", "lastName")
+    ]
+    again = await graphql(
+        app.http,
+        REGISTER_WITH_PROFILE,
+        {"input": {"username": "longname", "password": "Secret-pass1"}},
+    )
+    assert again["data"]["register"]["user"]["username"] == "longname"
