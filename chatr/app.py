@@ -39,7 +39,7 @@ from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.errors import with_code
-from chatr.services import auth, presence
+from chatr.services import auth, presence, rate_limits
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
@@ -211,6 +211,7 @@ def create_app(settings: Settings) -> Starlette:
                 broker_url=settings.broker_url,
                 key_prefix=f"{settings.channel_prefix}:limits",
                 enabled=settings.rate_limits,
+                overrides={rate_limits.SEND_MESSAGE.name: settings.send_message_limit},
             ),
             outbox=outbox,
             presence=create_presence_store(settings.broker_url, prefix=settings.channel_prefix),

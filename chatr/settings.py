@@ -69,6 +69,8 @@ class Settings:
     sms_webhook_token: str = ""
     #: Per-IP and per-user rate limits (chatr.services.rate_limits); off only for tests/dev.
     rate_limits: bool = True
+    #: The per-user flood guard on sendMessage, in `limits` notation ("100 per minute").
+    send_message_limit: str = "100 per minute"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -151,6 +153,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
         session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),
         rate_limits=_bool(env.get("CHATR_RATE_LIMITS"), True),
+        send_message_limit=env.get("CHATR_SEND_MESSAGE_LIMIT") or "100 per minute",
         smtp_url=env.get("CHATR_SMTP_URL", ""),
         mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),
         sms_webhook_url=env.get("CHATR_SMS_WEBHOOK_URL", ""),

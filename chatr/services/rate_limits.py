@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -59,26 +60,38 @@ def _storage(broker_url: str, key_prefix: str) -> Storage:
 
 
 class RateLimiter:
-    def __init__(self, *, broker_url: str, key_prefix: str, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        key_prefix: str,
+        enabled: bool = True,
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        """`overrides` replaces some rules' limits by name (settings), e.g. the send guard."""
         self._enabled = enabled
         self._limiter = MovingWindowRateLimiter(_storage(broker_url, key_prefix))
+        self._overrides = {name: parse(limit) for name, limit in (overrides or {}).items()}
+
+    def _limit(self, rule: Rule) -> RateLimitItem:
+        return self._overrides.get(rule.name, rule.limit)
 
     async def check(self, rule: Rule, key: str) -> None:
         """RATE_LIMITED if `key` has used up `rule`, without counting an attempt (for rules
         that only count failures)."""
-        if self._enabled and not await self._limiter.test(rule.limit, rule.name, key):
+        if self._enabled and not await self._limiter.test(self._limit(rule), rule.name, key):
             await self._refuse(rule, key)
 
     async def hit(self, rule: Rule, key: str) -> None:
         """Count one attempt; RATE_LIMITED (with retryAfter seconds) once over the limit."""
         if not self._enabled:
             return
-        if await self._limiter.hit(rule.limit, rule.name, key):
+        if await self._limiter.hit(self._limit(rule), rule.name, key):
             return
         await self._refuse(rule, key)
 
     async def _refuse(self, rule: Rule, key: str) -> NoReturn:
-        stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)
+        stats = await self._limiter.get_window_stats(self._limit(rule), rule.name, key)
         raise RateLimited(
             f"{rule.message} Try again later.",
             retry_after=max(1, math.ceil(stats.reset_time - time.time())),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.api import LOGIN, PASSWORD, graphql, register
+from tests.support.api import LOGIN, PASSWORD, GraphQLError, graphql, register
 from tests.support.servers import RunningApp, in_process_app
 
 
@@ -111,3 +111,14 @@ async def test_sender_over_a_hundred_messages_a_minute_is_rate_limited_and_nothi
     assert conversation["conversation"]["lastSeq"] == 100
     # and the limit is hers alone: bob can still answer
     assert (await bob.send("still here", to=alice))["seq"] == 101
+
+
+async def test_the_send_guard_is_a_setting(settings, database) -> None:  # type: ignore[no-untyped-def]
+    tight = settings.with_overrides(rate_limits=True, send_message_limit="2 per minute")
+    async with in_process_app(tight) as app:
+        alice, bob = await register(app.http), await register(app.http)
+        await alice.send("1", to=bob)
+        await alice.send("2", to=bob)
+        with pytest.raises(GraphQLError) as failure:
+            await alice.send("3", to=bob)
+        assert failure.value.codes == ["RATE_LIMITED"]
