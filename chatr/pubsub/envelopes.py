@@ -43,6 +43,19 @@ class ConversationJoined:
 
 
 @dataclass(frozen=True)
+class MembersRemoved:
+    """Sent to `conversation:{id}`: these people left, were removed, or the group was deleted.
+
+    Their live streams of the conversation stop delivering it (durable events already stop at
+    the replay query, which joins on accepted membership; this also stops typing).
+    """
+
+    kind: ClassVar[str] = "members_removed"
+    conversation_id: int
+    user_ids: list[int]
+
+
+@dataclass(frozen=True)
 class SessionRevoked:
     """Sent to `user:{id}` (its sockets close with 4403) and to `sessions` (every instance
     drops the session from its authentication cache)."""
@@ -67,11 +80,25 @@ class FriendChanged:
     occurred_at: float  # epoch seconds
 
 
-Envelope = EventAnnounced | TypingChanged | ConversationJoined | SessionRevoked | FriendChanged
+Envelope = (
+    EventAnnounced
+    | TypingChanged
+    | ConversationJoined
+    | MembersRemoved
+    | SessionRevoked
+    | FriendChanged
+)
 
 _KINDS: dict[str, type[Envelope]] = {
     cls.kind: cls
-    for cls in (EventAnnounced, TypingChanged, ConversationJoined, SessionRevoked, FriendChanged)
+    for cls in (
+        EventAnnounced,
+        TypingChanged,
+        ConversationJoined,
+        MembersRemoved,
+        SessionRevoked,
+        FriendChanged,
+    )
 }
 
 

@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from chatr.models import Conversation, Membership, Message, User
 from chatr.runtime import Runtime
-from chatr.services import conversations, messages, users
+from chatr.services import conversations, groups, messages, users
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -43,6 +43,9 @@ class Loaders:
         )
         self.members_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
             self._members, cache=cache
+        )
+        self.invitees_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
+            self._invitees, cache=cache
         )
 
     async def _run(self, work: Callable[..., Awaitable[list[V]]], **kwargs: object) -> list[V]:
@@ -80,6 +83,14 @@ class Loaders:
 
     async def _members(self, keys: list[int]) -> list[list[Membership]]:
         rows = await self._run(conversations.members_of, conversation_ids=keys)
+        return self._grouped(keys, rows)
+
+    async def _invitees(self, keys: list[int]) -> list[list[Membership]]:
+        rows = await self._run(groups.pending_members_of, conversation_ids=keys)
+        return self._grouped(keys, rows)
+
+    @staticmethod
+    def _grouped(keys: list[int], rows: list[Membership]) -> list[list[Membership]]:
         grouped: dict[int, list[Membership]] = {key: [] for key in keys}
         for row in rows:
             grouped[row.conversation_id].append(row)

@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
+from chatr.schema.groups import GroupMutation, GroupQuery
 from chatr.schema.mutation import Mutation
 from chatr.schema.query import Query
 from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
@@ -39,8 +40,8 @@ class ChatrSchema(strawberry.Schema):
 
 
 #: Root fields come from one class per domain; add a domain's classes here.
-QUERIES: tuple[type, ...] = (Query, SocialQuery, AdminQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation, AdminMutation)
+QUERIES: tuple[type, ...] = (Query, SocialQuery, AdminQuery, GroupQuery)
+MUTATIONS: tuple[type, ...] = (Mutation, SocialMutation, AdminMutation, GroupMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription)
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
-from chatr.models import ConversationKind, ConversationStatus, MessageKind
+from chatr.models import (
+    ConversationKind,
+    ConversationStatus,
+    MemberRole,
+    MembershipState,
+    MessageKind,
+)
 
 ConversationKindEnum = strawberry.enum(
     ConversationKind, name="ConversationKind", description="DIRECT (two people) or GROUP."
@@ -16,4 +22,14 @@ ConversationStatusEnum = strawberry.enum(
 )
 MessageKindEnum = strawberry.enum(
     MessageKind, name="MessageKind", description="What a message holds."
+)
+MemberRoleEnum = strawberry.enum(
+    MemberRole,
+    name="MemberRole",
+    description="In a group: OWNER (exactly one), ADMIN or MEMBER. Both people in a DM are MEMBER.",
+)
+MembershipStateEnum = strawberry.enum(
+    MembershipState,
+    name="MembershipState",
+    description="PENDING while invited (no access to history yet), ACCEPTED once joined.",
 )
