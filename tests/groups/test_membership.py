@@ -74,6 +74,7 @@ async def test_an_invitee_sees_no_history_until_they_accept(app: RunningApp) -> 
     assert (await bob.call(MY_INVITES))["myGroupInvites"] == []
 
 
+@pytest.mark.smoke
 async def test_system_messages_take_seqs_in_the_same_sequence_as_messages(
     app: RunningApp,
 ) -> None:
@@ -161,6 +162,7 @@ async def test_invalid_details_are_bad_user_input(app: RunningApp, bad: dict[str
     assert (await group(alice, group_id))["name"] == "Team"
 
 
+@pytest.mark.smoke
 async def test_a_leaving_sole_owner_hands_the_group_to_the_oldest_admin(app: RunningApp) -> None:
     # given a member who joined first, then two admins
     alice, member, first_admin, second_admin = await _people(app, 4)
@@ -188,6 +190,7 @@ async def test_a_leaving_owner_without_admins_hands_the_group_to_the_oldest_memb
     assert roles(await group(newer, group_id)) == {older.id: "OWNER", newer.id: "MEMBER"}
 
 
+@pytest.mark.smoke
 async def test_the_last_one_out_deletes_the_group(app: RunningApp) -> None:
     # given a group whose only member is its owner, with an unanswered invitation
     alice, bob = await _people(app, 2)
