@@ -1,7 +1,7 @@
 """Groups: creation, details, invitations, roles, leaving and removal, with system messages.
 
-Every membership change runs in one transaction that first takes the group's conversation row
-(SELECT … FOR UPDATE), the same lock a send takes to hand out a seq. Two admins kicking at
+Every membership change runs in one transaction that first locks the group's conversation row
+(SELECT … FOR NO KEY UPDATE), the same lock a send takes to hand out a seq. Two admins kicking at
 once, or the owner leaving while someone promotes, therefore run one after the other, and the
 invariant "exactly one OWNER while the group exists" holds. The change and its system
 messages (kind SYSTEM, with the next seqs) commit together; the events are appended last, as
@@ -223,8 +223,14 @@ async def _locked(
     Announces what the change produced once it has committed.
     """
     async with rt.db.session() as session, session.begin():
+        # FOR NO KEY UPDATE, the lock a send's UPDATE takes: it serialises membership changes
+        # with each other and with sends, but not with the KEY SHARE that inserting an event
+        # or message row (foreign key to the conversation) takes. A full FOR UPDATE would
+        # deadlock with a receipt that holds the event-stream lock while inserting its event.
         conversation = await session.scalar(
-            select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+            select(Conversation)
+            .where(Conversation.id == conversation_id)
+            .with_for_update(key_share=True)
         )
         if conversation is None:
             raise NotFound("No such conversation.", field="conversationId")

@@ -23,7 +23,7 @@ from tests.groups.helpers import (
     roles,
     system_actions,
 )
-from tests.support.api import BLOCK_USER, Account, GraphQLError, data, register
+from tests.support.api import BLOCK_USER, MARK_READ, Account, GraphQLError, data, register
 from tests.support.servers import RunningApp
 
 
@@ -322,6 +322,10 @@ async def test_concurrent_changes_leave_exactly_one_owner(app: RunningApp) -> No
         alice.call(PROMOTE, c=group_id, u=member1.id),
         admin1.call(REMOVE, c=group_id, u=member2.id),
         admin2.call(REMOVE, c=group_id, u=member2.id),
+        # (receipts and messages append events meanwhile: none of it may deadlock)
+        member1.call(MARK_READ, c=group_id, s=1),
+        member2.send("still here?", conversation_id=group_id),
+        admin1.call(MARK_READ, c=group_id, s=2),
         return_exceptions=True,
     )
     # then whatever order they ran in, there is one owner and member2 was removed once
