@@ -70,7 +70,8 @@ class SystemAction(enum.StrEnum):
 
 @dataclass(frozen=True)
 class GroupDetails:
-    """New values for updateGroup; `None` in `fields_set` terms means "clear" (not the name)."""
+    """New values for updateGroup: only the fields named in `given` change; None clears one
+    (except the name, which every group has)."""
 
     name: str | None = None
     description: str | None = None
