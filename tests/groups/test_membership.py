@@ -338,3 +338,32 @@ async def test_concurrent_changes_leave_exactly_one_owner(app: RunningApp) -> No
     assert list(roles(view).values()).count("OWNER") == 1
     assert alice.id not in roles(view) and member2.id not in roles(view)
     assert system_actions(await history(admin1, group_id)).count("REMOVED") == 1
+
+
+INBOX = "query { conversations { edges { node { id kind name lastMessage { kind body } } } } }"
+
+
+async def test_a_group_is_in_the_inbox_of_members_only(app: RunningApp) -> None:
+    alice, bob = await _people(app, 2)
+    group_id = (await create_group(alice, invitees=[bob], name="Climbing"))["id"]
+    assert (await bob.call(INBOX))["conversations"]["edges"] == []
+    await bob.call(ACCEPT, c=group_id)
+    (edge,) = (await bob.call(INBOX))["conversations"]["edges"]
+    assert edge["node"]["id"] == group_id
+    assert (edge["node"]["kind"], edge["node"]["name"]) == ("GROUP", "Climbing")
+    assert edge["node"]["lastMessage"] == {"kind": "SYSTEM", "body": f"@{bob.username} joined"}
+
+
+async def test_a_block_between_two_members_does_not_silence_either_in_the_group(
+    app: RunningApp,
+) -> None:
+    # given alice and bob in a group, and alice blocks bob afterwards
+    alice, bob = await _people(app, 2)
+    group_id = await group_with(alice, members=[bob])
+    await alice.call(BLOCK_USER, u=bob.id)
+    # when both write there, then both messages are in the group (blocks govern DMs, invites
+    # and friend requests; leaving or removing is how a group parts ways)
+    await bob.send("from bob", conversation_id=group_id)
+    await alice.send("from alice", conversation_id=group_id)
+    bodies = [m["body"] for m in await history(alice, group_id) if m["kind"] == "TEXT"]
+    assert bodies == ["from bob", "from alice"]
