@@ -27,6 +27,9 @@ def _pending_key(channel: str, envelope: envelopes.Envelope) -> PendingKey | Non
             return (channel, envelope.kind, 0)  # the newest position covers older ones
         case envelopes.ConversationJoined(conversation_id=conversation_id):
             return (channel, envelope.kind, conversation_id)
+        case envelopes.MembersRemoved(user_ids=user_ids):
+            # Each removal must arrive: it is what ends the removed people's live streams.
+            return (channel, f"{envelope.kind}:{','.join(map(str, user_ids))}", 0)
         case envelopes.SessionRevoked(user_id=user_id, session_id=session_id):
             return (channel, f"{envelope.kind}:{user_id}", session_id or 0)
         case envelopes.FriendChanged(actor_id=actor_id, subject_id=subject_id):

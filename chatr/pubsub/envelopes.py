@@ -43,6 +43,19 @@ class ConversationJoined:
 
 
 @dataclass(frozen=True)
+class MembersRemoved:
+    """Sent to `conversation:{id}`: these people left, were removed, or the group was deleted.
+
+    Their live streams of the conversation stop delivering it (durable events already stop at
+    the replay query, which joins on accepted membership; this also stops typing).
+    """
+
+    kind: ClassVar[str] = "members_removed"
+    conversation_id: int
+    user_ids: list[int]
+
+
+@dataclass(frozen=True)
 class SessionRevoked:
     """Sent to `user:{id}` (its sockets close with 4403) and to `sessions` (every instance
     drops the session from its authentication cache)."""
@@ -82,6 +95,7 @@ Envelope = (
     EventAnnounced
     | TypingChanged
     | ConversationJoined
+    | MembersRemoved
     | SessionRevoked
     | FriendChanged
     | PresenceChanged
@@ -93,6 +107,7 @@ _KINDS: dict[str, type[Envelope]] = {
         EventAnnounced,
         TypingChanged,
         ConversationJoined,
+        MembersRemoved,
         SessionRevoked,
         FriendChanged,
         PresenceChanged,

@@ -14,7 +14,7 @@ from strawberry.dataloader import DataLoader
 from chatr.models import Conversation, Membership, Message, User
 from chatr.presence_store import Status
 from chatr.runtime import Runtime
-from chatr.services import conversations, messages, presence, privacy, users
+from chatr.services import conversations, groups, messages, presence, privacy, users
 from chatr.services.privacy import Standing
 
 K = TypeVar("K", bound=Hashable)
@@ -52,6 +52,9 @@ class Loaders:
         self.standing: DataLoader[tuple[int | None, int], Standing] = DataLoader(
             self._standings, cache=cache
         )
+        self.invitees_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
+            self._invitees, cache=cache
+        )
 
     async def _run(self, work: Callable[..., Awaitable[T]], **kwargs: object) -> T:
         async with self._rt.db.reader() as session:
@@ -88,6 +91,14 @@ class Loaders:
 
     async def _members(self, keys: list[int]) -> list[list[Membership]]:
         rows = await self._run(conversations.members_of, conversation_ids=keys)
+        return self._grouped(keys, rows)
+
+    async def _invitees(self, keys: list[int]) -> list[list[Membership]]:
+        rows = await self._run(groups.pending_members_of, conversation_ids=keys)
+        return self._grouped(keys, rows)
+
+    @staticmethod
+    def _grouped(keys: list[int], rows: list[Membership]) -> list[list[Membership]]:
         grouped: dict[int, list[Membership]] = {key: [] for key in keys}
         for row in rows:
             grouped[row.conversation_id].append(row)

@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
+from chatr.schema.groups import GroupMutation, GroupQuery
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.mutation import Mutation
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
@@ -49,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     SocialQuery,
     ProfileQuery,
     AdminQuery,
+    GroupQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     Mutation,
@@ -58,6 +60,7 @@ MUTATIONS: tuple[type, ...] = (
     PresenceMutation,
     VerificationMutation,
     AdminMutation,
+    GroupMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription, PresenceSubscription)
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
-from chatr.models import ConversationKind, ConversationStatus, MessageKind
+from chatr.models import (
+    ConversationKind,
+    ConversationStatus,
+    MemberRole,
+    MembershipState,
+    MessageKind,
+)
 from chatr.services.two_factor_codes import CodeMethod, TwoFactorMethod
 
 ConversationKindEnum = strawberry.enum(
@@ -27,4 +33,14 @@ TwoFactorCodeMethodEnum = strawberry.enum(
     CodeMethod,
     name="TwoFactorCodeMethod",
     description="Where sign-in codes are sent: SMS (verified phone) or EMAIL (verified address).",
+)
+MemberRoleEnum = strawberry.enum(
+    MemberRole,
+    name="MemberRole",
+    description="In a group: OWNER (exactly one), ADMIN or MEMBER. Both people in a DM are MEMBER.",
+)
+MembershipStateEnum = strawberry.enum(
+    MembershipState,
+    name="MembershipState",
+    description="PENDING while invited (no access to history yet), ACCEPTED once joined.",
 )

@@ -7,7 +7,7 @@ declared here (a password hash, a TOTP secret) cannot leak by accident.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 from strawberry import Parent
@@ -20,6 +20,7 @@ from chatr.models import (
     ConversationKind,
     Membership,
     Message,
+    MessageKind,
     User,
 )
 from chatr.presence_store import Status
@@ -29,6 +30,8 @@ from chatr.schema.pagination import Connection
 from chatr.schema.scalars import (
     ConversationKindEnum,
     ConversationStatusEnum,
+    MemberRoleEnum,
+    MembershipStateEnum,
     MessageKindEnum,
     TwoFactorMethodEnum,
 )
@@ -36,6 +39,9 @@ from chatr.services import privacy, profiles
 from chatr.services.pagination import PageRequest
 from chatr.services.privacy import Audience, Detail
 from chatr.services.two_factor_codes import TwoFactorMethod
+
+if TYPE_CHECKING:
+    from chatr.schema.groups import SystemDetailsType
 
 ChatrInfo = Info[Context, None]
 T = TypeVar("T")
@@ -210,16 +216,37 @@ class MessageType:
     ) -> Annotated[ConversationType, strawberry.lazy("chatr.schema.types")]:
         return await info.context.loaders.conversation_by_id.load(root.conversation_id)
 
-    @strawberry.field
+    @strawberry.field(description="Who sent it; for a SYSTEM message, who made the change.")
     async def sender(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:
         if root.sender_id is None:
             return None
         return await info.context.loaders.user_by_id.load(root.sender_id)
 
+    @strawberry.field(
+        description="For SYSTEM messages (kind SYSTEM): what changed in the group, so clients "
+        "can write their own text. Null for every other kind."
+    )
+    def system(
+        self, root: Parent[Message]
+    ) -> Annotated[SystemDetailsType, strawberry.lazy("chatr.schema.groups")] | None:
+        if root.kind != MessageKind.SYSTEM or not root.extra:
+            return None
+        return root.extra  # type: ignore[return-value]
+
 
 @strawberry.type(name="Member", description="A participant and how far they have got.")
 class MemberType:
-    joined_at: datetime
+    joined_at: datetime = strawberry.field(
+        description="When they joined (for a PENDING member: when they were invited)."
+    )
+    role: MemberRoleEnum  # type: ignore[valid-type]
+    state: MembershipStateEnum  # type: ignore[valid-type]
+
+    @strawberry.field(description="Who invited them (groups), if anyone.")
+    async def invited_by(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
+        if root.invited_by_id is None:
+            return None
+        return await info.context.loaders.user_by_id.load(root.invited_by_id)
 
     @strawberry.field(
         description="How far their devices have received; null while they have not answered "
@@ -251,13 +278,30 @@ class ConversationType:
     kind: ConversationKindEnum  # type: ignore[valid-type]
     status: ConversationStatusEnum  # type: ignore[valid-type]
     name: str | None
+    description: str | None = strawberry.field(description="Groups only.")
+    avatar_url: str | None = strawberry.field(description="Groups only.")
+    cover_url: str | None = strawberry.field(description="Groups only.")
     created_at: datetime
     last_activity_at: datetime
     last_seq: int = strawberry.field(description="Seq of the newest message (0 when empty).")
 
-    @strawberry.field
+    @strawberry.field(description="Everyone who has joined (ACCEPTED), oldest membership first.")
     async def members(self, root: Parent[Conversation], info: ChatrInfo) -> list[MemberType]:
         return await info.context.loaders.members_by_conversation.load(root.id)
+
+    @strawberry.field(description="Groups: people invited who have not answered yet (PENDING).")
+    async def invited_members(
+        self, root: Parent[Conversation], info: ChatrInfo
+    ) -> list[MemberType]:
+        if root.kind != ConversationKind.GROUP:
+            return []
+        return await info.context.loaders.invitees_by_conversation.load(root.id)
+
+    @strawberry.field(description="My role here: OWNER, ADMIN or MEMBER.")
+    async def my_role(self, root: Parent[Conversation], info: ChatrInfo) -> MemberRoleEnum | None:  # type: ignore[valid-type]
+        viewer = await info.context.viewer()
+        membership = await info.context.loaders.membership.load((root.id, viewer.id))
+        return None if membership is None else membership.role
 
     @strawberry.field(description="For a direct conversation: the other person.")
     async def peer(self, root: Parent[Conversation], info: ChatrInfo) -> UserType | None:

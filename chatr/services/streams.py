@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from chatr.errors import SubscriberOverflowError
+from chatr.errors import Forbidden, SubscriberOverflowError
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Message, Resync, Subscriber, SubscriberOverflow
 from chatr.runtime import Runtime
@@ -63,6 +63,7 @@ async def _live(
     cursor: int,
     read: ReadLog,
     on_joined: Callable[[int], Awaitable[None]] | None = None,
+    on_removed: Callable[[int], Awaitable[None]] | None = None,
 ) -> AsyncIterator[StreamItem]:
     async for event in _drain_log(read, cursor):
         cursor = event.id
@@ -78,6 +79,12 @@ async def _live(
                         envelope.typing,
                         envelope.expires_at,
                     )
+                continue
+            if isinstance(envelope, envelopes.MembersRemoved):
+                # Durable events already stop at the replay query's membership join; this
+                # also stops typing, which is never re-checked per signal.
+                if viewer_id in envelope.user_ids and on_removed is not None:
+                    await on_removed(envelope.conversation_id)
                 continue
             if isinstance(envelope, envelopes.ConversationJoined) and on_joined is not None:
                 await on_joined(envelope.conversation_id)
@@ -117,8 +124,15 @@ async def conversation_events(
                 cursor = await event_log.position_before_seq(
                     session, conversation_id=conversation_id, seq=after_seq
                 )
-        async for item in _live(sub, viewer_id=viewer_id, cursor=cursor, read=read):
+        async for item in _live(
+            sub, viewer_id=viewer_id, cursor=cursor, read=read, on_removed=_no_longer_a_member
+        ):
             yield item
+
+
+async def _no_longer_a_member(conversation_id: int) -> None:
+    """Ends a `conversationEvents` stream whose viewer left or was removed."""
+    raise Forbidden("You are no longer a member of this conversation.", field="conversationId")
 
 
 async def user_events(
@@ -135,6 +149,9 @@ async def user_events(
         async def follow(conversation_id: int) -> None:
             await sub.add(channels.conversation(conversation_id))
 
+        async def unfollow(conversation_id: int) -> None:
+            await sub.remove(channels.conversation(conversation_id))
+
         await sub.add(channels.user(viewer_id))
         async with rt.db.reader() as session:
             conversation_ids = await conversations.ids_for_member(session, user_id=viewer_id)
@@ -143,6 +160,11 @@ async def user_events(
         async with rt.db.reader() as session:
             cursor = after if after is not None else await event_log.current_position(session)
         async for item in _live(
-            sub, viewer_id=viewer_id, cursor=cursor, read=read, on_joined=follow
+            sub,
+            viewer_id=viewer_id,
+            cursor=cursor,
+            read=read,
+            on_joined=follow,
+            on_removed=unfollow,
         ):
             yield item

@@ -79,12 +79,19 @@ fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofT
 
 # Everything of the owner's that some field of the matrix refers to, as she sees it.
 OWNER_VIEW = """
-query OwnerView($conversation: ID!) {
+query OwnerView($conversation: ID!, $group: ID!) {
   conversation(id: $conversation) {
     lastSeq
     members { user { id } lastReadSeq lastDeliveredSeq }
     messages(first: 100) { edges { node { seq body sender { id } } } }
   }
+  group: conversation(id: $group) {
+    name description avatarUrl coverUrl lastSeq
+    members { user { id } role lastReadSeq }
+    invitedMembers { user { id } }
+    messages(first: 100) { edges { node { seq kind body sender { id } } } }
+  }
+  myGroupInvites { name invitedBy { id } }
   friends { edges { node { user { id } } } }
   incomingFriendRequests { edges { node { user { id } } } }
   outgoingFriendRequests { edges { node { user { id } } } }
@@ -143,6 +150,37 @@ UNSUSPEND_USER = (
     "mutation Unsuspend($u: ID!) { unsuspendUser(userId: $u) { id email suspendedAt } }"
 )
 DELETE_USER = "mutation Delete($u: ID!) { deleteUser(userId: $u) }"
+# Groups: each selects the group as far as the answer could show it.
+GROUP_SELECTION = """
+  id name description lastSeq myRole
+  members { user { id } role } invitedMembers { user { id } }
+  messages(first: 100) { edges { node { seq body sender { id } } } }
+"""
+CREATE_GROUP = f"""
+mutation Create($input: CreateGroupInput!) {{ createGroup(input: $input) {{ {GROUP_SELECTION} }} }}
+"""
+UPDATE_GROUP = f"""
+mutation Update($input: UpdateGroupInput!) {{ updateGroup(input: $input) {{ {GROUP_SELECTION} }} }}
+"""
+DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) }"
+INVITE_TO_GROUP = f"""
+mutation Invite($c: ID!, $u: [ID!]!) {{
+  inviteToGroup(conversationId: $c, userIds: $u) {{ {GROUP_SELECTION} }}
+}}
+"""
+ACCEPT_GROUP_INVITE = f"""
+mutation Accept($c: ID!) {{ acceptGroupInvite(conversationId: $c) {{ {GROUP_SELECTION} }} }}
+"""
+DECLINE_GROUP_INVITE = "mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) }"
+LEAVE_GROUP = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) }"
+
+
+def _on_group_member(field: str) -> str:
+    return f"""
+mutation Change($c: ID!, $u: ID!) {{
+  {field}(conversationId: $c, userId: $u) {{ {GROUP_SELECTION} }}
+}}
+"""
 
 
 @dataclass(frozen=True)
@@ -154,6 +192,7 @@ class World:
     suspended: Account  # erin: suspended (an administrator's decision)
     stranger: Account  # mallory: related to none of them
     conversation_id: str  # alice and bob's direct conversation
+    group_id: str  # alice's group: she owns it, bob is a member, carol is invited
     other_session_id: str  # alice's second device (not the one the test acts through)
     owner_view: dict[str, Any]  # OWNER_VIEW as alice saw it once everything was set up
 
@@ -230,6 +269,33 @@ def _only_what_the_owner_shares_with_everyone(world: World, event: dict[str, Any
         "user": {"id": world.owner.id, "email": None, "privacySettings": None},
         "status": "OFFLINE",
     }
+
+
+def _a_new_group_inviting_the_owner_and_nothing_else(world: World, created: dict[str, Any]) -> None:
+    assert created["id"] not in (world.group_id, world.conversation_id)
+    assert (created["myRole"], created["lastSeq"]) == ("OWNER", 2)
+    assert created["members"] == [{"user": {"id": world.stranger.id}, "role": "OWNER"}]
+    assert created["invitedMembers"] == [{"user": {"id": world.owner.id}}]
+    senders = {edge["node"]["sender"]["id"] for edge in created["messages"]["edges"]}
+    assert senders == {world.stranger.id}
+
+
+def _one_more_group_invite_for_the_owner(world: World, before: View) -> View:
+    after = dict(before)
+    after["myGroupInvites"] = [
+        {"name": "Mallory's", "invitedBy": {"id": world.stranger.id}},
+        *before["myGroupInvites"],
+    ]
+    return after
+
+
+def _group_member_cases(field: str) -> tuple[Case, Case]:
+    """Aimed at alice's group and at bob in it: neither may be touched by a stranger."""
+    document = _on_group_member(field)
+    return tuple(  # type: ignore[return-value]
+        Case(argument, document, lambda w: {"c": w.group_id, "u": w.friend.id})
+        for argument in ("conversationId", "userId")
+    )
 
 
 def _one_more_request_for_the_owner(world: World, before: View) -> View:
@@ -358,6 +424,35 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
         kind=PUBLIC_TARGET,
         reveals_nothing=_only_what_the_owner_shares_with_everyone,
     ),
+    # Anyone may start a group and invite anyone not blocked: alice gets one invitation, and
+    # the answer shows only the new group.
+    "createGroup": Case(
+        "input.inviteeIds",
+        CREATE_GROUP,
+        lambda w: {"input": {"name": "Mallory's", "inviteeIds": [w.owner.id]}},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_a_new_group_inviting_the_owner_and_nothing_else,
+        owner_view_after=_one_more_group_invite_for_the_owner,
+    ),
+    # Alice's group: outsiders change nothing in it, and cannot get themselves in.
+    "updateGroup": Case(
+        "input.conversationId",
+        UPDATE_GROUP,
+        lambda w: {"input": {"conversationId": w.group_id, "name": "Taken"}},
+    ),
+    "deleteGroup": Case("conversationId", DELETE_GROUP, lambda w: {"c": w.group_id}),
+    "inviteToGroup": tuple(
+        Case(argument, INVITE_TO_GROUP, lambda w: {"c": w.group_id, "u": [w.stranger.id]})
+        for argument in ("conversationId", "userIds")
+    ),
+    # Carol's invitation is hers: a stranger can neither accept nor decline it.
+    "acceptGroupInvite": Case("conversationId", ACCEPT_GROUP_INVITE, lambda w: {"c": w.group_id}),
+    "declineGroupInvite": Case("conversationId", DECLINE_GROUP_INVITE, lambda w: {"c": w.group_id}),
+    "leaveGroup": Case("conversationId", LEAVE_GROUP, lambda w: {"c": w.group_id}),
+    "removeGroupMember": _group_member_cases("removeGroupMember"),
+    "promoteGroupMember": _group_member_cases("promoteGroupMember"),
+    "demoteGroupMember": _group_member_cases("demoteGroupMember"),
+    "transferGroupOwnership": _group_member_cases("transferGroupOwnership"),
 }
 
 
@@ -470,8 +565,8 @@ def _user_ids(connection: dict[str, Any]) -> list[str]:
     return [edge["node"]["user"]["id"] for edge in connection["edges"]]
 
 
-async def _owner_view(owner: Account, conversation_id: str) -> View:
-    view = await owner.call(OWNER_VIEW, conversation=conversation_id)
+async def _owner_view(owner: Account, conversation_id: str, group_id: str) -> View:
+    view = await owner.call(OWNER_VIEW, conversation=conversation_id, group=group_id)
     lists = ("friends", "incomingFriendRequests", "outgoingFriendRequests", "blockedUsers")
     return {
         **view,
@@ -503,8 +598,21 @@ async def _build_world(app: RunningApp) -> World:
         await alice.call(ASK_TO_BE_FRIENDS, u=bob.id)
         await bob.call(ACCEPT_FRIEND_REQUEST, u=alice.id)
 
-    conversation_id, *_ = await asyncio.gather(
+    async def group() -> str:
+        created = await data(
+            app.http,
+            CREATE_GROUP,
+            {"input": {"name": "Book club", "inviteeIds": [bob.id, carol.id]}},
+            token=alice.token,
+        )
+        group_id = created["createGroup"]["id"]
+        await bob.call(ACCEPT_GROUP_INVITE, c=group_id)
+        await bob.send("first chapter?", conversation_id=group_id)
+        return group_id
+
+    conversation_id, group_id, *_ = await asyncio.gather(
         conversation(),
+        group(),
         friendship(),
         carol.call(ASK_TO_BE_FRIENDS, u=alice.id),
         alice.call(BLOCK, u=dave.id),
@@ -513,7 +621,7 @@ async def _build_world(app: RunningApp) -> World:
     )
     sessions = (await alice.call(SESSIONS))["mySessions"]
     (other_session_id,) = [s["id"] for s in sessions if not s["current"]]
-    view = await _owner_view(alice, conversation_id)
+    view = await _owner_view(alice, conversation_id, group_id)
     # Something to protect in every list a field of the matrix could change, and a receipt
     # (bob's) that a stray markRead/markDelivered would move.
     assert view["conversation"]["lastSeq"] == 3
@@ -523,7 +631,13 @@ async def _build_world(app: RunningApp) -> World:
     assert (view["friends"], view["incomingFriendRequests"]) == ([bob.id], [carol.id])
     assert (view["blockedUsers"], len(view["mySessions"])) == ([dave.id], 2)
     assert view["me"] == {"emailVerified": False, "twoFactorEnabled": False}
-    return World(alice, bob, carol, dave, erin, mallory, conversation_id, other_session_id, view)
+    members = {m["user"]["id"]: m["role"] for m in view["group"]["members"]}
+    assert members == {alice.id: "OWNER", bob.id: "MEMBER"}
+    assert view["group"]["invitedMembers"] == [{"user": {"id": carol.id}}]
+    assert view["group"]["lastSeq"] == 4  # created, invited, bob joined, bob's message
+    return World(
+        alice, bob, carol, dave, erin, mallory, conversation_id, group_id, other_session_id, view
+    )
 
 
 # -- the matrix -----------------------------------------------------------------------------
@@ -554,7 +668,7 @@ async def test_a_stranger_gets_nothing_through_queries_and_mutations(
         assert case.reveals_nothing is not None
         case.reveals_nothing(world, body["data"][field])
     # and alice's things are as they were
-    after = await _owner_view(world.owner, world.conversation_id)
+    after = await _owner_view(world.owner, world.conversation_id, world.group_id)
     assert after == case.owner_view_after(world, world.owner_view)
     if case.still_holds is not None:
         await case.still_holds(world)
@@ -587,5 +701,5 @@ async def test_a_stranger_gets_nothing_through_subscriptions(
         assert case.reveals_nothing is not None
         case.reveals_nothing(world, first)
     # and alice's things are as they were
-    after = await _owner_view(world.owner, world.conversation_id)
+    after = await _owner_view(world.owner, world.conversation_id, world.group_id)
     assert after == case.owner_view_after(world, world.owner_view)
