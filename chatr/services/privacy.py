@@ -19,7 +19,16 @@ from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatr.errors import NotFound
-from chatr.models import Block, Friendship, FriendshipState, User
+from chatr.models import (
+    Block,
+    Conversation,
+    ConversationKind,
+    ConversationStatus,
+    Friendship,
+    FriendshipState,
+    Membership,
+    User,
+)
 from chatr.runtime import Runtime
 
 
@@ -63,6 +72,13 @@ class Standing(enum.StrEnum):
     FRIEND = "FRIEND"
     STRANGER = "STRANGER"
     BLOCKED = "BLOCKED"  # either of the two blocked the other
+    #: A stranger the viewer wrote a message request to that is not answered yet: until the
+    #: recipient accepts, the requester learns nothing of their presence.
+    REQUESTER = "REQUESTER"
+
+
+#: What an unanswered message request hides from the requester, whatever the settings.
+_HIDDEN_FROM_REQUESTER = frozenset({Detail.ONLINE_STATUS, Detail.LAST_SEEN})
 
 
 def settings_of(user: User) -> dict[Detail, Audience]:
@@ -80,6 +96,8 @@ def may_see(user: User, detail: Detail, standing: Standing) -> bool:
     if standing is Standing.SELF:
         return True
     if standing is Standing.BLOCKED:
+        return False
+    if standing is Standing.REQUESTER and detail in _HIDDEN_FROM_REQUESTER:
         return False
     audience = settings_of(user)[detail]
     if audience is Audience.EVERYONE:
@@ -102,6 +120,8 @@ async def standings(
     if others:
         friends = Friendship.__table__
         blocks = Block.__table__
+        dms = Conversation.__table__
+        members = Membership.__table__
         statement = union_all(
             select(friends.c.addressee_id.label("other"), literal("F").label("kind")).where(
                 friends.c.requester_id == viewer_id,
@@ -119,12 +139,20 @@ async def standings(
             select(blocks.c.blocker_id, literal("B")).where(
                 blocks.c.blocked_id == viewer_id, blocks.c.blocker_id.in_(others)
             ),
+            select(members.c.user_id, literal("R"))
+            .select_from(members.join(dms, dms.c.id == members.c.conversation_id))
+            .where(
+                dms.c.kind == ConversationKind.DIRECT,
+                dms.c.status == ConversationStatus.PENDING,
+                dms.c.created_by_id == viewer_id,
+                members.c.user_id.in_(others),
+            ),
         )
+        rank = {"B": Standing.BLOCKED, "F": Standing.FRIEND, "R": Standing.REQUESTER}
         for other, kind in (await db.execute(statement)).all():
-            if kind == "B":
-                found[other] = Standing.BLOCKED
-            else:
-                found.setdefault(other, Standing.FRIEND)
+            # a block outranks everything; friends have no pending requests between them
+            if found.get(other) is not Standing.BLOCKED:
+                found[other] = rank[kind]
     return {
         user_id: Standing.SELF if user_id == viewer_id else found.get(user_id, Standing.STRANGER)
         for user_id in user_ids

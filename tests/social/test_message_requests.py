@@ -20,6 +20,7 @@ STATUS = "query S($id: ID!) { conversation(id: $id) { status } }"
 REQUESTS = "query { messageRequests { edges { node { id status peer { id } } } } }"
 ACCEPT = "mutation A($c: ID!) { acceptMessageRequest(conversationId: $c) { id status } }"
 DECLINE = "mutation D($c: ID!) { declineMessageRequest(conversationId: $c) }"
+PRESENCE = "query P($id: ID!) { user(id: $id) { presence lastSeenAt } }"
 MEMBERS = """
 query M($id: ID!) {
   conversation(id: $id) { members { user { id } lastReadSeq lastDeliveredSeq } }
@@ -137,3 +138,23 @@ async def test_while_pending_the_requester_sees_no_receipts_or_typing(server: Ru
             2,
         )
         assert await _markers_of(carol, alice, conversation_id) == (2, 2)
+
+
+async def test_while_pending_the_requester_does_not_see_the_recipients_presence(
+    app: RunningApp,
+) -> None:
+    alice, carol, dan = [await register(app.http) for _ in range(3)]
+    conversation_id = (await carol.send("hello", to=alice))["conversationId"]
+    # alice shares her presence with everyone, but not with someone whose request she has
+    # not answered (dan, a stranger without a request, still sees it)
+    assert await _presence_of(carol, alice) == (None, None)
+    assert (await _presence_of(dan, alice))[0] == "OFFLINE"
+    # the recipient still sees the requester's
+    assert (await _presence_of(alice, carol))[0] == "OFFLINE"
+    await alice.call(ACCEPT, c=conversation_id)
+    assert (await _presence_of(carol, alice))[0] == "OFFLINE"
+
+
+async def _presence_of(viewer: Account, user: Account) -> tuple[str | None, str | None]:
+    profile = (await viewer.call(PRESENCE, id=user.id))["user"]
+    return profile["presence"], profile["lastSeenAt"]
