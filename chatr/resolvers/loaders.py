@@ -11,10 +11,10 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from chatr.models import Conversation, Membership, Message, User
+from chatr.models import Conversation, Membership, MembershipState, Message, User
 from chatr.presence_store import Status
 from chatr.runtime import Runtime
-from chatr.services import conversations, groups, messages, presence, privacy, users
+from chatr.services import conversations, messages, presence, privacy, users
 from chatr.services.privacy import Standing
 
 K = TypeVar("K", bound=Hashable)
@@ -94,7 +94,11 @@ class Loaders:
         return self._grouped(keys, rows)
 
     async def _invitees(self, keys: list[int]) -> list[list[Membership]]:
-        rows = await self._run(groups.pending_members_of, conversation_ids=keys)
+        rows = await self._run(
+            conversations.members_of,
+            conversation_ids=keys,
+            state=MembershipState.PENDING,
+        )
         return self._grouped(keys, rows)
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,6 +169,13 @@ async def list_for(
         & (Membership.user_id == viewer_id)
         & (Membership.state == MembershipState.ACCEPTED),
     )
+    return await page_by_activity(session, statement, page)
+
+
+async def page_by_activity(
+    session: AsyncSession, statement: Select[tuple[Conversation]], page: PageRequest
+) -> Page[Conversation]:
+    """A page of conversations, most recent activity first (the inbox order)."""
     return await paginate(
         session,
         statement,
@@ -199,12 +206,18 @@ async def memberships_for_user(
     return list(result)
 
 
-async def members_of(session: AsyncSession, *, conversation_ids: list[int]) -> list[Membership]:
+async def members_of(
+    session: AsyncSession,
+    *,
+    conversation_ids: list[int],
+    state: MembershipState = MembershipState.ACCEPTED,
+) -> list[Membership]:
+    """Members in `state` (ACCEPTED, or PENDING: the invited), in joining order."""
     result = await session.scalars(
         select(Membership)
         .where(
             Membership.conversation_id.in_(conversation_ids),
-            Membership.state == MembershipState.ACCEPTED,
+            Membership.state == state,
         )
         .order_by(Membership.conversation_id, Membership.id)
     )

@@ -592,17 +592,3 @@ async def list_invites_for(session: AsyncSession, *, viewer_id: int) -> list[Mem
         .order_by(Membership.joined_at.desc(), Membership.id.desc())
     )
     return list(result)
-
-
-async def pending_members_of(
-    session: AsyncSession, *, conversation_ids: list[int]
-) -> list[Membership]:
-    result = await session.scalars(
-        select(Membership)
-        .where(
-            Membership.conversation_id.in_(conversation_ids),
-            Membership.state == MembershipState.PENDING,
-        )
-        .order_by(Membership.conversation_id, Membership.id)
-    )
-    return list(result)

@@ -21,7 +21,7 @@ from chatr.models import (
 )
 from chatr.runtime import Runtime
 from chatr.services import conversations
-from chatr.services.pagination import Page, PageRequest, paginate
+from chatr.services.pagination import Page, PageRequest
 
 
 def is_pending(conversation: Conversation) -> bool:
@@ -102,11 +102,4 @@ async def list_for(
             Conversation.created_by_id != viewer_id,
         )
     )
-    return await paginate(
-        session,
-        statement,
-        keys=(Conversation.last_activity_at, Conversation.id),
-        descending=True,
-        request=page,
-        key_values=lambda c: (c.last_activity_at, c.id),
-    )
+    return await conversations.page_by_activity(session, statement, page)

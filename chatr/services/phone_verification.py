@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from chatr.errors import BadUserInput, Conflict, NotFound
+from chatr.errors import BadUserInput, Conflict
 from chatr.models import User
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import rate_limits, validation, verification
+from chatr.services import accounts, rate_limits, validation, verification
 from chatr.services.two_factor_codes import SMS
 
 
@@ -20,18 +20,10 @@ async def send_code(rt: Runtime, *, user_id: int, phone: str) -> None:
     )
 
 
-async def _user(rt: Runtime, user_id: int) -> User:
-    async with rt.db.reader() as session:
-        user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
-
-
 async def resend(rt: Runtime, *, viewer_id: int, client_ip: str) -> bool:
     """Text a new code (the old one stops working); False when the number is verified."""
     await rt.limits.hit(rate_limits.RESEND_CODE, client_ip)
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if not user.phone:
         raise BadUserInput("This account has no phone number; set one first.", field="phone")
     if user.phone_verified_at is not None:
@@ -60,7 +52,7 @@ async def set_number(rt: Runtime, *, viewer_id: int, phone: str, client_ip: str)
     """
     await rt.limits.hit(rate_limits.RESEND_CODE, client_ip)
     phone = validation.phone(phone)
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if user.phone == phone and user.phone_verified_at is not None:
         return False
     if user.two_factor_method == SMS:

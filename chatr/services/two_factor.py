@@ -19,10 +19,10 @@ import pyotp
 import segno
 from sqlalchemy import or_, update
 
-from chatr.errors import BadUserInput, Conflict, NotFound
+from chatr.errors import BadUserInput, Conflict
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import rate_limits
+from chatr.services import accounts, rate_limits
 
 ISSUER = "chatr"
 METHOD = "TOTP"
@@ -34,14 +34,6 @@ class TotpEnrolment:
     secret: str
     otpauth_uri: str
     qr_code_png: str  # data URL
-
-
-async def _user(rt: Runtime, user_id: int) -> User:
-    async with rt.db.reader() as session:
-        user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
 
 
 def _qr_data_url(uri: str) -> str:
@@ -86,7 +78,7 @@ async def verify_code(rt: Runtime, *, user: User, secret: str, code: str) -> Non
 
 async def enroll(rt: Runtime, *, viewer_id: int) -> TotpEnrolment:
     """Start enrolment: a new secret to scan; 2FA is on only after `confirm`."""
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if user.totp_secret is not None or user.two_factor_method is not None:
         # Replacing SMS/email codes must not skip the code their removal takes.
         raise Conflict("Two-factor authentication is already on; disable it first.")
@@ -100,7 +92,7 @@ async def enroll(rt: Runtime, *, viewer_id: int) -> TotpEnrolment:
 
 
 async def confirm(rt: Runtime, *, viewer_id: int, code: str) -> bool:
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if user.pending_totp_secret is None:
         raise BadUserInput("Start with enrollTotp.", field="code")
     await verify_code(rt, user=user, secret=user.pending_totp_secret, code=code)
@@ -119,7 +111,7 @@ async def confirm(rt: Runtime, *, viewer_id: int, code: str) -> bool:
 
 async def disable(rt: Runtime, *, viewer_id: int, code: str) -> bool:
     """Turn 2FA off; it takes a current code, so a stolen session alone cannot do it."""
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if user.totp_secret is None:
         raise BadUserInput("Two-factor authentication is not on.", field="code")
     await verify_code(rt, user=user, secret=user.totp_secret, code=code)

@@ -18,10 +18,10 @@ import enum
 from sqlalchemy import update
 
 from chatr import security
-from chatr.errors import BadUserInput, Conflict, NotFound, Unauthenticated
+from chatr.errors import BadUserInput, Conflict, Unauthenticated
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import rate_limits, verification
+from chatr.services import accounts, rate_limits, verification
 
 
 class TwoFactorMethod(enum.StrEnum):
@@ -47,14 +47,6 @@ METHODS = (SMS, EMAIL)
 def uses_codes(user: User) -> bool:
     """Whether this user's second step is a code sent by SMS or email (not TOTP)."""
     return user.totp_secret is None and user.two_factor_method in METHODS
-
-
-async def _user(rt: Runtime, user_id: int) -> User:
-    async with rt.db.reader() as session:
-        user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
 
 
 def _send(rt: Runtime, *, user: User, method: str, code: str, action: str) -> None:
@@ -111,7 +103,7 @@ async def resend_login_code(rt: Runtime, *, challenge: str, client_ip: str) -> b
 async def request_change_code(rt: Runtime, *, viewer_id: int, client_ip: str) -> bool:
     """Send a code through the current SMS/email factor, to confirm switching or disabling it."""
     await rt.limits.hit(rate_limits.RESEND_CODE, client_ip)
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if not uses_codes(user):
         raise BadUserInput("Sign-in codes by SMS or email are not on.", field="method")
     code = await verification.issue(rt, user_id=user.id, purpose=verification.TWO_FACTOR_CHANGE)
@@ -139,7 +131,7 @@ async def set_method(rt: Runtime, *, viewer_id: int, method: str, code: str | No
     """Make sign-in send a code by `method`; switching from the other channel takes `code`."""
     if method not in METHODS:
         raise BadUserInput("The method must be SMS or EMAIL.", field="method")
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if user.totp_secret is not None:
         raise Conflict(
             "Sign-in uses an authenticator app; turn it off first (disableTotp).", field="method"
@@ -157,7 +149,7 @@ async def set_method(rt: Runtime, *, viewer_id: int, method: str, code: str | No
 
 async def disable(rt: Runtime, *, viewer_id: int, code: str) -> bool:
     """Turn sign-in codes off; takes a fresh code from `request_change_code`."""
-    user = await _user(rt, viewer_id)
+    user = await accounts.require(rt, viewer_id)
     if not uses_codes(user):
         raise BadUserInput("Sign-in codes by SMS or email are not on.", field="code")
     await _check(rt, user=user, purpose=verification.TWO_FACTOR_CHANGE, code=code)
