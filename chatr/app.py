@@ -40,6 +40,7 @@ from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.errors import with_code
 from chatr.services import auth, presence, rate_limits
+from chatr.services.live import LiveHub
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
@@ -198,9 +199,11 @@ def create_app(settings: Settings) -> Starlette:
             sms=create_sms_sender(settings.sms_webhook_url, token=settings.sms_webhook_token),
             mail_from=settings.mail_from,
         )
+        live = LiveHub(db=db, broker=broker)
         await broker.start()
         await announcer.start()
         await outbox.start()
+        await live.start()
         runtime = Runtime(
             settings=settings,
             db=db,
@@ -215,6 +218,7 @@ def create_app(settings: Settings) -> Starlette:
             ),
             outbox=outbox,
             presence=create_presence_store(settings.broker_url, prefix=settings.channel_prefix),
+            live=live,
         )
         app.state.runtime = runtime
         revocations = asyncio.create_task(auth.watch_revocations(runtime))
@@ -230,6 +234,7 @@ def create_app(settings: Settings) -> Starlette:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await live.stop()
             await outbox.stop()
             await announcer.stop()
             await broker.stop()

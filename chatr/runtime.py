@@ -10,6 +10,7 @@ from chatr.presence_store import PresenceStore
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker
+from chatr.services.live import LiveHub
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
@@ -25,6 +26,8 @@ class Runtime:
     limits: RateLimiter
     outbox: Outbox
     presence: PresenceStore
+    #: The instance's fan-out of live events to its subscriptions.
+    live: LiveHub
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

@@ -178,8 +178,11 @@ class Subscriber:
                 return
             # A concurrent add() of this channel attached it and was cancelled: attach again.
 
-    async def remove(self, channel: str) -> None:
-        """Stop listening to `channel`; the transport unsubscribes when nobody else listens."""
+    def remove(self, channel: str) -> None:
+        """Stop listening to `channel`; the transport unsubscribes when nobody else listens.
+
+        Synchronous, so it can run in cleanup that must not be interrupted.
+        """
         self._detach(channel)
 
     def _detach(self, channel: str) -> None:
@@ -334,13 +337,16 @@ class Broker:
     # -- subscribing -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def subscriber(self) -> AsyncIterator[Subscriber]:
-        """A subscriber with no channels yet; leaving the block releases all its channels."""
+    async def subscriber(self, *, queue_size: int | None = None) -> AsyncIterator[Subscriber]:
+        """A subscriber with no channels yet; leaving the block releases all its channels.
+
+        `queue_size` overrides the broker's default bound for this subscriber.
+        """
         if self._owner is None:
             raise RuntimeError("call Broker.start() before subscribing")
         if self._stopped:
             raise BrokerUnavailable("the broker is stopped")
-        sub = Subscriber(self, self._queue_size)
+        sub = Subscriber(self, queue_size or self._queue_size)
         self._subscribers.add(sub)
         try:
             yield sub

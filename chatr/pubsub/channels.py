@@ -21,3 +21,9 @@ def sessions() -> str:
 def presence(user_id: int) -> str:
     """One user's online/away/offline changes, for whoever watches them."""
     return f"presence:{user_id}"
+
+
+def user_of(channel: str) -> int | None:
+    """The user a `user(...)` channel belongs to; None for any other channel."""
+    kind, _, key = channel.partition(":")
+    return int(key) if kind == "user" and key.isdigit() else None

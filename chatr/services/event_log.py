@@ -8,13 +8,26 @@ chatr.models.event). Keep the work after it down to the commit itself.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.schema import Column
 
 from chatr.models import (
     Event,
@@ -79,6 +92,8 @@ _NEXT_POSITION = (
     .returning(EventStream.__table__.c.position)
 )
 
+_HORIZON = select(EventStream.__table__.c.position).where(EventStream.__table__.c.id == 1)
+
 
 @functools.cache
 def _append_statement(dialect_name: str) -> Any:
@@ -132,9 +147,9 @@ async def append(
     return event_id
 
 
-async def current_position(session: AsyncSession) -> int:
-    """Everything committed so far has an id at or below this."""
-    return await session.scalar(select(EventStream.position).where(EventStream.id == 1)) or 0
+async def current_position(db: AsyncSession | AsyncConnection) -> int:
+    """Everything committed so far has an id at or below this (and all of it is visible)."""
+    return await db.scalar(_HORIZON) or 0
 
 
 async def position_before_seq(session: AsyncSession, *, conversation_id: int, seq: int) -> int:
@@ -217,3 +232,95 @@ async def list_for_user(
     """Events after `after` in every conversation the viewer is an accepted member of."""
     result = await connection.execute(_REPLAY, {"viewer_id": viewer_id, "after": after})
     return _logged(result.all())
+
+
+def _one_of(column: Column[Any], name: str, dialect_name: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`: `= ANY(array)` on PostgreSQL, so the SQL
+    text (and its prepared statement) stays the same whatever the list's length."""
+    if dialect_name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@functools.cache
+def _listeners_statements(dialect_name: str) -> tuple[Any, Any]:
+    is_member = exists().where(
+        _memberships.c.conversation_id == _events.c.conversation_id,
+        _one_of(_memberships.c.user_id, "user_ids", dialect_name),
+        _memberships.c.state == MembershipState.ACCEPTED,
+    )
+    events = (
+        select(_events, *_MESSAGE_COLUMNS)
+        .outerjoin(_messages, _messages.c.id == _events.c.message_id)
+        .where(
+            _events.c.id > bindparam("after"),
+            or_(_one_of(_events.c.conversation_id, "conversation_ids", dialect_name), is_member),
+        )
+        .order_by(_events.c.id)
+        .limit(REPLAY_PAGE)
+    )
+    members = select(_memberships.c.conversation_id, _memberships.c.user_id).where(
+        _one_of(_memberships.c.conversation_id, "conversation_ids", dialect_name),
+        _one_of(_memberships.c.user_id, "user_ids", dialect_name),
+        _memberships.c.state == MembershipState.ACCEPTED,
+    )
+    return events, members
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerBatch:
+    """One page of what an instance's live subscriptions may need, read once for all of them."""
+
+    events: list[LoggedEvent]
+    #: conversation id -> which of the asked-about users are accepted members now.
+    members: dict[int, frozenset[int]]
+    #: Every event up to here that concerns the listeners is in `events` (when `complete`).
+    horizon: int
+    #: Fewer than a page came back: read again only after new announcements.
+    complete: bool
+
+
+async def read_for_listeners(
+    connection: AsyncConnection,
+    *,
+    after: int,
+    conversation_ids: Collection[int],
+    user_ids: Collection[int],
+    member_ids: Collection[int],
+) -> ListenerBatch:
+    """Events after `after` in one of `conversation_ids` or in a conversation one of
+    `user_ids` belongs to, and which of `member_ids` are members of their conversations.
+
+    The horizon is read first: the counter is committed last in each writing transaction, so
+    every event up to it is visible to the read that follows. A complete page therefore
+    covers everything up to the horizon, and the next read starts there rather than re-scanning
+    events that concern nobody here.
+    """
+    events_statement, members_statement = _listeners_statements(connection.dialect.name)
+    horizon = await current_position(connection)
+    result = await connection.execute(
+        events_statement,
+        {
+            "after": after,
+            "conversation_ids": list(conversation_ids),
+            "user_ids": list(user_ids),
+        },
+    )
+    events = _logged(result.all())
+    members: dict[int, set[int]] = {}
+    if events:
+        rows = await connection.execute(
+            members_statement,
+            {
+                "conversation_ids": sorted({event.conversation_id for event in events}),
+                "user_ids": list(member_ids),
+            },
+        )
+        for conversation_id, user_id in rows.all():
+            members.setdefault(conversation_id, set()).add(user_id)
+    return ListenerBatch(
+        events=events,
+        members={key: frozenset(value) for key, value in members.items()},
+        horizon=horizon,
+        complete=len(events) < REPLAY_PAGE,
+    )

@@ -151,7 +151,7 @@ async def test_a_removed_member_stops_receiving_the_group(server: RunningApp) ->
         subscribe(server.ws_url, bob.token, GROUP_EVENTS, {"id": group_id}) as group_feed,
         subscribe(server.ws_url, bob.token, MY_EVENTS, {}) as my_feed,
     ):
-        # (a group message proves both streams are live)
+        await server.until_live(2)
         await alice.send("before", conversation_id=group_id)
         assert (await _message(group_feed))["body"] == "before"
         assert (await my_feed.next())["message"]["body"] == "before"

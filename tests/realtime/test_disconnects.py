@@ -12,8 +12,10 @@ from tests.support.servers import RunningApp
 from tests.support.ws import MY_EVENTS, TRANSPORT_WS
 
 
-async def _subscriber_count(server: RunningApp) -> int:
-    return server.runtime.broker.metrics()["subscribers"]
+async def _subscriber_count(server: RunningApp) -> tuple[int, int, int]:
+    """Broker subscribers, live-event taps, and channels those taps hold."""
+    live = server.runtime.live.metrics()
+    return server.runtime.broker.metrics()["subscribers"], live["taps"], live["channels"]
 
 
 async def test_client_that_disconnects_right_after_subscribing_leaves_no_subscription(

@@ -27,14 +27,19 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
     # given a live stream that has delivered one event and then stops reading
     app = tiny_queue_app
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("m1", to=alice))["conversationId"])
+    conversation_id = int((await bob.send("m0", to=alice))["conversationId"])
     stream = streams.conversation_events(
-        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=0
+        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=None
     )
-    first = await anext(stream)
-    assert isinstance(first, LoggedEvent) and first.seq == 1
+    receiving = asyncio.ensure_future(anext(stream))
+    async with asyncio.timeout(5):
+        while app.runtime.live.metrics()["live_taps"] == 0:
+            await asyncio.sleep(0.01)
+    await bob.send("m1", to=alice)
+    first = await receiving
+    assert isinstance(first, LoggedEvent) and first.seq == 2
     # when more events arrive than its queue holds
-    for i in range(2, 10):
+    for i in range(3, 11):
         await messages.send(
             app.runtime,
             sender_id=int(bob.id),
@@ -43,7 +48,7 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
             conversation_id=conversation_id,
         )
     async with asyncio.timeout(5):
-        while app.runtime.broker.metrics()["overflows"] == 0:
+        while app.runtime.live.metrics()["overflows"] == 0:
             await asyncio.sleep(0.01)
     # then reading on ends the stream with SUBSCRIBER_OVERFLOW and where to resume from
     with pytest.raises(SubscriberOverflowError) as cut:
@@ -55,7 +60,7 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
         app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=first.seq
     )
     seqs = [(await anext(resumed)).seq for _ in range(8)]  # type: ignore[union-attr]
-    assert seqs == list(range(2, 10))
+    assert seqs == list(range(3, 11))
     await resumed.aclose()
 
 

@@ -28,6 +28,15 @@ class RunningApp:
     def runtime(self) -> Runtime:
         return self.app.state.runtime
 
+    async def until_live(self, subscriptions: int, *, timeout: float = 10) -> None:
+        """Until this instance dispatches to at least `subscriptions` live event streams.
+
+        For tests that subscribe without a cursor: what is sent after this arrives live.
+        """
+        async with asyncio.timeout(timeout):
+            while self.runtime.live.metrics()["live_taps"] < subscriptions:
+                await asyncio.sleep(0.01)
+
 
 @asynccontextmanager
 async def in_process_app(settings: Settings) -> AsyncIterator[RunningApp]:
