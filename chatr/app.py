@@ -22,6 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
@@ -38,6 +39,7 @@ from chatr.pubsub.broker import create_broker
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
+from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation
 from chatr.schema.errors import with_code
 from chatr.services import auth, presence, rate_limits
 from chatr.services.live import LiveHub
@@ -82,11 +84,35 @@ class _ChatrProtocol:
 
 
 class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, None]):
-    pass
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # The operation's own task: what is set here is seen by its resolvers only.
+        LIVE_OPERATION.set(
+            LiveOperation.for_transport_ws(
+                operation.id,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                self.context.request.send_text,
+            )
+        )
+        await super().run_operation(operation)
 
 
 class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
-    pass
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        # The operation's own task: what is set here is seen by its resolvers only.
+        LIVE_OPERATION.set(
+            LiveOperation.for_legacy_ws(
+                operation_id, query, variables, operation_name, self.context.request.send_text
+            )
+        )
+        await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
 class ChatrGraphQL(GraphQL[Context, None]):

@@ -1,9 +1,19 @@
-"""The per-request (HTTP) or per-connection (WebSocket) GraphQL context."""
+"""The per-request (HTTP) or per-connection (WebSocket) GraphQL context.
+
+Resolvers ask the context about the viewer in the narrowest terms they need: "is the viewer
+this user?" (`viewer_is`), "where does the viewer stand with them?" (`standing_with`), or, when
+nothing narrower will do, the viewer itself. That is what lets one execution of a live event
+serve many subscribers: a context built `shared` records each fact consulted with its value,
+and the result is reused for exactly the viewers for whom every one of those facts is the same
+(see chatr.schema.broadcast). Reading the viewer itself records its identity, which makes the
+result that viewer's alone, so a resolver can be wrong only by sharing too little.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +27,35 @@ from chatr.security import bearer_token
 from chatr.services import auth
 from chatr.services.auth import Viewer
 from chatr.services.presence import ConnectionPresence
+from chatr.services.privacy import Standing
+
+#: A viewer-dependent fact a resolver consulted: ("identity",), ("is", user_id) or
+#: ("standing", user_id).
+Fact = tuple[str, ...] | tuple[str, int]
+IDENTITY: Fact = ("identity",)
+
+
+class SharedFacts:
+    """The facts about its viewer one shared execution consulted, with their values.
+
+    `standings` answers "where does this viewer stand with that user" for every viewer the
+    result may serve, in one query per user (the broadcast renderer batches it).
+    """
+
+    def __init__(
+        self, viewer_id: int, standings: Callable[[int, int], Awaitable[Standing]]
+    ) -> None:
+        self.viewer_id = viewer_id
+        self._standings = standings
+        self.consulted: dict[Fact, object] = {}
+
+    def record(self, fact: Fact, value: object) -> None:
+        self.consulted[fact] = value
+
+    async def standing(self, user_id: int) -> Standing:
+        standing = await self._standings(self.viewer_id, user_id)
+        self.consulted[("standing", user_id)] = standing
+        return standing
 
 
 @dataclass
@@ -33,6 +72,8 @@ class Context:
     presence: ConnectionPresence | None = None
     #: Background tasks tied to a WebSocket connection (token expiry, revocation watch).
     connection_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Set when one execution's result is meant for many viewers (live fan-out).
+    shared: SharedFacts | None = None
 
     async def authenticate(self, authorization: str | None) -> Viewer | None:
         """Resolve the viewer from an `Authorization` value; UNAUTHENTICATED if it is bad."""
@@ -44,15 +85,43 @@ class Context:
         return self._viewer
 
     async def optional_viewer(self) -> Viewer | None:
-        if not self._viewer_checked:
-            await self.authenticate(self.request.headers.get("authorization"))
-        return self._viewer
+        if self.shared is not None:
+            self.shared.record(IDENTITY, self.shared.viewer_id)
+        return await self._known_viewer()
 
     async def viewer(self) -> Viewer:
         viewer = await self.optional_viewer()
         if viewer is None:
             raise Unauthenticated("Log in first: send 'Authorization: Bearer <access token>'.")
         return viewer
+
+    async def viewer_is(self, user_id: int | None) -> bool:
+        """Whether the viewer is `user_id` (False when anonymous)."""
+        viewer = await self._known_viewer()
+        answer = viewer is not None and viewer.id == user_id
+        if self.shared is not None:
+            self.shared.record(("is", user_id or 0), answer)
+        return answer
+
+    async def standing_with(self, user_id: int) -> Standing:
+        """Where the viewer stands with `user_id` (SELF for themselves; an anonymous viewer is
+        a stranger to everyone)."""
+        viewer = await self._known_viewer()
+        if viewer is None:
+            return Standing.STRANGER
+        if self.shared is not None:
+            return await self.shared.standing(user_id)
+        return await self.loaders.standing.load((viewer.id, user_id))
+
+    @property
+    def authenticated_viewer(self) -> Viewer | None:
+        """The viewer once authentication ran (a WebSocket's, after `connection_init`)."""
+        return self._viewer
+
+    async def _known_viewer(self) -> Viewer | None:
+        if not self._viewer_checked:
+            await self.authenticate(self.request.headers.get("authorization"))
+        return self._viewer
 
     async def close(self) -> None:
         for task in self.connection_tasks:

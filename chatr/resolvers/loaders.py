@@ -48,8 +48,8 @@ class Loaders:
             self._members, cache=cache
         )
         self.presence: DataLoader[int, Status] = DataLoader(self._presence, cache=cache)
-        #: Keyed by (viewer_id or None, user_id): where the viewer stands with each person.
-        self.standing: DataLoader[tuple[int | None, int], Standing] = DataLoader(
+        #: Keyed by (viewer_id, user_id): where the viewer stands with each person.
+        self.standing: DataLoader[tuple[int, int], Standing] = DataLoader(
             self._standings, cache=cache
         )
         self.invitees_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
@@ -108,14 +108,12 @@ class Loaders:
             grouped[row.conversation_id].append(row)
         return [grouped[key] for key in keys]
 
-    async def _standings(self, keys: list[tuple[int | None, int]]) -> list[Standing]:
-        by_viewer: dict[int | None, list[int]] = {}
-        for viewer_id, user_id in keys:
-            by_viewer.setdefault(viewer_id, []).append(user_id)
-        found: dict[tuple[int | None, int], Standing] = {}
-        for viewer_id, user_ids in by_viewer.items():
-            standings = await self._run(privacy.standings, viewer_id=viewer_id, user_ids=user_ids)
-            found.update({(viewer_id, user_id): s for user_id, s in standings.items()})
+    async def _standings(self, keys: list[tuple[int, int]]) -> list[Standing]:
+        found = await self._run(
+            privacy.standings_between,
+            viewer_ids={viewer_id for viewer_id, _ in keys},
+            user_ids={user_id for _, user_id in keys},
+        )
         return [found[key] for key in keys]
 
     async def _presence(self, keys: list[int]) -> list[Status]:

@@ -32,16 +32,8 @@ async def update_privacy(ctx: Context, *, changes: Mapping[Detail, Audience]) ->
 
 async def may_see(ctx: Context, subject: User, detail: Detail) -> bool:
     """Whether the viewer may see `detail` of `subject` (batched per request)."""
-    viewer = await ctx.optional_viewer()
-    if viewer is not None and viewer.id == subject.id:
-        return True
-    standing = await ctx.loaders.standing.load((None if viewer is None else viewer.id, subject.id))
-    return privacy.may_see(subject, detail, standing)
+    return privacy.may_see(subject, detail, await ctx.standing_with(subject.id))
 
 
 async def is_blocked_either_way(ctx: Context, subject: User) -> bool:
-    viewer = await ctx.optional_viewer()
-    if viewer is None or viewer.id == subject.id:
-        return False
-    standing = await ctx.loaders.standing.load((viewer.id, subject.id))
-    return standing is privacy.Standing.BLOCKED
+    return await ctx.standing_with(subject.id) is privacy.Standing.BLOCKED

@@ -7,10 +7,16 @@ from collections.abc import AsyncIterator
 from chatr.context import Context
 from chatr.errors import BadUserInput
 from chatr.services import streams, validation
+from chatr.services.live import Outlet, Renderer
 
 
 async def conversation_events(
-    ctx: Context, *, conversation_id: str, after_seq: int | None
+    ctx: Context,
+    *,
+    conversation_id: str,
+    after_seq: int | None,
+    renderer: Renderer | None = None,
+    outlet: Outlet | None = None,
 ) -> AsyncIterator[streams.StreamItem]:
     viewer = await ctx.viewer()
     if after_seq is not None and after_seq < 0:
@@ -20,6 +26,8 @@ async def conversation_events(
         viewer_id=viewer.id,
         conversation_id=validation.parse_id(conversation_id, field="conversationId"),
         after_seq=after_seq,
+        renderer=renderer,
+        outlet=outlet,
     )
 
 
@@ -35,6 +43,18 @@ def parse_event_cursor(after: str | None) -> int | None:
     return position
 
 
-async def my_events(ctx: Context, *, after: str | None) -> AsyncIterator[streams.StreamItem]:
+async def my_events(
+    ctx: Context,
+    *,
+    after: str | None,
+    renderer: Renderer | None = None,
+    outlet: Outlet | None = None,
+) -> AsyncIterator[streams.StreamItem]:
     viewer = await ctx.viewer()
-    return streams.user_events(ctx.runtime, viewer_id=viewer.id, after=parse_event_cursor(after))
+    return streams.user_events(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        after=parse_event_cursor(after),
+        renderer=renderer,
+        outlet=outlet,
+    )

@@ -16,6 +16,8 @@ from chatr.errors import ChatrError, ErrorCode
 
 log = logging.getLogger("chatr.errors")
 
+INTERNAL_MESSAGE = "Internal server error."
+
 #: How graphql-core words every failure to coerce a variable to its declared type.
 _VARIABLE_ERROR_PREFIX = "Variable '$"
 
@@ -47,28 +49,48 @@ class ChatrErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(
             should_mask_error=lambda error: not _is_expected(error),
-            error_message="Internal server error.",
+            error_message=INTERNAL_MESSAGE,
         )
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed: list[GraphQLError] = []
-        for error in errors:
-            code, extra = classify(error)
-            if code is ErrorCode.INTERNAL_SERVER_ERROR:
-                log.error("unexpected error at %s", error.path, exc_info=error.original_error)
-                error = self.anonymise_error(error)
-            processed.append(
-                GraphQLError(
-                    error.message,
-                    nodes=error.nodes,
-                    source=error.source,
-                    positions=error.positions,
-                    path=error.path,
-                    original_error=error.original_error,
-                    extensions={**(error.extensions or {}), **extra, "code": code.value},
-                )
+        return present(errors)
+
+
+def present(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Errors as a client may see them: each with its code; unexpected ones logged and masked.
+
+    Also used by the live fan-out, which executes events outside strawberry's extensions.
+    """
+    processed: list[GraphQLError] = []
+    for error in errors:
+        code, extra = classify(error)
+        if code is ErrorCode.INTERNAL_SERVER_ERROR:
+            log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+            error = _anonymise(error)
+        processed.append(
+            GraphQLError(
+                error.message,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                original_error=error.original_error,
+                extensions={**(error.extensions or {}), **extra, "code": code.value},
             )
-        return processed
+        )
+    return processed
+
+
+def _anonymise(error: GraphQLError) -> GraphQLError:
+    """As MaskErrors does: the message replaced, the original error dropped."""
+    return GraphQLError(
+        INTERNAL_MESSAGE,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+    )
 
 
 def with_code(formatted: dict[str, object], error: GraphQLError) -> dict[str, object]:
@@ -78,5 +100,5 @@ def with_code(formatted: dict[str, object], error: GraphQLError) -> dict[str, ob
         code, extra = classify(error)
         extensions.update(extra, code=code.value)
         if code is ErrorCode.INTERNAL_SERVER_ERROR:
-            formatted = {**formatted, "message": "Internal server error."}
+            formatted = {**formatted, "message": INTERNAL_MESSAGE}
     return {**formatted, "extensions": extensions}

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from chatr.resolvers import streams
+from chatr.schema import broadcast
 from chatr.schema.events import ConversationEvent, is_exposed
 from chatr.schema.types import ChatrInfo
 
@@ -21,8 +22,13 @@ class Subscription:
     async def conversation_events(
         self, info: ChatrInfo, conversation_id: strawberry.ID, after_seq: int | None = None
     ) -> AsyncGenerator[ConversationEvent, None]:
+        renderer, outlet = broadcast.delivery_for(info)
         stream = await streams.conversation_events(
-            info.context, conversation_id=conversation_id, after_seq=after_seq
+            info.context,
+            conversation_id=conversation_id,
+            after_seq=after_seq,
+            renderer=renderer,
+            outlet=outlet,
         )
         async for item in stream:
             if is_exposed(item):
@@ -35,7 +41,10 @@ class Subscription:
     async def my_events(
         self, info: ChatrInfo, after: str | None = None
     ) -> AsyncGenerator[ConversationEvent, None]:
-        stream = await streams.my_events(info.context, after=after)
+        renderer, outlet = broadcast.delivery_for(info)
+        stream = await streams.my_events(
+            info.context, after=after, renderer=renderer, outlet=outlet
+        )
         async for item in stream:
             if is_exposed(item):
                 yield item  # type: ignore[misc]

@@ -146,29 +146,25 @@ class UserType:
     async def privacy_settings(
         self, root: Parent[User], info: ChatrInfo
     ) -> PrivacySettingsType | None:
-        viewer = await info.context.optional_viewer()
-        if viewer is None or viewer.id != root.id:
+        if not await info.context.viewer_is(root.id):
             return None
         return PrivacySettingsType.of(root)
 
     @strawberry.field(description="Whether the email address is confirmed; only for yourself.")
     async def email_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
-        viewer = await info.context.optional_viewer()
-        if viewer is None or viewer.id != root.id:
+        if not await info.context.viewer_is(root.id):
             return None
         return root.email_verified_at is not None
 
     @strawberry.field(description="Whether sign-in needs a second step; only for yourself.")
     async def two_factor_enabled(self, root: Parent[User], info: ChatrInfo) -> bool | None:
-        viewer = await info.context.optional_viewer()
-        if viewer is None or viewer.id != root.id:
+        if not await info.context.viewer_is(root.id):
             return None
         return root.two_factor_method is not None
 
     @strawberry.field(description="Whether the phone number is confirmed; only for yourself.")
     async def phone_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
-        viewer = await info.context.optional_viewer()
-        if viewer is None or viewer.id != root.id:
+        if not await info.context.viewer_is(root.id):
             return None
         return root.phone_verified_at is not None
 
@@ -176,8 +172,7 @@ class UserType:
     async def two_factor_method(
         self, root: Parent[User], info: ChatrInfo
     ) -> TwoFactorMethodEnum | None:  # type: ignore[valid-type]
-        viewer = await info.context.optional_viewer()
-        if viewer is None or viewer.id != root.id or root.two_factor_method is None:
+        if root.two_factor_method is None or not await info.context.viewer_is(root.id):
             return None
         return TwoFactorMethod(root.two_factor_method)
 
@@ -207,8 +202,9 @@ class MessageType:
 
     @strawberry.field(description="The sender's own idempotency key; null for everyone else.")
     async def client_message_id(self, root: Parent[Message], info: ChatrInfo) -> str | None:
-        viewer = await info.context.optional_viewer()
-        return root.client_id if viewer is not None and viewer.id == root.sender_id else None
+        if root.sender_id is None or not await info.context.viewer_is(root.sender_id):
+            return None
+        return root.client_id
 
     @strawberry.field(description="The conversation this message belongs to.")
     async def conversation(

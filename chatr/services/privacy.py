@@ -13,7 +13,7 @@ rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -110,52 +110,69 @@ async def standings(
 ) -> dict[int, Standing]:
     """The viewer's standing with each of `user_ids`, in one statement.
 
-    A block outranks a friendship (blocking ends friendships anyway). An anonymous viewer is a
-    stranger to everybody.
+    An anonymous viewer is a stranger to everybody.
     """
     if viewer_id is None:
         return dict.fromkeys(user_ids, Standing.STRANGER)
-    others = [user_id for user_id in set(user_ids) if user_id != viewer_id]
-    found: dict[int, Standing] = {}
-    if others:
+    found = await standings_between(db, viewer_ids=[viewer_id], user_ids=user_ids)
+    return {user_id: found[viewer_id, user_id] for user_id in user_ids}
+
+
+async def standings_between(
+    db: AsyncSession | AsyncConnection, *, viewer_ids: Collection[int], user_ids: Collection[int]
+) -> dict[tuple[int, int], Standing]:
+    """Every (viewer, user) pair's standing, in one statement: many viewers looking at one
+    sender is what live fan-out asks.
+
+    A block outranks a friendship (blocking ends friendships anyway).
+    """
+    viewers = set(viewer_ids)
+    users = set(user_ids)
+    found: dict[tuple[int, int], Standing] = {}
+    only_self = len(viewers) == 1 and users == viewers
+    if viewers and users and not only_self:
         friends = Friendship.__table__
         blocks = Block.__table__
         dms = Conversation.__table__
         members = Membership.__table__
         statement = union_all(
-            select(friends.c.addressee_id.label("other"), literal("F").label("kind")).where(
-                friends.c.requester_id == viewer_id,
-                friends.c.addressee_id.in_(others),
+            select(friends.c.requester_id, friends.c.addressee_id, literal("F")).where(
+                friends.c.requester_id.in_(viewers),
+                friends.c.addressee_id.in_(users),
                 friends.c.state == FriendshipState.ACCEPTED,
             ),
-            select(friends.c.requester_id, literal("F")).where(
-                friends.c.addressee_id == viewer_id,
-                friends.c.requester_id.in_(others),
+            select(friends.c.addressee_id, friends.c.requester_id, literal("F")).where(
+                friends.c.addressee_id.in_(viewers),
+                friends.c.requester_id.in_(users),
                 friends.c.state == FriendshipState.ACCEPTED,
             ),
-            select(blocks.c.blocked_id, literal("B")).where(
-                blocks.c.blocker_id == viewer_id, blocks.c.blocked_id.in_(others)
+            select(blocks.c.blocker_id, blocks.c.blocked_id, literal("B")).where(
+                blocks.c.blocker_id.in_(viewers), blocks.c.blocked_id.in_(users)
             ),
-            select(blocks.c.blocker_id, literal("B")).where(
-                blocks.c.blocked_id == viewer_id, blocks.c.blocker_id.in_(others)
+            select(blocks.c.blocked_id, blocks.c.blocker_id, literal("B")).where(
+                blocks.c.blocked_id.in_(viewers), blocks.c.blocker_id.in_(users)
             ),
-            select(members.c.user_id, literal("R"))
+            select(dms.c.created_by_id, members.c.user_id, literal("R"))
             .select_from(members.join(dms, dms.c.id == members.c.conversation_id))
             .where(
                 dms.c.kind == ConversationKind.DIRECT,
                 dms.c.status == ConversationStatus.PENDING,
-                dms.c.created_by_id == viewer_id,
-                members.c.user_id.in_(others),
+                dms.c.created_by_id.in_(viewers),
+                members.c.user_id.in_(users),
+                members.c.user_id != dms.c.created_by_id,
             ),
         )
         rank = {"B": Standing.BLOCKED, "F": Standing.FRIEND, "R": Standing.REQUESTER}
-        for other, kind in (await db.execute(statement)).all():
+        for viewer, other, kind in (await db.execute(statement)).all():
             # a block outranks everything; friends have no pending requests between them
-            if found.get(other) is not Standing.BLOCKED:
-                found[other] = rank[kind]
+            if viewer != other and found.get((viewer, other)) is not Standing.BLOCKED:
+                found[viewer, other] = rank[kind]
     return {
-        user_id: Standing.SELF if user_id == viewer_id else found.get(user_id, Standing.STRANGER)
-        for user_id in user_ids
+        (viewer, user): Standing.SELF
+        if viewer == user
+        else found.get((viewer, user), Standing.STRANGER)
+        for viewer in viewers
+        for user in users
     }
 
 
