@@ -33,9 +33,18 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
 
+def utf8(value: str) -> bytes:
+    """Any client text as bytes, to hash or compare. A lone surrogate (JSON can carry one) has
+    no UTF-8 form; kept as it is ("surrogatepass"), it cannot break a check, only fail it."""
+    return value.encode("utf-8", "surrogatepass")
+
+
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _DUMMY_HASH, utf8(password))
+            and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
 
@@ -50,7 +59,7 @@ def new_opaque_token() -> str:
 
 def hash_token(token: str) -> str:
     """Refresh tokens and codes are stored hashed: a database leak does not leak sessions."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(utf8(token)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,8 @@ def decode_access_token(token: str, *, secret: str) -> AccessClaims:
         )
     except jwt.ExpiredSignatureError as error:
         raise Unauthenticated("The access token has expired; refresh it.") from error
-    except jwt.PyJWTError as error:
+    except (jwt.PyJWTError, ValueError) as error:
+        # ValueError: not even text (a lone surrogate from WebSocket connectionParams).
         raise Unauthenticated("The access token is invalid.") from error
     if payload.get("typ") != ACCESS_TOKEN_TYPE:
         raise Unauthenticated("The access token is invalid.")

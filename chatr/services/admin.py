@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
@@ -27,7 +27,9 @@ async def list_users(
     async with rt.db.reader() as session:
         await require_admin(session, viewer_id=viewer_id)
         statement = select(User)
-        if search:
+        if search and not validation.storable(search):
+            statement = statement.where(false())  # no username or address can contain it
+        elif search:
             pattern = f"%{search.strip().lower()}%"
             statement = statement.where(
                 or_(User.username_key.like(pattern), User.email_key.like(pattern))

@@ -42,7 +42,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import event_log, social
+from chatr.services import event_log, social, validation
 from chatr.services.conversations import STAFF_ROLES
 
 #: Accepted and invited together; the fan-out is tested with fewer, the design aims at this.
@@ -85,14 +85,14 @@ class GroupDetails:
 
 
 def _name(value: str | None) -> str:
-    value = (value or "").strip()
+    value = validation.text(value or "", field="name").strip()
     if not value or len(value) > MAX_NAME:
         raise BadUserInput(f"A group name is 1-{MAX_NAME} characters.", field="name")
     return value
 
 
 def _description(value: str | None) -> str | None:
-    value = (value or "").strip() or None
+    value = validation.text(value or "", field="description").strip() or None
     if value is not None and len(value) > MAX_DESCRIPTION:
         raise BadUserInput(
             f"A description is at most {MAX_DESCRIPTION} characters.", field="description"
@@ -101,7 +101,7 @@ def _description(value: str | None) -> str | None:
 
 
 def _url(value: str | None, *, field: str) -> str | None:
-    value = (value or "").strip() or None
+    value = validation.text(value or "", field=field).strip() or None
     if value is not None and (
         len(value) > MAX_URL or not value.startswith(("https://", "http://"))
     ):

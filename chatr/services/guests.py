@@ -28,13 +28,14 @@ async def start(
     device_label: str | None,
 ) -> IssuedTokens:
     await rt.limits.hit(rate_limits.GUEST_SESSION, client_ip)
-    name = name.strip()
+    name = validation.text(name, field="name").strip()
     if not 1 <= len(name) <= 80:
         raise BadUserInput("Name must be 1-80 characters.", field="name")
     info: dict[str, str] = {}
     if email:
         info["email"] = validation.email(email)
     if page_context:
+        validation.text(page_context, field="pageContext")
         if len(page_context) > MAX_PAGE_CONTEXT:
             raise BadUserInput(
                 f"pageContext is at most {MAX_PAGE_CONTEXT} characters.", field="pageContext"

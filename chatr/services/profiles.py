@@ -39,7 +39,7 @@ class ProfileChanges:
 
 
 def _name(value: str | None, field: str) -> str | None:
-    value = (value or "").strip()
+    value = validation.text(value or "", field=field).strip()
     if len(value) > MAX_NAME:
         raise BadUserInput(f"{field} is at most {MAX_NAME} characters.", field=field)
     return value or None
@@ -47,7 +47,7 @@ def _name(value: str | None, field: str) -> str | None:
 
 def _picture_url(value: str | None, field: str) -> str | None:
     """An absolute http(s) URL or nothing: anything else would be rendered by every client."""
-    value = (value or "").strip()
+    value = validation.text(value or "", field=field).strip()
     if not value:
         return None
     parts = urlsplit(value)

@@ -38,7 +38,7 @@ from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Message, SubscriberOverflow
 from chatr.runtime import Runtime
-from chatr.services import message_requests
+from chatr.services import message_requests, validation
 from chatr.services.pagination import Page, PageRequest, paginate
 
 #: `extensions.reason` of the FORBIDDEN raised when either side blocked the other.
@@ -492,6 +492,8 @@ async def search_people(
         raise BadUserInput("Search for 1-50 characters.", field="query")
     if not 1 <= limit <= MAX_SEARCH_RESULTS:
         raise BadUserInput(f"first must be between 1 and {MAX_SEARCH_RESULTS}.", field="first")
+    if not validation.storable(text):
+        return []  # no name can contain it
     pattern = _like_pattern(text)
     friendship = Friendship.__table__.alias("search_friendship")
     users_table = User.__table__

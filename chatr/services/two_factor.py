@@ -19,6 +19,7 @@ import pyotp
 import segno
 from sqlalchemy import or_, update
 
+from chatr import security
 from chatr.errors import BadUserInput, Conflict
 from chatr.models import User
 from chatr.runtime import Runtime
@@ -45,9 +46,10 @@ def _qr_data_url(uri: str) -> str:
 def _matching_step(secret: str, code: str, now: float) -> int | None:
     totp = pyotp.TOTP(secret)
     current = int(now // totp.interval)  # the RFC 6238 time step
-    candidate = code.strip()
+    # As bytes: compare_digest refuses str with anything but ASCII, and a code can hold anything.
+    candidate = security.utf8(code.strip())
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
-        if hmac.compare_digest(totp.generate_otp(step), candidate):
+        if hmac.compare_digest(totp.generate_otp(step).encode(), candidate):
             return step
     return None
 

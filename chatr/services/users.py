@@ -36,8 +36,11 @@ async def list_by_ids(session: AsyncSession, *, user_ids: Sequence[int]) -> list
 
 
 async def find_by_login(session: AsyncSession, *, login: str) -> User | None:
-    """A username or an email address, case-insensitively."""
+    """A username or an email address, case-insensitively. Text no account can have (see
+    `validation.storable`) matches nobody, like any unknown login."""
     key = login.strip().lower()
+    if not validation.storable(key):
+        return None
     column = User.email_key if "@" in key else User.username_key
     return await session.scalar(select(User).where(column == key))
 
@@ -142,12 +145,13 @@ async def profile(rt: Runtime, *, user_id: int | None = None, username: str | No
     `chatr.services.privacy`, so the lookup itself leaks nothing a search would not.
     """
     async with rt.db.reader() as session:
+        key = (username or "").strip().lower()
         if user_id is not None:
             user = await session.get(User, user_id)
+        elif validation.storable(key):
+            user = await session.scalar(select(User).where(User.username_key == key))
         else:
-            user = await session.scalar(
-                select(User).where(User.username_key == (username or "").strip().lower())
-            )
+            user = None  # no username can contain it
     if user is None or user.suspended_at is not None:
         raise NotFound("No such user.", field="id" if user_id is not None else "username")
     return user

@@ -17,6 +17,31 @@ MAX_MESSAGE_BODY = 10_000
 MAX_CLIENT_ID = 64
 
 
+def storable(value: str) -> bool:
+    """Whether text can be kept and compared at all: PostgreSQL text cannot hold NUL, and a
+    lone surrogate (JSON lets a client send "\\ud800") cannot even be encoded as UTF-8."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text(value: str, *, field: str) -> str:
+    """`value` unchanged, or BAD_USER_INPUT naming `field` if it is not `storable`. Every
+    free-text input that is stored goes through this (lookups match nothing instead)."""
+    if not storable(value):
+        raise BadUserInput(
+            f"{field} contains a character that is not allowed (NUL or a lone surrogate).",
+            field=field,
+        )
+    return value
+
+
 def username(value: str) -> str:
     value = value.strip()
     if not USERNAME_PATTERN.fullmatch(value):
@@ -27,7 +52,7 @@ def username(value: str) -> str:
 
 
 def email(value: str) -> str:
-    value = value.strip()
+    value = text(value, field="email").strip()
     if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
         raise BadUserInput("Email address is not valid.", field="email")
     return value
@@ -45,6 +70,7 @@ def phone(value: str) -> str:
 
 
 def password(value: str) -> str:
+    text(value, field="password")
     if len(value) < 8 or len(value) > 256:
         raise BadUserInput("Password must be 8-256 characters.", field="password")
     if not any(ch.isupper() for ch in value) or not PASSWORD_SYMBOL.search(value):
@@ -55,13 +81,14 @@ def password(value: str) -> str:
 
 
 def display_name(value: str | None, fallback: str) -> str:
-    value = (value or "").strip() or fallback
+    value = text(value or "", field="displayName").strip() or fallback
     if len(value) > 80:
         raise BadUserInput("Display name is at most 80 characters.", field="displayName")
     return value
 
 
 def message_body(value: str) -> str:
+    text(value, field="body")
     if not value or not value.strip():
         raise BadUserInput("Message body must not be empty.", field="body")
     if len(value) > MAX_MESSAGE_BODY:
@@ -70,7 +97,7 @@ def message_body(value: str) -> str:
 
 
 def client_id(value: str) -> str:
-    value = value.strip()
+    value = text(value, field="clientMessageId").strip()
     if not value or len(value) > MAX_CLIENT_ID:
         raise BadUserInput(
             f"clientMessageId must be 1-{MAX_CLIENT_ID} characters.", field="clientMessageId"

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from chatr import security
 from chatr.errors import BadUserInput
 from chatr.models import VerificationCode
 from chatr.models.base import utcnow
@@ -33,7 +34,8 @@ TWO_FACTOR_CHANGE = "two_factor_change"
 def _digest(rt: Runtime, *, user_id: int, purpose: str, code: str) -> str:
     # Keyed with the server secret: a leaked table cannot be brute-forced offline.
     key = rt.settings.jwt_secret.encode()
-    return hmac.new(key, f"{purpose}:{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
+    message = security.utf8(f"{purpose}:{user_id}:{code}")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 async def issue(rt: Runtime, *, user_id: int, purpose: str) -> str:

@@ -84,6 +84,16 @@ async def test_connecting_with_a_forged_token_is_refused(server: RunningApp) -> 
     assert await _close_code(socket) == 4403
 
 
+async def test_connecting_with_a_token_that_cannot_be_encoded_is_refused_alike(
+    server: RunningApp,
+) -> None:
+    # A lone surrogate (JSON carries one as "\ud800") has no UTF-8 form: it used to escape
+    # as an exception and drop the socket (1006) instead of refusing it.
+    assert server.ws_url
+    socket = await _connect(server.ws_url, "not.a\ud800.jwt")
+    assert await _close_code(socket) == 4403
+
+
 async def test_subscribing_to_someone_elses_conversation_is_forbidden(server: RunningApp) -> None:
     alice, bob, mallory = [await register(server.http) for _ in range(3)]
     conversation_id = (await alice.send("secret", to=bob))["conversationId"]
