@@ -94,16 +94,13 @@ from bench.latency import (  # noqa: E402
     REDIS_URL,
     Server,
     background_load,
-    base_env,
     chunks,
     cpu_seconds,
     create_baseline_tables,
-    create_database,
-    drop_database,
     last_resort_cleanup,
     machine_busy_seconds,
-    migrate,
     post_json,
+    prepare_environment,
     start_server,
     wait_until_up,
 )
@@ -1010,30 +1007,14 @@ async def measure(chatr: Stack, baseline: Stack, fleet: Fleet, args: argparse.Na
 async def run(args: argparse.Namespace) -> None:
     run_started = time.monotonic()
     tag = secrets.token_hex(4)
-    database = f"chatr_bench_{tag}"
-    database_url = f"{args.postgres}/{database}"
     log_dir = Path(tempfile.mkdtemp(prefix="chatr-fanout-"))
     files = raise_open_files_limit(2 * args.members + 1024)
     servers: list[Server] = []
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, log_dir, True)
-        await create_database(args.postgres, database)
-        stack.push_async_callback(drop_database, args.postgres, database)
-        env = base_env() | {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": args.redis,
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "CHATR_CHANNEL_PREFIX": f"bench-{tag}",
-            "CHATR_ENV": "production",
-            # The per-user send guard stays on (its cost is measured) but cannot trip.
-            "CHATR_SEND_MESSAGE_LIMIT": "1000000 per minute",
-            "CHATR_ACCESS_TOKEN_TTL": "7200",
-            "CHATR_DATA_DIR": str(log_dir / "data"),
-            "BASELINE_DATABASE_URL": database_url,
-            "BASELINE_CHANNEL_PREFIX": f"bench-{tag}-baseline",
-        }
-        await migrate(env)
-        baseline_conversation = await create_baseline_tables(database_url)
+        # The same database, settings and channel prefixes as bench/latency.py.
+        env = await prepare_environment(stack, args, tag, log_dir)
+        baseline_conversation = await create_baseline_tables(env["BASELINE_DATABASE_URL"])
         seed = await seed_chatr(env, args.members)
         print(
             f"seeded {args.members} members, group {seed.conversation_id} and "

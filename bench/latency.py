@@ -609,31 +609,41 @@ async def measure(chatr: Case, baseline: Case, args: argparse.Namespace, tag: st
     return (busy1 - busy0) / max(total1 - total0, 1e-9)
 
 
-async def run(args: argparse.Namespace) -> None:
-    tag = secrets.token_hex(4)
+async def prepare_environment(
+    stack: contextlib.AsyncExitStack, args: argparse.Namespace, tag: str, log_dir: Path
+) -> dict[str, str]:
+    """A fresh, migrated `chatr_bench_<tag>` database (dropped when `stack` unwinds) and the
+    environment every server of the run gets: chatr with production settings, the baseline
+    on the same database, each with its own channel prefix."""
     database = f"chatr_bench_{tag}"
     database_url = f"{args.postgres}/{database}"
+    await create_database(args.postgres, database)
+    stack.push_async_callback(drop_database, args.postgres, database)
+    env = base_env() | {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": args.redis,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "CHATR_CHANNEL_PREFIX": f"bench-{tag}",
+        "CHATR_ENV": "production",
+        # The per-user send guard stays on (its cost is measured) but cannot trip.
+        "CHATR_SEND_MESSAGE_LIMIT": "1000000 per minute",
+        "CHATR_ACCESS_TOKEN_TTL": "7200",
+        "CHATR_DATA_DIR": str(log_dir / "data"),
+        "BASELINE_DATABASE_URL": database_url,
+        "BASELINE_CHANNEL_PREFIX": f"bench-{tag}-baseline",
+    }
+    await migrate(env)
+    return env
+
+
+async def run(args: argparse.Namespace) -> None:
+    tag = secrets.token_hex(4)
     log_dir = Path(tempfile.mkdtemp(prefix="chatr-bench-"))
     servers: list[Server] = []
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, log_dir, True)
-        await create_database(args.postgres, database)
-        stack.push_async_callback(drop_database, args.postgres, database)
-        env = base_env() | {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": args.redis,
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "CHATR_CHANNEL_PREFIX": f"bench-{tag}",
-            "CHATR_ENV": "production",
-            # The per-user send guard stays on (its cost is measured) but cannot trip.
-            "CHATR_SEND_MESSAGE_LIMIT": "1000000 per minute",
-            "CHATR_ACCESS_TOKEN_TTL": "7200",
-            "CHATR_DATA_DIR": str(log_dir / "data"),
-            "BASELINE_DATABASE_URL": database_url,
-            "BASELINE_CHANNEL_PREFIX": f"bench-{tag}-baseline",
-        }
-        await migrate(env)
-        conversation_id = await create_baseline_tables(database_url)
+        env = await prepare_environment(stack, args, tag, log_dir)
+        conversation_id = await create_baseline_tables(env["BASELINE_DATABASE_URL"])
         for name, app in (
             ("chatr A", "chatr.asgi:app"),
             ("chatr B", "chatr.asgi:app"),
