@@ -19,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from chatr.errors import BadUserInput
+from chatr.services import validation
 
 T = TypeVar("T")
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
+#: What a BIGINT column holds; a larger number in a cursor could not be compared with it.
+_BIGINT = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -63,21 +66,27 @@ def _encode(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
+def _key_value(key: InstrumentedAttribute[Any], value: Any) -> Any:
+    """A cursor's value for `key`, if it is one the column could hold (ValueError if not): a
+    cursor is client input, and a string or a huge number compared with an integer column
+    would fail in the database."""
+    python_type = key.type.python_type
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if python_type is int and type(value) is int and value in _BIGINT:
+        return value
+    if python_type is str and isinstance(value, str) and validation.storable(value):
+        return value
+    raise ValueError
+
+
 def _decode(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         raw = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(raw, list) or len(raw) != len(keys):
             raise ValueError
-        values = []
-        for key, value in zip(keys, raw, strict=True):
-            if key.type.python_type is datetime:
-                values.append(datetime.fromisoformat(value))
-            elif isinstance(value, int | str | float):
-                values.append(value)
-            else:
-                raise ValueError
-        return values
+        return [_key_value(key, value) for key, value in zip(keys, raw, strict=True)]
     except (ValueError, TypeError, binascii.Error, NotImplementedError):
         raise BadUserInput("The cursor is not valid.", field="after") from None
 

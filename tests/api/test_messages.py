@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 import pytest
 
@@ -202,6 +204,39 @@ async def test_out_of_range_page_arguments_are_bad_user_input(
     conversation_id = (await alice.send("m1", to=bob))["conversationId"]
     with pytest.raises(GraphQLError) as failure:
         await alice.call(HISTORY, id=conversation_id, **arguments)
+    assert failure.value.codes == ["BAD_USER_INPUT"]
+
+
+def _cursor(*values: object) -> str:
+    """A cursor encoded as the server encodes them: base64 of the sort-key values as JSON."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("connection", "cursor"),
+    [
+        pytest.param("history", _cursor("seven"), id="history-text-seq"),
+        pytest.param("history", _cursor(2**70), id="history-seq-beyond-bigint"),
+        pytest.param("history", _cursor("\x00"), id="history-nul-seq"),
+        pytest.param("history", _cursor(True), id="history-boolean-seq"),
+        pytest.param("inbox", _cursor("2025-01-01T00:00:00+00:00", "1"), id="inbox-text-id"),
+        pytest.param("inbox", _cursor("2025-01-01T00:00:00+00:00", 2**64), id="inbox-huge-id"),
+        pytest.param("inbox", _cursor(1, 1), id="inbox-number-for-time"),
+    ],
+)
+async def test_a_cursor_holding_values_its_columns_cannot_hold_is_bad_user_input(
+    app: RunningApp, connection: str, cursor: str
+) -> None:
+    # Cursors are opaque, but still client input. One holding text or a number beyond 64 bits
+    # for an integer column used to reach the database and come back as INTERNAL_SERVER_ERROR;
+    # now only the kind of value the server itself puts there is accepted.
+    alice, bob = await register(app.http), await register(app.http)
+    conversation_id = (await alice.send("m1", to=bob))["conversationId"]
+    with pytest.raises(GraphQLError) as failure:
+        if connection == "history":
+            await alice.call(HISTORY, id=conversation_id, first=5, after=cursor)
+        else:
+            await alice.call(INBOX, first=5, after=cursor)
     assert failure.value.codes == ["BAD_USER_INPUT"]
 
 
