@@ -25,7 +25,7 @@ import json
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -44,6 +44,7 @@ from graphql import (
     parse,
     visit,
 )
+from starlette.types import Send
 from starlette.websockets import WebSocket
 from strawberry.execution import optimized_is_awaitable
 
@@ -73,7 +74,8 @@ class LiveOperation:
     operation_name: str | None
     #: The operation's frame up to its payload, e.g. '{"id":"1","type":"next","payload":'.
     frame_head: str
-    send_text: Callable[[str], Awaitable[None]]
+    #: The socket's ASGI send (it takes `{"type": "websocket.send", "text": ...}`).
+    send: Send
 
     @classmethod
     def for_transport_ws(
@@ -82,11 +84,11 @@ class LiveOperation:
         query: str,
         variables: Mapping[str, Any] | None,
         operation_name: str | None,
-        send_text: Callable[[str], Awaitable[None]],
+        send: Send,
     ) -> LiveOperation:
         """graphql-transport-ws: results are `next` messages."""
         head = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
-        return cls(query, variables, operation_name, head, send_text)
+        return cls(query, variables, operation_name, head, send)
 
     @classmethod
     def for_legacy_ws(
@@ -95,11 +97,11 @@ class LiveOperation:
         query: str,
         variables: Mapping[str, Any] | None,
         operation_name: str | None,
-        send_text: Callable[[str], Awaitable[None]],
+        send: Send,
     ) -> LiveOperation:
         """The legacy graphql-ws protocol: results are `data` messages."""
         head = '{"type":"data","id":' + json.dumps(operation_id) + ',"payload":'
-        return cls(query, variables, operation_name, head, send_text)
+        return cls(query, variables, operation_name, head, send)
 
 
 #: Set by the protocol handlers in each operation's task.
@@ -345,7 +347,7 @@ class SocketOutlet:
     def __init__(self, operation: LiveOperation, *, connection: Context, limit: int) -> None:
         self.connection = connection
         self._head = operation.frame_head
-        self._send_text = operation.send_text
+        self._send = operation.send
         self._limit = limit
         self._backlog: deque[tuple[str, int | None]] = deque()
         #: A send that had to wait for the socket, and the task that carries on after it.
@@ -383,7 +385,7 @@ class SocketOutlet:
             self._backlog.append((frame, position))
             return
         try:
-            pending = start_eagerly(self._send_text(frame))
+            pending = start_eagerly(self._send({"type": "websocket.send", "text": frame}))
         except Exception:
             self._lost()
             return
@@ -400,7 +402,7 @@ class SocketOutlet:
             self._sent(position)
             while self._backlog:
                 frame, position = self._backlog.popleft()
-                await self._send_text(frame)
+                await self._send({"type": "websocket.send", "text": frame})
                 self._sent(position)
         except Exception:
             self._lost()

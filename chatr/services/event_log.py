@@ -259,10 +259,21 @@ def _listeners_statements(dialect_name: str) -> tuple[Any, Any]:
         .order_by(_events.c.id)
         .limit(REPLAY_PAGE)
     )
-    members = select(_memberships.c.conversation_id, _memberships.c.user_id).where(
-        _one_of(_memberships.c.conversation_id, "conversation_ids", dialect_name),
-        _one_of(_memberships.c.user_id, "user_ids", dialect_name),
-        _memberships.c.state == MembershipState.ACCEPTED,
+    # One row per conversation with its members aggregated: a 1,000-member group is one row
+    # whose array the driver decodes in C, not 1,000 rows through the result machinery.
+    aggregate = (
+        func.array_agg(_memberships.c.user_id)
+        if dialect_name == "postgresql"
+        else func.group_concat(_memberships.c.user_id)
+    )
+    members = (
+        select(_memberships.c.conversation_id, aggregate)
+        .where(
+            _one_of(_memberships.c.conversation_id, "conversation_ids", dialect_name),
+            _one_of(_memberships.c.user_id, "user_ids", dialect_name),
+            _memberships.c.state == MembershipState.ACCEPTED,
+        )
+        .group_by(_memberships.c.conversation_id)
     )
     return events, members
 
@@ -307,7 +318,7 @@ async def read_for_listeners(
         },
     )
     events = _logged(result.all())
-    members: dict[int, set[int]] = {}
+    members: dict[int, frozenset[int]] = {}
     if events:
         rows = await connection.execute(
             members_statement,
@@ -316,11 +327,13 @@ async def read_for_listeners(
                 "user_ids": list(member_ids),
             },
         )
-        for conversation_id, user_id in rows.all():
-            members.setdefault(conversation_id, set()).add(user_id)
+        for conversation_id, user_ids in rows.all():
+            if isinstance(user_ids, str):  # SQLite's group_concat
+                user_ids = [int(user_id) for user_id in user_ids.split(",")]
+            members[conversation_id] = frozenset(user_ids)
     return ListenerBatch(
         events=events,
-        members={key: frozenset(value) for key, value in members.items()},
+        members=members,
         horizon=horizon,
         complete=len(events) < REPLAY_PAGE,
     )

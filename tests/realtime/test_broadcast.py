@@ -170,7 +170,13 @@ class _Connection:
 
 
 def _tap_with_outlet(send_text: Any, *, limit: int) -> tuple[Tap, SocketOutlet]:
-    operation = LiveOperation.for_transport_ws("op-1", "subscription { x }", None, None, send_text)
+    """A tap whose socket is `send_text(frame)` (wrapped as the ASGI send it would be)."""
+
+    async def send(message: dict[str, Any]) -> None:
+        assert message["type"] == "websocket.send"
+        await send_text(message["text"])
+
+    operation = LiveOperation.for_transport_ws("op-1", "subscription { x }", None, None, send)
     outlet = SocketOutlet(operation, connection=_Connection(), limit=limit)  # type: ignore[arg-type]
     tap = Tap(viewer_id=1, conversation_id=1, queue_size=limit, renderer=QUEUE, outlet=outlet)
     return tap, outlet
@@ -192,7 +198,7 @@ async def test_frames_carry_the_operation_id_for_either_protocol() -> None:
     }
 
 
-async def _never(_: str) -> None:
+async def _never(_: Any) -> None:
     raise AssertionError("not sent")
 
 
