@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from chatr.context import Context
 from chatr.errors import BadUserInput
 from chatr.services import streams, validation
-from chatr.services.live import Outlet, Renderer
+from chatr.services.live import Outlet, Renderer, StreamItem
 
 
 async def conversation_events(
@@ -17,7 +17,7 @@ async def conversation_events(
     after_seq: int | None,
     renderer: Renderer | None = None,
     outlet: Outlet | None = None,
-) -> AsyncIterator[streams.StreamItem]:
+) -> AsyncIterator[StreamItem]:
     viewer = await ctx.viewer()
     if after_seq is not None and after_seq < 0:
         raise BadUserInput("afterSeq must not be negative.", field="afterSeq")
@@ -49,7 +49,7 @@ async def my_events(
     after: str | None,
     renderer: Renderer | None = None,
     outlet: Outlet | None = None,
-) -> AsyncIterator[streams.StreamItem]:
+) -> AsyncIterator[StreamItem]:
     viewer = await ctx.viewer()
     return streams.user_events(
         ctx.runtime,

@@ -214,7 +214,7 @@ class BroadcastRenderer:
         if not is_exposed(item):
             return _nothing
         loaders = Loaders(self._runtime, cache=True)
-        standings = _Standings(loaders, {tap.viewer_id for tap in taps})
+        standings = _Standings(loaders, taps)
         shapes = _Shapes()
         payloads: list[str] = []
         for tap in taps:
@@ -222,6 +222,10 @@ class BroadcastRenderer:
             if payload is None:
                 outlet = cast(SocketOutlet, tap.outlet)
                 payload, consulted = await self._execute(item, outlet, loaders, standings)
+                if not consulted and not payloads:
+                    # Nothing about the viewer mattered: everyone gets this payload.
+                    payloads = [payload] * len(taps)
+                    break
                 shapes.add(consulted, payload)
             payloads.append(payload)
         position = item.id if isinstance(item, LoggedEvent) else None
@@ -229,7 +233,7 @@ class BroadcastRenderer:
         def deliver() -> None:
             for tap, payload in zip(taps, payloads, strict=True):
                 if not tap.ended:
-                    cast(SocketOutlet, tap.outlet).write(payload, position)
+                    tap.outlet.write(payload, position)  # type: ignore[union-attr]
 
         return deliver
 
@@ -275,9 +279,9 @@ class _Standings:
     """Where each viewer a render serves stands with a user, loaded for all of them at once
     the first time any execution asks about that user."""
 
-    def __init__(self, loaders: Loaders, viewer_ids: set[int]) -> None:
+    def __init__(self, loaders: Loaders, taps: Sequence[Tap]) -> None:
         self._loaders = loaders
-        self._viewer_ids = sorted(viewer_ids)
+        self._taps = taps
         self._by_user: dict[int, asyncio.Future[dict[int, Standing]]] = {}
 
     async def of(self, viewer_id: int, user_id: int) -> Standing:
@@ -291,9 +295,9 @@ class _Standings:
         return self._by_user[user_id].result()[viewer_id]
 
     async def _load(self, user_id: int) -> dict[int, Standing]:
-        keys = [(viewer_id, user_id) for viewer_id in self._viewer_ids]
-        found = await self._loaders.standing.load_many(keys)
-        return dict(zip(self._viewer_ids, found, strict=True))
+        viewer_ids = sorted({tap.viewer_id for tap in self._taps})
+        found = await self._loaders.standing.load_many([(v, user_id) for v in viewer_ids])
+        return dict(zip(viewer_ids, found, strict=True))
 
 
 class _Shapes:
@@ -390,7 +394,8 @@ class SocketOutlet:
             self._lost()
             return
         if pending is None:
-            self._sent(position)
+            if position is not None and self._tap is not None:
+                self._tap.acknowledged = position
         else:
             self._in_flight = pending
             self._drainer = asyncio.ensure_future(self._drain(pending, position))

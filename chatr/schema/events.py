@@ -11,8 +11,8 @@ from chatr.models import EventType
 from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.types import ChatrInfo, MessageType, UserType
 from chatr.services.event_log import LoggedEvent
+from chatr.services.live import StreamItem, Typing
 from chatr.services.privacy import Detail
-from chatr.services.streams import StreamItem, Typing
 
 
 @strawberry.interface(description="Something that happened in a conversation.")

@@ -19,11 +19,13 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     exists,
     func,
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -243,13 +245,15 @@ def _one_of(column: Column[Any], name: str, dialect_name: str) -> ColumnElement[
 
 
 @functools.cache
-def _listeners_statements(dialect_name: str) -> tuple[Any, Any]:
+def _listener_page(dialect_name: str) -> Any:
+    """A page of events after `after` in `conversation_ids` or where one of `user_ids` is an
+    accepted member."""
     is_member = exists().where(
         _memberships.c.conversation_id == _events.c.conversation_id,
         _one_of(_memberships.c.user_id, "user_ids", dialect_name),
         _memberships.c.state == MembershipState.ACCEPTED,
     )
-    events = (
+    return (
         select(_events, *_MESSAGE_COLUMNS)
         .outerjoin(_messages, _messages.c.id == _events.c.message_id)
         .where(
@@ -259,23 +263,67 @@ def _listeners_statements(dialect_name: str) -> tuple[Any, Any]:
         .order_by(_events.c.id)
         .limit(REPLAY_PAGE)
     )
-    # One row per conversation with its members aggregated: a 1,000-member group is one row
-    # whose array the driver decodes in C, not 1,000 rows through the result machinery.
+
+
+def _members_where(dialect_name: str, conversations: Any) -> list[ColumnElement[bool]]:
+    return [
+        _memberships.c.conversation_id.in_(conversations),
+        _one_of(_memberships.c.user_id, "member_ids", dialect_name),
+        _memberships.c.state == MembershipState.ACCEPTED,
+    ]
+
+
+@functools.cache
+def _listener_members(dialect_name: str) -> Any:
+    """Which of `member_ids` are accepted members of `page_conversation_ids`, one row per
+    conversation (a 1,000-member group is one row, not 1,000 through the result machinery)."""
     aggregate = (
         func.array_agg(_memberships.c.user_id)
         if dialect_name == "postgresql"
         else func.group_concat(_memberships.c.user_id)
     )
-    members = (
+    conversations = bindparam("page_conversation_ids", expanding=True)
+    return (
         select(_memberships.c.conversation_id, aggregate)
-        .where(
-            _one_of(_memberships.c.conversation_id, "conversation_ids", dialect_name),
-            _one_of(_memberships.c.user_id, "user_ids", dialect_name),
-            _memberships.c.state == MembershipState.ACCEPTED,
-        )
+        .where(*_members_where(dialect_name, conversations))
         .group_by(_memberships.c.conversation_id)
     )
-    return events, members
+
+
+@functools.cache
+def _listener_round_trip() -> Any:
+    """PostgreSQL: horizon, page and members in one statement, so one round trip and one
+    snapshot (every event up to the horizon is visible to the same statement's page).
+
+    Each conversation's members ride on its first event's row only.
+    """
+    page = _listener_page("postgresql").cte("page")
+    members = (
+        select(
+            _memberships.c.conversation_id,
+            func.array_agg(_memberships.c.user_id).label("member_ids"),
+        )
+        .where(*_members_where("postgresql", select(page.c.conversation_id)))
+        .group_by(_memberships.c.conversation_id)
+        .cte("members")
+    )
+    horizon = _HORIZON.cte("horizon")
+    first_of_its_conversation = (
+        func.row_number().over(partition_by=page.c.conversation_id, order_by=page.c.id) == 1
+    )
+    return (
+        select(
+            horizon.c.position.label("horizon"),
+            page,
+            case((first_of_its_conversation, members.c.member_ids)).label("member_ids"),
+        )
+        .select_from(
+            horizon.outerjoin(page, true()).outerjoin(
+                members, members.c.conversation_id == page.c.conversation_id
+            )
+        )
+        .order_by(page.c.id)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,35 +350,40 @@ async def read_for_listeners(
     """Events after `after` in one of `conversation_ids` or in a conversation one of
     `user_ids` belongs to, and which of `member_ids` are members of their conversations.
 
-    The horizon is read first: the counter is committed last in each writing transaction, so
-    every event up to it is visible to the read that follows. A complete page therefore
-    covers everything up to the horizon, and the next read starts there rather than re-scanning
-    events that concern nobody here.
+    The horizon is read first (or in the same statement): the counter is committed last in
+    each writing transaction, so every event up to it is visible to the read that follows. A
+    complete page therefore covers everything up to the horizon, and the next read starts
+    there rather than re-scanning events that concern nobody here.
     """
-    events_statement, members_statement = _listeners_statements(connection.dialect.name)
-    horizon = await current_position(connection)
-    result = await connection.execute(
-        events_statement,
-        {
-            "after": after,
-            "conversation_ids": list(conversation_ids),
-            "user_ids": list(user_ids),
-        },
-    )
-    events = _logged(result.all())
+    parameters = {
+        "after": after,
+        "conversation_ids": list(conversation_ids),
+        "user_ids": list(user_ids),
+        "member_ids": list(member_ids),
+    }
     members: dict[int, frozenset[int]] = {}
-    if events:
-        rows = await connection.execute(
-            members_statement,
-            {
-                "conversation_ids": sorted({event.conversation_id for event in events}),
-                "user_ids": list(member_ids),
-            },
-        )
-        for conversation_id, user_ids in rows.all():
-            if isinstance(user_ids, str):  # SQLite's group_concat
-                user_ids = [int(user_id) for user_id in user_ids.split(",")]
-            members[conversation_id] = frozenset(user_ids)
+    if connection.dialect.name == "postgresql":
+        rows = (await connection.execute(_listener_round_trip(), parameters)).all()
+        horizon = rows[0].horizon or 0  # the outer join always yields the horizon's row
+        rows = [row for row in rows if row.id is not None]
+        events = _logged(rows)
+        for row in rows:
+            if row.member_ids is not None:
+                members[row.conversation_id] = frozenset(row.member_ids)
+    else:
+        horizon = await current_position(connection)
+        dialect_name = connection.dialect.name
+        result = await connection.execute(_listener_page(dialect_name), parameters)
+        events = _logged(result.all())
+        if events:
+            page_conversation_ids = sorted({event.conversation_id for event in events})
+            result = await connection.execute(
+                _listener_members(dialect_name),
+                {"page_conversation_ids": page_conversation_ids, "member_ids": list(member_ids)},
+            )
+            for conversation_id, found in result.all():
+                user_ids_found = [int(user_id) for user_id in str(found).split(",")]
+                members[conversation_id] = frozenset(user_ids_found)
     return ListenerBatch(
         events=events,
         members=members,

@@ -110,16 +110,13 @@ class Tap:
         self._queue_size = queue_size
         self._items: deque[StreamItem] = deque()
         self._wakeup = asyncio.Event()
-        self._ended = False
+        #: No more deliveries (read on every delivery: a plain attribute, not a property).
+        self.ended = False
         self._overflowed = False
         self._error: ChatrError | None = None
         self._hub: LiveHub | None = None
         if outlet is not None:
             outlet.bind(self)
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
 
     @property
     def queued(self) -> bool:
@@ -128,9 +125,9 @@ class Tap:
 
     def end(self, error: ChatrError | None = None) -> None:
         """Stop delivering; the subscription then ends with `error` (or completes)."""
-        if self._ended:
+        if self.ended:
             return
-        self._ended = True
+        self.ended = True
         self._error = error
         if error is not None:
             self._items.clear()
@@ -140,7 +137,7 @@ class Tap:
 
     def overflowed(self) -> None:
         """The client fell `queue_size` items behind: cut it (it resumes by cursor)."""
-        if self._ended:
+        if self.ended:
             return
         self._overflowed = True
         if self._hub is not None:
@@ -150,7 +147,7 @@ class Tap:
 
     def offer(self, item: StreamItem) -> None:
         """Queue an item for the subscription's generator (the renderer-less path)."""
-        if self._ended:
+        if self.ended:
             return
         if len(self._items) >= self._queue_size:
             self.overflowed()
@@ -163,7 +160,7 @@ class Tap:
         while True:
             if self._items:
                 return self._items.popleft()
-            if self._ended:
+            if self.ended:
                 self._raise_ending()
                 raise StopAsyncIteration
             self._wakeup.clear()
@@ -171,7 +168,7 @@ class Tap:
 
     async def until_ended(self) -> None:
         """Wait for the end; raises its error, if any."""
-        while not self._ended:
+        while not self.ended:
             self._wakeup.clear()
             await self._wakeup.wait()
         self._raise_ending()

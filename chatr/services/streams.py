@@ -21,18 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from chatr.runtime import Runtime
 from chatr.services import conversations, event_log
 from chatr.services.event_log import LoggedEvent
-from chatr.services.live import (
-    LiveHub,
-    Outlet,
-    ReadLog,
-    Renderer,
-    StreamItem,
-    Tap,
-    Typing,
-    drain_log,
-)
-
-__all__ = ["StreamItem", "Typing", "conversation_events", "user_events"]
+from chatr.services.live import LiveHub, Outlet, ReadLog, Renderer, StreamItem, Tap, drain_log
 
 
 async def _replay_then_live(
