@@ -88,3 +88,9 @@ class TwoFactorRequired(ChatrError):
 
 class SubscriberOverflowError(ChatrError):
     code = ErrorCode.SUBSCRIBER_OVERFLOW
+
+
+class StreamFailed(ChatrError):
+    """Delivering a live event failed unexpectedly (logged); resume from the `cursor`."""
+
+    code = ErrorCode.INTERNAL_SERVER_ERROR

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chatr.db import Database
-from chatr.errors import ChatrError, Forbidden, SubscriberOverflowError
+from chatr.errors import ChatrError, Forbidden, StreamFailed, SubscriberOverflowError
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Backoff, Broker, Message, Resync, Subscriber, SubscriberOverflow
 from chatr.services import event_log
@@ -143,7 +143,8 @@ class Tap:
         if self._hub is not None:
             self._hub.counters["overflows"] += 1
         log.warning("cutting a live subscription that fell %d items behind", self._queue_size)
-        self.end(SubscriberOverflowError("overflow"))
+        self._items.clear()
+        self.end()
 
     def offer(self, item: StreamItem) -> None:
         """Queue an item for the subscription's generator (the renderer-less path)."""
@@ -197,10 +198,6 @@ class _QueueRenderer:
 
 
 QUEUE = _QueueRenderer()
-
-
-class StreamFailed(ChatrError):
-    """Rendering an item failed unexpectedly; the client resumes from its cursor."""
 
 
 class LiveHub:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from chatr.errors import ErrorCode, SubscriberOverflowError
+from chatr.errors import ErrorCode, StreamFailed, SubscriberOverflowError
 from chatr.services import messages, streams
 from chatr.services.event_log import LoggedEvent
 from chatr.settings import Settings
@@ -71,3 +71,69 @@ def test_message_snapshot_carries_exactly_the_message_columns() -> None:
     from chatr.services.event_log import MessageSnapshot
 
     assert [f.name for f in fields(MessageSnapshot)] == [c.name for c in Message.__table__.c]
+
+
+class _FailingRenderer:
+    """A renderer with a bug in it."""
+
+    async def render(self, item: object, taps: object) -> None:
+        raise RuntimeError("a bug while rendering")
+
+
+async def test_a_stream_whose_rendering_fails_ends_with_a_resumable_error_and_others_go_on(
+    app: RunningApp,
+) -> None:
+    # given alice with a stream whose renderer breaks, and bob with an ordinary one
+    alice, bob = await register(app.http), await register(app.http)
+    conversation_id = int((await bob.send("m0", to=alice))["conversationId"])
+    broken = streams.conversation_events(
+        app.runtime,
+        viewer_id=int(alice.id),
+        conversation_id=conversation_id,
+        after_seq=None,
+        renderer=_FailingRenderer(),  # type: ignore[arg-type]
+    )
+    healthy = streams.conversation_events(
+        app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id, after_seq=None
+    )
+    ending = asyncio.ensure_future(anext(broken))
+    receiving = asyncio.ensure_future(anext(healthy))
+    async with asyncio.timeout(5):
+        while app.runtime.live.metrics()["live_taps"] < 2:
+            await asyncio.sleep(0.01)
+    # when a message arrives
+    await alice.send("m1", to=bob)
+    # then the broken stream ends with INTERNAL_SERVER_ERROR and where to resume from
+    with pytest.raises(StreamFailed) as failed:
+        await ending
+    assert failed.value.code is ErrorCode.INTERNAL_SERVER_ERROR
+    assert "cursor" in failed.value.extensions
+    # and the hub went on delivering to everyone else
+    delivered = await receiving
+    assert isinstance(delivered, LoggedEvent) and delivered.seq == 2
+    await healthy.aclose()
+
+
+async def test_a_stream_that_reads_slowly_while_replaying_is_not_cut(
+    tiny_queue_app: RunningApp,
+) -> None:
+    # given more history than the live queue holds
+    app = tiny_queue_app
+    alice, bob = await register(app.http), await register(app.http)
+    conversation_id = int((await bob.send("m1", to=alice))["conversationId"])
+    for i in range(2, 11):
+        await bob.send(f"m{i}", conversation_id=str(conversation_id))
+    # when a stream replays all of it, pausing between items
+    stream = streams.conversation_events(
+        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=0
+    )
+    seqs = []
+    for _ in range(10):
+        item = await anext(stream)
+        assert isinstance(item, LoggedEvent)
+        seqs.append(item.seq)
+        await asyncio.sleep(0.01)
+    await stream.aclose()
+    # then it gets everything in order: replay reads on from the log, nothing queues up
+    assert seqs == list(range(1, 11))
+    assert app.runtime.live.metrics()["overflows"] == 0
