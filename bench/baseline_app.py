@@ -76,11 +76,12 @@ async def send(request: Request) -> Response:
     return JSONResponse({"id": message_id, "seq": seq, "body": body})
 
 
-async def _wait_subscribed(pubsub: PubSub) -> None:
+async def wait_subscribed(pubsub: PubSub, kind: str = "subscribe") -> None:
+    """Until Redis confirms the (p)subscription: what is published afterwards arrives."""
     async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
         while True:
             message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
-            if message is not None and message["type"] == "subscribe":
+            if message is not None and message["type"] == kind:
                 return
 
 
@@ -105,7 +106,7 @@ async def ws(websocket: WebSocket) -> None:
     pubsub = services.redis.pubsub()
     try:
         await pubsub.subscribe(services.channel(conversation_id))
-        await _wait_subscribed(pubsub)
+        await wait_subscribed(pubsub)
         await websocket.send_text(json.dumps({"type": "ready"}))
         tasks = [
             asyncio.create_task(_forward(pubsub, websocket)),

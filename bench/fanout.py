@@ -103,6 +103,7 @@ from bench.latency import (  # noqa: E402
     machine_busy_seconds,
     post_json,
     prepare_environment,
+    run_until_signalled,
     start_server,
     wait_until_up,
 )
@@ -1190,15 +1191,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def amain(args: argparse.Namespace) -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (&)
-        loop.add_signal_handler(sig, task.cancel)
-    await run(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -1206,7 +1198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.tree = describe_tree()
     try:
-        asyncio.run(amain(args))
+        asyncio.run(run_until_signalled(run, args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
         return 130

@@ -34,20 +34,12 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.baseline_app import SUBSCRIBE_TIMEOUT, Services, healthz, send
+from bench.baseline_app import Services, healthz, send, wait_subscribed
 
 log = logging.getLogger("bench.fanout_baseline_app")
 
 #: conversation id -> the sockets of this process that follow it.
 Sockets = dict[int, set[WebSocket]]
-
-
-async def _wait_subscribed(pubsub: PubSub) -> None:
-    async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
-        while True:
-            message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
-            if message is not None and message["type"] == "psubscribe":
-                return
 
 
 async def _fan_out(pubsub: PubSub, sockets: Sockets) -> None:
@@ -89,7 +81,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.sockets = sockets = {}
     pubsub = redis.pubsub()
     await pubsub.psubscribe(services.channel(0).rsplit(":", 1)[0] + ":*")
-    await _wait_subscribed(pubsub)
+    await wait_subscribed(pubsub, "psubscribe")
     fan_out = asyncio.create_task(_fan_out(pubsub, sockets))
     try:
         yield

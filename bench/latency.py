@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -705,11 +705,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def amain(args: argparse.Namespace) -> None:
+async def run_until_signalled(
+    run: Callable[[argparse.Namespace], Awaitable[None]], args: argparse.Namespace
+) -> None:
+    """`run(args)`, cancelled by SIGINT or SIGTERM (also when started with SIGINT ignored, &)."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (&)
+    for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     await run(args)
 
@@ -728,7 +731,7 @@ def last_resort_cleanup(postgres: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        asyncio.run(amain(args))
+        asyncio.run(run_until_signalled(run, args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
         return 130

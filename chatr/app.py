@@ -94,12 +94,13 @@ class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # The operation's own task: what is set here is seen by its resolvers only.
         LIVE_OPERATION.set(
-            LiveOperation.for_transport_ws(
-                operation.id,
-                operation.query,
-                operation.variables,
-                operation.operation_name,
-                _frame_send(self.context),
+            LiveOperation.create(
+                legacy=False,
+                operation_id=operation.id,
+                query=operation.query,
+                variables=operation.variables,
+                operation_name=operation.operation_name,
+                send=_frame_send(self.context),
             )
         )
         await super().run_operation(operation)
@@ -115,8 +116,13 @@ class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
     ) -> None:
         # The operation's own task: what is set here is seen by its resolvers only.
         LIVE_OPERATION.set(
-            LiveOperation.for_legacy_ws(
-                operation_id, query, variables, operation_name, _frame_send(self.context)
+            LiveOperation.create(
+                legacy=True,
+                operation_id=operation_id,
+                query=query,
+                variables=variables,
+                operation_name=operation_name,
+                send=_frame_send(self.context),
             )
         )
         await super().handle_async_results(operation_id, query, operation_name, variables)

@@ -78,29 +78,23 @@ class LiveOperation:
     send: Send
 
     @classmethod
-    def for_transport_ws(
+    def create(
         cls,
+        *,
+        legacy: bool,
         operation_id: str,
         query: str,
         variables: Mapping[str, Any] | None,
         operation_name: str | None,
         send: Send,
     ) -> LiveOperation:
-        """graphql-transport-ws: results are `next` messages."""
-        head = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
-        return cls(query, variables, operation_name, head, send)
-
-    @classmethod
-    def for_legacy_ws(
-        cls,
-        operation_id: str,
-        query: str,
-        variables: Mapping[str, Any] | None,
-        operation_name: str | None,
-        send: Send,
-    ) -> LiveOperation:
-        """The legacy graphql-ws protocol: results are `data` messages."""
-        head = '{"type":"data","id":' + json.dumps(operation_id) + ',"payload":'
+        """Results are `next` messages on graphql-transport-ws, `data` on the legacy graphql-ws."""
+        frame_id = json.dumps(operation_id)
+        head = (
+            '{"type":"data","id":' + frame_id + ',"payload":'
+            if legacy
+            else '{"id":' + frame_id + ',"type":"next","payload":'
+        )
         return cls(query, variables, operation_name, head, send)
 
 

@@ -176,15 +176,28 @@ def _tap_with_outlet(send_text: Any, *, limit: int) -> tuple[Tap, SocketOutlet]:
         assert message["type"] == "websocket.send"
         await send_text(message["text"])
 
-    operation = LiveOperation.for_transport_ws("op-1", "subscription { x }", None, None, send)
+    operation = LiveOperation.create(
+        legacy=False,
+        operation_id="op-1",
+        query="subscription { x }",
+        variables=None,
+        operation_name=None,
+        send=send,
+    )
     outlet = SocketOutlet(operation, connection=_Connection(), limit=limit)  # type: ignore[arg-type]
     tap = Tap(viewer_id=1, conversation_id=1, queue_size=limit, renderer=QUEUE, outlet=outlet)
     return tap, outlet
 
 
 async def test_frames_carry_the_operation_id_for_either_protocol() -> None:
-    transport = LiveOperation.for_transport_ws('a"1', "q", None, None, _never)
-    legacy = LiveOperation.for_legacy_ws("7", "q", None, None, _never)
+    common: dict[str, Any] = {
+        "query": "q",
+        "variables": None,
+        "operation_name": None,
+        "send": _never,
+    }
+    transport = LiveOperation.create(legacy=False, operation_id='a"1', **common)
+    legacy = LiveOperation.create(legacy=True, operation_id="7", **common)
     payload = '{"data":{"x":1}}'
     assert json.loads(transport.frame_head + payload + "}") == {
         "id": 'a"1',
