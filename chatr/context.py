@@ -95,12 +95,12 @@ class Context:
             raise Unauthenticated("Log in first: send 'Authorization: Bearer <access token>'.")
         return viewer
 
-    async def viewer_is(self, user_id: int | None) -> bool:
+    async def viewer_is(self, user_id: int) -> bool:
         """Whether the viewer is `user_id` (False when anonymous)."""
         viewer = await self._known_viewer()
         answer = viewer is not None and viewer.id == user_id
         if self.shared is not None:
-            self.shared.record(("is", user_id or 0), answer)
+            self.shared.record(("is", user_id), answer)
         return answer
 
     async def standing_with(self, user_id: int) -> Standing:
