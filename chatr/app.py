@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -47,6 +45,7 @@ from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 from chatr.sms import create_sms_sender
+from chatr.supervision import Supervisor, run_all
 
 log = logging.getLogger("chatr.app")
 
@@ -232,8 +231,12 @@ async def readyz(request: Request) -> Response:
         checks["database"] = True
     except Exception:
         log.warning("readiness: database check failed", exc_info=True)
+    checks["tasks"] = runtime.supervisor.healthy
     ready = all(checks.values())
-    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"ready": ready, **checks, "taskStatus": runtime.supervisor.status()},
+        status_code=200 if ready else 503,
+    )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -261,6 +264,7 @@ def create_app(settings: Settings) -> Starlette:
             mail_from=settings.mail_from,
         )
         live = LiveHub(db=db, broker=broker)
+        supervisor = Supervisor()
         await broker.start()
         await announcer.start()
         await outbox.start()
@@ -280,10 +284,11 @@ def create_app(settings: Settings) -> Starlette:
             outbox=outbox,
             presence=create_presence_store(settings.broker_url, prefix=settings.channel_prefix),
             live=live,
+            supervisor=supervisor,
         )
         app.state.runtime = runtime
-        revocations = asyncio.create_task(auth.watch_revocations(runtime))
-        presence_sweeper = asyncio.create_task(presence.sweep_forever(runtime))
+        supervisor.spawn("revocation-watcher", lambda: auth.watch_revocations(runtime))
+        supervisor.spawn("presence-sweeper", lambda: presence.sweep_forever(runtime))
         # Everything built so far lives as long as the process: move it out of the cyclic
         # collector's reach so full collections do not keep re-scanning schema and ORM state.
         gc.collect()
@@ -291,16 +296,17 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
-            for task in (revocations, presence_sweeper):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await live.stop()
-            await outbox.stop()
-            await announcer.stop()
-            await broker.stop()
-            await runtime.presence.close()
-            await db.dispose()
+            await run_all(
+                [
+                    ("background tasks", supervisor.stop),
+                    ("live hub", live.stop),
+                    ("outbox", outbox.stop),
+                    ("announcer", announcer.stop),
+                    ("broker", broker.stop),
+                    ("presence store", runtime.presence.close),
+                    ("database", db.dispose),
+                ]
+            )
 
     app = Starlette(
         routes=[

@@ -14,6 +14,7 @@ from chatr.services.live import LiveHub
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
+from chatr.supervision import Supervisor
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Runtime:
     presence: PresenceStore
     #: The instance's fan-out of live events to its subscriptions.
     live: LiveHub
+    #: Every long-lived background task of this instance (shown on `/readyz`).
+    supervisor: Supervisor
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""
