@@ -47,7 +47,14 @@ def test_serve_command_starts_on_the_embedded_default(tmp_path: Path) -> None:
         )
         assert response.json() == {"data": {"me": None}}
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
-        assert ready == {"ready": True, "broker": True, "database": True}
+        assert {k: ready[k] for k in ("ready", "broker", "database", "tasks")} == {
+            "ready": True,
+            "broker": True,
+            "database": True,
+            "tasks": True,
+        }
+        assert all(task["healthy"] for task in ready["taskStatus"].values())
+        assert {"revocation-watcher", "presence-sweeper"} <= set(ready["taskStatus"])
         assert (tmp_path / "data" / "chatr.db").exists()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
