@@ -258,16 +258,27 @@ def create_app(settings: Settings) -> Starlette:
             queue_size=settings.subscriber_queue_size,
         )
         announcer = Announcer(broker)
+        # Codes are logged only in development, where that is how a newcomer signs up.
+        log_codes = not settings.is_production
         outbox = Outbox(
-            mailer=create_mailer(settings.smtp_url),
-            sms=create_sms_sender(settings.sms_webhook_url, token=settings.sms_webhook_token),
+            mailer=create_mailer(settings.smtp_url, log_content=log_codes),
+            sms=create_sms_sender(
+                settings.sms_webhook_url, token=settings.sms_webhook_token, log_content=log_codes
+            ),
             mail_from=settings.mail_from,
         )
         live = LiveHub(db=db, broker=broker)
+        limits = RateLimiter(
+            broker_url=settings.broker_url,
+            key_prefix=f"{settings.channel_prefix}:limits",
+            enabled=settings.rate_limits,
+            overrides={rate_limits.SEND_MESSAGE.name: settings.send_message_limit},
+        )
         supervisor = Supervisor()
         await broker.start()
-        await announcer.start()
-        await outbox.start()
+        await announcer.start(supervisor)
+        await outbox.start(supervisor)
+        await limits.start(supervisor)
         await live.start()
         runtime = Runtime(
             settings=settings,
@@ -275,12 +286,7 @@ def create_app(settings: Settings) -> Starlette:
             broker=broker,
             announcer=announcer,
             sessions=SessionCache(ttl=settings.session_cache_seconds),
-            limits=RateLimiter(
-                broker_url=settings.broker_url,
-                key_prefix=f"{settings.channel_prefix}:limits",
-                enabled=settings.rate_limits,
-                overrides={rate_limits.SEND_MESSAGE.name: settings.send_message_limit},
-            ),
+            limits=limits,
             outbox=outbox,
             presence=create_presence_store(settings.broker_url, prefix=settings.channel_prefix),
             live=live,
@@ -298,12 +304,14 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await run_all(
                 [
+                    # First, while its task still runs: queued mail gets its chance.
+                    ("outbox", outbox.stop),
                     ("background tasks", supervisor.stop),
                     ("live hub", live.stop),
-                    ("outbox", outbox.stop),
                     ("announcer", announcer.stop),
                     ("broker", broker.stop),
                     ("presence store", runtime.presence.close),
+                    ("rate limits", limits.close),
                     ("database", db.dispose),
                 ]
             )

@@ -14,8 +14,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from chatr import migrations
+    from chatr.outbox import undelivered_codes_problem
 
     settings = load_settings()
+    if problem := undelivered_codes_problem(settings):
+        print(f"chatr: {problem}", file=sys.stderr)
+        return 2
     if args.workers > 1 and settings.broker_url.startswith("memory://"):
         # Each worker would have its own in-process broker: a subscriber on one worker would
         # never hear of a message sent through another.

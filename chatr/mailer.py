@@ -46,11 +46,24 @@ class SmtpMailer:
 
 
 class LogMailer:
-    """The embedded default: mail is written to the log (codes visible to the developer)."""
+    """No mail server: mail is written to the log.
+
+    In development the body is logged too, so a newcomer can read their sign-up code there.
+    In production (`show_content=False`) only that a mail was dropped is logged: logs are
+    read by more people than the mail's recipient, and a code in them would let any of them
+    verify, sign in as, or reset the password of its recipient.
+    """
+
+    def __init__(self, *, show_content: bool = True) -> None:
+        self._show_content = show_content
 
     async def send(self, message: EmailMessage) -> None:
-        log.info("mail to %s: %s\n%s", message["To"], message["Subject"], message.get_content())
+        if self._show_content:
+            log.info("mail to %s: %s\n%s", message["To"], message["Subject"], message.get_content())
+        else:
+            log.warning("no mail server configured; mail to %s not sent", message["To"])
 
 
-def create_mailer(smtp_url: str) -> Mailer:
-    return SmtpMailer(smtp_url) if smtp_url else LogMailer()
+def create_mailer(smtp_url: str, *, log_content: bool = True) -> Mailer:
+    """SMTP when configured, else the log (`log_content=False`: without the mail's text)."""
+    return SmtpMailer(smtp_url) if smtp_url else LogMailer(show_content=log_content)

@@ -67,6 +67,10 @@ class Settings:
     sms_webhook_url: str = ""
     #: Sent as `Authorization: Bearer …` to the SMS webhook when set.
     sms_webhook_token: str = ""
+    #: Production refuses to start without SMTP and an SMS webhook, since sign-up, sign-in and
+    #: reset codes would reach nobody; this opt-out starts it anyway (codes are then dropped,
+    #: never logged). Development logs codes instead.
+    accept_undelivered_codes: bool = False
     #: Per-IP and per-user rate limits (chatr.services.rate_limits); off only for tests/dev.
     rate_limits: bool = True
     #: The per-user flood guard on sendMessage, in `limits` notation ("100 per minute").
@@ -158,5 +162,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),
         sms_webhook_url=env.get("CHATR_SMS_WEBHOOK_URL", ""),
         sms_webhook_token=env.get("CHATR_SMS_WEBHOOK_TOKEN", ""),
+        accept_undelivered_codes=_bool(env.get("CHATR_I_ACCEPT_UNDELIVERED_CODES"), False),
         log_level=env.get("CHATR_LOG_LEVEL", "info"),
     )

@@ -44,11 +44,21 @@ class WebhookSms:
 
 
 class LogSms:
-    """The embedded default: texts are written to the log (codes visible to the developer)."""
+    """No SMS webhook: texts are written to the log, their body only in development (see
+    `chatr.mailer.LogMailer`: a code in a production log is a credential leak)."""
+
+    def __init__(self, *, show_content: bool = True) -> None:
+        self._show_content = show_content
 
     async def send(self, *, to: str, body: str) -> None:
-        log.info("sms to %s: %s", to, body)
+        if self._show_content:
+            log.info("sms to %s: %s", to, body)
+        else:
+            log.warning("no SMS webhook configured; text to %s not sent", to)
 
 
-def create_sms_sender(webhook_url: str, *, token: str = "") -> SmsSender:
-    return WebhookSms(webhook_url, token=token) if webhook_url else LogSms()
+def create_sms_sender(webhook_url: str, *, token: str = "", log_content: bool = True) -> SmsSender:
+    """The webhook when configured, else the log (`log_content=False`: without the text)."""
+    if webhook_url:
+        return WebhookSms(webhook_url, token=token)
+    return LogSms(show_content=log_content)

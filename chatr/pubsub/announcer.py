@@ -5,16 +5,20 @@ not be forgotten either: when only the publishing instance lost Redis, subscribe
 get no RESYNC and would not learn of the change until the next one. Envelopes only point at
 positions in the database, so keeping the newest one per channel is enough to make every
 subscriber re-read what it missed; typing signals are ephemeral and simply dropped.
+
+The retry task runs under the instance's supervisor; an unexpected error publishing one
+envelope (a bug, not an outage) is logged and drops that envelope, so it cannot wedge the
+retries of every other one. `stop()` never raises.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from chatr.pubsub import envelopes
 from chatr.pubsub.broker import Backoff, Broker, BrokerUnavailable
+from chatr.supervision import SupervisedTask, Supervisor
 
 log = logging.getLogger("chatr.pubsub.announcer")
 
@@ -46,20 +50,21 @@ class Announcer:
         self._max_pending = max_pending
         self._pending: dict[PendingKey, envelopes.Envelope] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._record: SupervisedTask | None = None
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._retry_forever(), name="chatr-announcer")
+    async def start(self, supervisor: Supervisor) -> None:
+        self._record = supervisor.spawn("announcer", self._retry_forever)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop retrying (the supervisor may have already); say what was never delivered."""
+        task = self._record.task if self._record is not None else None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
         if self._pending:
             log.warning("%d announcements not delivered at shutdown", len(self._pending))
 
@@ -98,6 +103,8 @@ class Announcer:
                         await self._broker.publish(key[0], envelopes.encode(envelope))
                     except BrokerUnavailable:
                         break
+                    except Exception:
+                        log.exception("announcing %s on %s failed; dropped", envelope.kind, key[0])
                     if self._pending.get(key) is envelope:
                         del self._pending[key]
                 else:

@@ -3,21 +3,45 @@
 Services call `hit` once per attempt, i.e. once per resolver call: ten aliased `login` fields
 in one request are ten attempts, and batching cannot slip past either. Built on the `limits`
 library (moving windows); the embedded default counts in memory.
+
+While Redis is unreachable, limits are counted per instance, in memory, instead: a limit that
+is N times looser across N instances for the length of an outage is far better than refusing
+every login, sign-up and message with an internal error while the database (and so the app)
+works. The switch is logged once per outage, counted in `metrics()`, and shown on `/readyz`
+as the degraded `rate-limits` task, which also re-probes Redis in the background (with
+backoff) and switches back when it answers. Requests never wait for a dead Redis beyond the
+first one that finds it gone (bounded by `REDIS_TIMEOUT_SECONDS`), and a healthy Redis costs
+exactly the one round trip per hit it always did.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
+import redis.asyncio as redis
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from chatr.errors import RateLimited
+from chatr.supervision import SupervisedTask, Supervisor
+
+log = logging.getLogger("chatr.rate_limits")
+
+T = TypeVar("T")
+
+#: How long one Redis call of the limiter may take before it counts as an outage: a hung
+#: Redis must not hang every login with it.
+REDIS_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,10 +77,25 @@ PASSWORD_RESET = Rule(
 )
 
 
-def _storage(broker_url: str, key_prefix: str) -> Storage:
-    if broker_url.startswith(("redis://", "rediss://")):
-        return RedisStorage("async+" + broker_url, key_prefix=key_prefix, implementation="redispy")
-    return MemoryStorage()
+def _shared_storage(broker_url: str, key_prefix: str) -> tuple[RedisStorage, redis.ConnectionPool]:
+    """Redis storage with bounded timeouts and one immediate retry (for a pooled connection
+    that went stale when Redis restarted), instead of redis-py's default of three retries
+    with backoff, which would make every call during an outage take seconds."""
+    pool = redis.ConnectionPool.from_url(
+        broker_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        # Only a refused/reset connection is retried: a timeout means Redis hangs.
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    )
+    storage = RedisStorage(
+        "async+" + broker_url,
+        key_prefix=key_prefix,
+        implementation="redispy",
+        wrap_exceptions=True,
+        connection_pool=pool,  # type: ignore[arg-type]
+    )
+    return storage, pool
 
 
 class RateLimiter:
@@ -67,11 +106,45 @@ class RateLimiter:
         key_prefix: str,
         enabled: bool = True,
         overrides: Mapping[str, str] | None = None,
+        probe_interval: float = 0.5,
+        max_probe_interval: float = 10.0,
     ) -> None:
-        """`overrides` replaces some rules' limits by name (settings), e.g. the send guard."""
+        """`overrides` replaces some rules' limits by name (settings), e.g. the send guard.
+
+        With a `redis://` URL, counts are shared; `start()` must run for the limiter to come
+        back to Redis after an outage (its probe runs under the instance's supervisor).
+        """
         self._enabled = enabled
-        self._limiter = MovingWindowRateLimiter(_storage(broker_url, key_prefix))
         self._overrides = {name: parse(limit) for name, limit in (overrides or {}).items()}
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared_storage: RedisStorage | None = None
+        self._pool: redis.ConnectionPool | None = None
+        self._shared: MovingWindowRateLimiter | None = None
+        if broker_url.startswith(("redis://", "rediss://")):
+            self._shared_storage, self._pool = _shared_storage(broker_url, key_prefix)
+            self._shared = MovingWindowRateLimiter(self._shared_storage)
+        self._probe_interval = probe_interval
+        self._max_probe_interval = max_probe_interval
+        #: Set while Redis is unreachable and limits are counted here.
+        self._outage = asyncio.Event()
+        self._record: SupervisedTask | None = None
+        self._counters = {"outages": 0, "local_hits": 0}
+
+    async def start(self, supervisor: Supervisor) -> None:
+        """Run the outage probe under the instance's supervisor (shared limits only).
+
+        Not critical: while it reports degraded, limits still hold (per instance), so the
+        instance stays ready as far as the limiter is concerned.
+        """
+        if self._shared is not None:
+            self._record = supervisor.spawn("rate-limits", self._probe_forever, critical=False)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    def metrics(self) -> dict[str, int]:
+        return {"counting_locally": int(self._outage.is_set()), **self._counters}
 
     def _limit(self, rule: Rule) -> RateLimitItem:
         return self._overrides.get(rule.name, rule.limit)
@@ -79,20 +152,68 @@ class RateLimiter:
     async def check(self, rule: Rule, key: str) -> None:
         """RATE_LIMITED if `key` has used up `rule`, without counting an attempt (for rules
         that only count failures)."""
-        if self._enabled and not await self._limiter.test(self._limit(rule), rule.name, key):
+        if not self._enabled:
+            return
+        limit = self._limit(rule)
+        if not await self._decide(lambda limiter: limiter.test(limit, rule.name, key)):
             await self._refuse(rule, key)
 
     async def hit(self, rule: Rule, key: str) -> None:
         """Count one attempt; RATE_LIMITED (with retryAfter seconds) once over the limit."""
         if not self._enabled:
             return
-        if await self._limiter.hit(self._limit(rule), rule.name, key):
-            return
-        await self._refuse(rule, key)
+        limit = self._limit(rule)
+        if not await self._decide(lambda limiter: limiter.hit(limit, rule.name, key)):
+            await self._refuse(rule, key)
 
     async def _refuse(self, rule: Rule, key: str) -> NoReturn:
-        stats = await self._limiter.get_window_stats(self._limit(rule), rule.name, key)
+        limit = self._limit(rule)
+        stats = await self._decide(lambda limiter: limiter.get_window_stats(limit, rule.name, key))
         raise RateLimited(
             f"{rule.message} Try again later.",
             retry_after=max(1, math.ceil(stats.reset_time - time.time())),
         )
+
+    async def _decide(self, ask: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        """Ask the shared store, or memory while it is out (or on the embedded default)."""
+        if self._shared is not None:
+            if not self._outage.is_set():
+                try:
+                    return await ask(self._shared)
+                except StorageError as error:
+                    self._fall_back(error)
+            self._counters["local_hits"] += 1
+        return await ask(self._local)
+
+    def _fall_back(self, error: StorageError) -> None:
+        if self._outage.is_set():
+            return
+        self._outage.set()
+        self._counters["outages"] += 1
+        reason = f"Redis unreachable ({error.storage_error!r}); rate limits counted per instance"
+        log.warning("%s until it answers again", reason)
+        if self._record is not None:
+            self._record.degraded(reason)
+
+    async def _reachable(self) -> bool:
+        assert self._shared_storage is not None
+        try:
+            async with asyncio.timeout(2 * REDIS_TIMEOUT_SECONDS):
+                return await self._shared_storage.check()
+        except (TimeoutError, StorageError):
+            return False
+
+    async def _probe_forever(self) -> None:
+        """While an outage lasts, ping Redis with backoff; switch back once it answers."""
+        while True:
+            await self._outage.wait()
+            delay = self._probe_interval
+            while True:
+                await asyncio.sleep(delay)
+                if await self._reachable():
+                    break
+                delay = min(delay * 2, self._max_probe_interval)
+            self._outage.clear()
+            log.info("Redis answers again; rate limits are shared again")
+            if self._record is not None:
+                self._record.recovered()

@@ -10,6 +10,7 @@ import pytest
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker, BrokerUnavailable, Message, create_broker
+from chatr.supervision import Supervisor
 
 
 class FlakyPublish:
@@ -35,10 +36,19 @@ async def broker() -> AsyncIterator[Broker]:
     await instance.stop()
 
 
-async def test_failed_announcement_is_published_once_the_broker_recovers(broker: Broker) -> None:
+@pytest.fixture
+async def supervisor() -> AsyncIterator[Supervisor]:
+    instance = Supervisor()
+    yield instance
+    await instance.stop()
+
+
+async def test_failed_announcement_is_published_once_the_broker_recovers(
+    broker: Broker, supervisor: Supervisor
+) -> None:
     # given an announcer whose first three publishes fail
     announcer = Announcer(broker)
-    await announcer.start()
+    await announcer.start(supervisor)
     FlakyPublish(broker, failures=3)
     try:
         async with broker.subscribe("conversation:1") as sub:
@@ -75,3 +85,45 @@ async def test_only_the_newest_change_per_channel_and_subject_is_kept(broker: Br
     assert isinstance(friend, envelopes.FriendChanged) and friend.change == "ACCEPTED"
     kept = announcer._pending[("conversation:1", "event", 0)]
     assert isinstance(kept, envelopes.EventAnnounced) and kept.event_id == 5
+
+
+class BuggyPublish:
+    """Publishing to `channel` raises a surprise (a bug); other channels fail like an outage
+    until `outage` publishes have failed."""
+
+    def __init__(self, broker: Broker, *, channel: str, outage: int) -> None:
+        self.channel = channel
+        self.outage = outage
+        self._publish = broker.publish
+        broker.publish = self  # type: ignore[method-assign]
+
+    async def __call__(self, channel: str, data: str) -> None:
+        if channel == self.channel:
+            raise ValueError("unencodable")
+        if self.outage > 0:
+            self.outage -= 1
+            raise BrokerUnavailable("simulated outage")
+        await self._publish(channel, data)
+
+
+async def test_a_surprise_error_drops_that_announcement_and_the_rest_still_go_out(
+    broker: Broker, supervisor: Supervisor
+) -> None:
+    # given two announcements kept for retry, one of which can never be published (a bug)
+    announcer = Announcer(broker)
+    flaky = FlakyPublish(broker, failures=2)
+    await announcer.announce("user:1", envelopes.SessionRevoked(user_id=1, session_id=9))
+    await announcer.announce("conversation:2", envelopes.EventAnnounced(4, 2, "MESSAGE_POSTED", 1))
+    assert flaky.failures == 0 and announcer.pending == 2
+    BuggyPublish(broker, channel="user:1", outage=0)
+    async with broker.subscribe("conversation:2") as sub:
+        # when the retry task runs
+        await announcer.start(supervisor)
+        # then the good one arrives, the broken one is dropped, and the task keeps running
+        item = await asyncio.wait_for(sub.__anext__(), 5)
+        assert isinstance(item, Message)
+        assert announcer.pending == 0
+        record = supervisor.get("announcer")
+        assert record is not None and record.running and record.failures == 0
+    await announcer.stop()
+    assert record.task is not None and record.task.done()
