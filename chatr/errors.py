@@ -22,6 +22,8 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
     #: A live subscriber fell too far behind and was cut; resubscribe with the last cursor.
     SUBSCRIBER_OVERFLOW = "SUBSCRIBER_OVERFLOW"
+    #: A backing service is briefly unreachable; retry after `extensions.retryAfter` seconds.
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
@@ -65,6 +67,13 @@ class Conflict(ChatrError):
 
 class RateLimited(ChatrError):
     code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retryAfter=retry_after)
+
+
+class ServiceUnavailable(ChatrError):
+    code = ErrorCode.SERVICE_UNAVAILABLE
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retryAfter=retry_after)

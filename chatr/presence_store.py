@@ -9,17 +9,34 @@ connection lapsed and announce them offline exactly once.
 Every change runs as one Lua script, so the status before and after it is computed atomically:
 of several instances racing to record the same transition, exactly one sees it happen and
 announces it.
+
+While Redis is unreachable, presence is unknown: calls answer SERVICE_UNAVAILABLE (a coded,
+retryable error) instead of an internal one, within `REDIS_TIMEOUT_SECONDS` even when Redis
+hangs, and for `FAIL_FAST_SECONDS` after a failure without trying Redis again, so a page
+full of avatars costs an outage one connection attempt, not one per user. Heartbeats retry
+on their own schedule and restore every live connection once Redis is back.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from chatr.errors import ServiceUnavailable
+
+T = TypeVar("T")
+
+#: How long one presence call may wait on Redis (a hung Redis must not hang queries).
+REDIS_TIMEOUT_SECONDS = 1.0
+#: After Redis failed, calls fail at once for this long instead of trying it again.
+FAIL_FAST_SECONDS = 1.0
 
 
 class Status(enum.StrEnum):
@@ -111,9 +128,27 @@ return {before, after}
 
 class RedisPresenceStore:
     def __init__(self, url: str, *, prefix: str) -> None:
-        self._redis = redis.from_url(url)
+        self._redis = redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            # One immediate retry for a connection gone stale when Redis restarted; a timeout
+            # (a hung Redis) is not retried.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        )
         self._prefix = f"{prefix}:presence"
         self._change = self._redis.register_script(_CHANGE)
+        self._unreachable_until = 0.0
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """`request()`, or SERVICE_UNAVAILABLE while Redis cannot be reached."""
+        if time.monotonic() < self._unreachable_until:
+            raise _unavailable()
+        try:
+            return await request()
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self._unreachable_until = time.monotonic() + FAIL_FAST_SECONDS
+            raise _unavailable() from error
 
     def _keys(self, user_id: int) -> list[str]:
         base = f"{self._prefix}:{user_id}"
@@ -122,9 +157,11 @@ class RedisPresenceStore:
     async def _run(
         self, user_id: int, op: str, connection_id: str = "", state: str = "", expiry: float = 0
     ) -> Transition:
-        before, after = await self._change(
-            keys=self._keys(user_id),
-            args=[time.time(), user_id, op, connection_id, state, expiry],
+        before, after = await self._call(
+            lambda: self._change(
+                keys=self._keys(user_id),
+                args=[time.time(), user_id, op, connection_id, state, expiry],
+            )
         )
         return Transition(user_id, Status(before.decode()), Status(after.decode()))
 
@@ -141,12 +178,16 @@ class RedisPresenceStore:
 
     async def statuses(self, user_ids: Sequence[int]) -> dict[int, Status]:
         now = time.time()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                conns, states, _ = self._keys(user_id)
-                pipe.zrangebyscore(conns, now, "+inf")
-                pipe.hgetall(states)
-            replies = await pipe.execute()
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    conns, states, _ = self._keys(user_id)
+                    pipe.zrangebyscore(conns, now, "+inf")
+                    pipe.hgetall(states)
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        replies = await self._call(read)
         result: dict[int, Status] = {}
         for index, user_id in enumerate(user_ids):
             live, states = replies[2 * index], replies[2 * index + 1]
@@ -155,10 +196,18 @@ class RedisPresenceStore:
 
     async def lapsed_users(self, now: float) -> list[int]:
         users_key = self._keys(0)[2]
-        return [int(u) for u in await self._redis.zrangebyscore(users_key, "-inf", f"({now}")]
+        lapsed = await self._call(lambda: self._redis.zrangebyscore(users_key, "-inf", f"({now}"))
+        return [int(u) for u in lapsed]
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Presence is unavailable for a moment; try again shortly.",
+        retry_after=max(1, round(FAIL_FAST_SECONDS)),
+    )
 
 
 class MemoryPresenceStore:
