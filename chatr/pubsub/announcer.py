@@ -51,6 +51,8 @@ class Announcer:
         self._pending: dict[PendingKey, envelopes.Envelope] = {}
         self._wake = asyncio.Event()
         self._record: SupervisedTask | None = None
+        #: Announcements dropped because the backlog was full (since it last drained).
+        self._dropped = 0
 
     @property
     def pending(self) -> int:
@@ -86,10 +88,14 @@ class Announcer:
         ):
             return
         if key not in self._pending and len(self._pending) >= self._max_pending:
-            log.error("announcement backlog full; dropping %s on %s", envelope.kind, channel)
+            if not self._dropped:
+                log.error("announcement backlog full; dropping new ones until it drains")
+            self._dropped += 1
             return
+        if not self._pending:
+            # Once per outage, not once per mutation: every send fails to publish meanwhile.
+            log.warning("publish to %s failed; keeping announcements to retry", channel)
         self._pending[key] = envelope
-        log.warning("publish to %s failed; will retry", channel)
         self._wake.set()
 
     async def _retry_forever(self) -> None:
@@ -111,3 +117,7 @@ class Announcer:
                     backoff.reset()
                     continue
                 await asyncio.sleep(backoff.next())
+            log.info("kept announcements delivered")
+            if self._dropped:
+                log.warning("%d announcements were dropped (backlog full)", self._dropped)
+                self._dropped = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -127,3 +128,18 @@ async def test_a_surprise_error_drops_that_announcement_and_the_rest_still_go_ou
         assert record is not None and record.running and record.failures == 0
     await announcer.stop()
     assert record.task is not None and record.task.done()
+
+
+async def test_an_outage_is_logged_once_not_for_every_failed_publish(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    announcer = Announcer(broker)
+    FlakyPublish(broker, failures=50)
+    with caplog.at_level(logging.WARNING, logger="chatr.pubsub.announcer"):
+        for conversation_id in range(1, 21):
+            await announcer.announce(
+                f"conversation:{conversation_id}",
+                envelopes.EventAnnounced(conversation_id, conversation_id, "MESSAGE_POSTED", 1),
+            )
+    assert announcer.pending == 20
+    assert len([r for r in caplog.records if r.name == "chatr.pubsub.announcer"]) == 1
