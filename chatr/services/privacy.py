@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping, Sequence
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import ColumnElement, and_, case, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatr.errors import NotFound
@@ -103,6 +103,23 @@ def may_see(user: User, detail: Detail, standing: Standing) -> bool:
     if audience is Audience.EVERYONE:
         return True
     return audience is Audience.FRIENDS and standing is Standing.FRIEND
+
+
+def visible_clause(detail: Detail, *, is_friend: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`may_see` as SQL over `users`, for a viewer who is a stranger or (where `is_friend`) a
+    friend: what a query may MATCH on, not only show. Search uses it so a hidden detail
+    cannot be confirmed by guessing it (the blocked and the viewer themselves never get here).
+
+    An absent or unknown stored value means the default, as in `settings_of`.
+    """
+    stored = User.__table__.c.privacy[detail.value].as_string()
+    audience = case(
+        (stored.in_([a.value for a in Audience]), stored), else_=literal(DEFAULTS[detail].value)
+    )
+    return or_(
+        audience == Audience.EVERYONE.value,
+        and_(is_friend, audience == Audience.FRIENDS.value),
+    )
 
 
 async def standings(

@@ -38,8 +38,9 @@ from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Message, SubscriberOverflow
 from chatr.runtime import Runtime
-from chatr.services import message_requests, validation
+from chatr.services import message_requests, privacy, validation
 from chatr.services.pagination import Page, PageRequest, paginate
+from chatr.services.privacy import Detail
 
 #: `extensions.reason` of the FORBIDDEN raised when either side blocked the other.
 BLOCKED = "BLOCKED"
@@ -482,7 +483,8 @@ def _like_pattern(text: str) -> str:
 async def search_people(
     session: AsyncSession, *, viewer_id: int, query: str, limit: int = MAX_SEARCH_RESULTS
 ) -> list[PersonMatch]:
-    """People matching `query` in username or names, friends first, then exact usernames.
+    """People matching `query` in username, display name, or the first and last names the
+    viewer may see (`privacy.visible_clause`); friends first, then exact usernames.
 
     Leaves out the viewer, guests, bots, suspended and unverified accounts, and anyone on
     either side of a block with the viewer.
@@ -522,15 +524,20 @@ async def search_people(
             ),
             ~exists().where(_blocked_between(viewer_id, users_table.c.id)),
             or_(
-                *(
-                    func.lower(column).like(pattern, escape="\\")
-                    for column in (
-                        users_table.c.username_key,
-                        users_table.c.display_name,
-                        users_table.c.first_name,
-                        users_table.c.last_name,
-                    )
-                )
+                func.lower(users_table.c.username_key).like(pattern, escape="\\"),
+                func.lower(users_table.c.display_name).like(pattern, escape="\\"),
+                # Names only where the person shares them with the viewer: a match on a
+                # hidden name would confirm a guess at it.
+                and_(
+                    privacy.visible_clause(
+                        Detail.FULL_NAME,
+                        is_friend=friendship.c.state == FriendshipState.ACCEPTED,
+                    ),
+                    or_(
+                        func.lower(users_table.c.first_name).like(pattern, escape="\\"),
+                        func.lower(users_table.c.last_name).like(pattern, escape="\\"),
+                    ),
+                ),
             ),
         )
         .order_by(
