@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,6 +57,17 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 def new_opaque_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def successor_token(token: str, *, secret: str) -> str:
+    """The refresh token that rotating `token` issues, derived rather than drawn.
+
+    Derived (keyed with the server secret) so that `token` presented again moments later, by a
+    second tab that raced the first, can be answered with the very same successor instead of
+    a second one; nobody without `token` and the secret can compute it.
+    """
+    digest = hmac.new(utf8(secret), b"refresh-successor:" + utf8(token), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def hash_token(token: str) -> str:

@@ -43,6 +43,9 @@ class Settings:
     jwt_secret: str = ""
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    #: A refresh token presented again this soon after it was rotated gets the same successor
+    #: (two tabs refreshing at once); later, reuse revokes the session as a stolen copy.
+    refresh_reuse_grace_seconds: float = 20.0
     #: "development" enables GraphiQL and introspection; "production" disables both.
     environment: str = "development"
     data_dir: Path = DEFAULT_DATA_DIR
@@ -143,6 +146,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         jwt_secret=jwt_secret,
         access_token_ttl_seconds=_int(env.get("CHATR_ACCESS_TOKEN_TTL"), 15 * 60),
         refresh_token_ttl_seconds=_int(env.get("CHATR_REFRESH_TOKEN_TTL"), 30 * 24 * 3600),
+        refresh_reuse_grace_seconds=float(env.get("CHATR_REFRESH_REUSE_GRACE_SECONDS") or 20.0),
         environment=env.get("CHATR_ENV", "development"),
         data_dir=data_dir,
         media_dir=Path(env.get("CHATR_MEDIA_DIR") or data_dir / "media"),

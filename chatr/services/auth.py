@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
 from chatr.errors import NotFound, TwoFactorRequired, Unauthenticated
@@ -120,12 +121,17 @@ async def complete_two_factor_login(
 
 
 async def refresh(rt: Runtime, *, refresh_token: str) -> IssuedTokens:
-    """Rotate: the presented token is spent and a new one issued in the same session.
+    """Rotate: the presented token is spent and its successor issued in the same session.
 
     A spent token presented again means someone else holds a copy: the whole session (every
     token descended from the same login) is revoked, and both holders must log in again.
+    Except within `refresh_reuse_grace_seconds` of the rotation while the successor is still
+    unused: that is two tabs (or a retried request) refreshing at once, and they get the same
+    successor (`security.successor_token`), as OAuth providers do.
     """
     token_hash = security.hash_token(refresh_token)
+    successor = security.successor_token(refresh_token, secret=rt.settings.jwt_secret)
+    successor_hash = security.hash_token(successor)
     now = utcnow()
     reused_session_id: int | None = None
     async with rt.db.session() as db, db.begin():
@@ -144,23 +150,42 @@ async def refresh(rt: Runtime, *, refresh_token: str) -> IssuedTokens:
             raise Unauthenticated("This session has ended; log in again.")
         if user.suspended_at is not None:
             raise Unauthenticated("This account is suspended.")
-        if token.used_at is not None:
+        # Claimed by a conditional UPDATE: of two racing requests exactly one spends it, on
+        # SQLite (no row locks) as on PostgreSQL.
+        claimed = await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:
+            auth_session.last_used_at = now
+            db.add(RefreshToken(session_id=auth_session.id, token_hash=successor_hash))
+        elif not await _replayed_in_grace(rt, db, token_id=token.id, successor_hash=successor_hash):
             auth_session.revoked_at = now
             auth_session.revoked_reason = "refresh_token_reuse"
             reused_session_id = auth_session.id
-        else:
-            token.used_at = now
-            auth_session.last_used_at = now
-            new_refresh = security.new_opaque_token()
-            db.add(
-                RefreshToken(
-                    session_id=auth_session.id, token_hash=security.hash_token(new_refresh)
-                )
-            )
     if reused_session_id is not None:
         await _announce_revoked(rt, user_id=user.id, session_id=reused_session_id)
         raise Unauthenticated("This refresh token was already used; the session is revoked.")
-    return await _issue(rt, auth_session, user, new_refresh)
+    return await _issue(rt, auth_session, user, successor)
+
+
+async def _replayed_in_grace(
+    rt: Runtime, db: AsyncSession, *, token_id: int, successor_hash: str
+) -> bool:
+    """Whether a spent token was rotated within the grace window and its successor is still
+    unused: the same client (or its other tab) asking again, not a stolen copy."""
+    used_at = await db.scalar(select(RefreshToken.used_at).where(RefreshToken.id == token_id))
+    grace = timedelta(seconds=rt.settings.refresh_reuse_grace_seconds)
+    if used_at is None or utcnow() - used_at > grace:
+        return False
+    successor = await db.execute(
+        select(RefreshToken.id).where(
+            RefreshToken.token_hash == successor_hash, RefreshToken.used_at.is_(None)
+        )
+    )
+    return successor.first() is not None
 
 
 async def _announce_revoked(rt: Runtime, *, user_id: int, session_id: int | None) -> None:
