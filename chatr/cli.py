@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-from chatr.settings import load_settings
+from chatr.settings import load_settings, networks
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,6 +21,11 @@ def _serve(args: argparse.Namespace) -> int:
     if problem := undelivered_codes_problem(settings):
         print(f"chatr: {problem}", file=sys.stderr)
         return 2
+    trusted_proxies = (
+        networks(args.trusted_proxies)
+        if args.trusted_proxies is not None
+        else settings.trusted_proxies
+    )
     if args.workers > 1 and settings.broker_url.startswith("memory://"):
         # Each worker would have its own in-process broker: a subscriber on one worker would
         # never hear of a message sent through another.
@@ -42,9 +48,22 @@ def _serve(args: argparse.Namespace) -> int:
         ws_max_size=settings.max_websocket_frame_bytes,
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
-        proxy_headers=True,
+        **proxy_options(trusted_proxies),
     )
     return 0
+
+
+def proxy_options(trusted_proxies: tuple[str, ...]) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: off unless proxies are configured, then only
+    theirs (uvicorn walks the header from the right, skipping trusted hops).
+
+    uvicorn's own default trusts 127.0.0.1, so a client on the same host (or behind a local
+    proxy that passes the header through) could name a fresh address on every request and
+    get a fresh rate-limit counter each time.
+    """
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(trusted_proxies)}
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -111,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
         "--migrate", action="store_true", help="apply migrations first (always on SQLite)"
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        metavar="IPS",
+        help="comma-separated IPs/CIDRs of proxies whose X-Forwarded-For is believed "
+        "(default: CHATR_TRUSTED_PROXIES, else none)",
     )
     serve.set_defaults(run=_serve)
 

@@ -7,6 +7,7 @@ the process environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,11 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     media_dir: Path = field(default=DEFAULT_DATA_DIR / "media")
     allowed_origins: tuple[str, ...] = ()
+    #: Addresses or networks (CIDR) of the reverse proxies / load balancers in front of
+    #: chatr. Only their X-Forwarded-For is believed; empty (the default): nobody's is, and
+    #: the client address is the TCP peer's. Rate limits key on it, so a wrong value either
+    #: lets anyone forge fresh addresses or puts every client behind one proxy on one counter.
+    trusted_proxies: tuple[str, ...] = ()
     max_query_depth: int = 10
     max_aliases: int = 15
     max_query_tokens: int = 2000
@@ -115,6 +121,18 @@ def _persistent_secret(data_dir: Path) -> str:
     return secret
 
 
+def networks(text: str | None) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, normalised; ValueError names the first
+    that is not one (a typo must stop the server, not silently trust nobody or everybody)."""
+    normalised = []
+    for value in _list(text):
+        try:
+            normalised.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError as error:
+            raise ValueError(f"CHATR_TRUSTED_PROXIES: {value!r} is not an IP or network") from error
+    return tuple(normalised)
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the usual `postgresql://` spelling and pick the async drivers."""
     if url.startswith("postgres://"):
@@ -151,6 +169,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         media_dir=Path(env.get("CHATR_MEDIA_DIR") or data_dir / "media"),
         allowed_origins=_list(env.get("CHATR_ALLOWED_ORIGINS")),
+        trusted_proxies=networks(env.get("CHATR_TRUSTED_PROXIES")),
         max_query_depth=_int(env.get("CHATR_MAX_QUERY_DEPTH"), 10),
         max_aliases=_int(env.get("CHATR_MAX_ALIASES"), 15),
         max_query_tokens=_int(env.get("CHATR_MAX_QUERY_TOKENS"), 2000),

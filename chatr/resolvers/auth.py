@@ -22,7 +22,8 @@ def _device_label(ctx: Context) -> str | None:
 
 
 def _client_ip(ctx: Context) -> str:
-    # uvicorn's proxy_headers has already applied X-Forwarded-For from trusted proxies.
+    # The TCP peer, or the client a trusted proxy named in X-Forwarded-For: `chatr serve`
+    # lets uvicorn believe that header only from CHATR_TRUSTED_PROXIES (chatr.cli).
     client = ctx.request.client
     return client.host if client else "unknown"
 

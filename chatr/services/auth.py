@@ -81,10 +81,17 @@ async def login(
     await rt.limits.hit(rate_limits.LOGIN, client_ip)
     async with rt.db.reader() as db:
         user = await users.find_by_login(db, login=login)
+    account = _account_key(user, login)
+    # Locked accounts refuse even the right password: that is what stops a guesser who has
+    # many addresses. Unknown logins lock alike, so a lock reveals no account.
+    await rt.limits.check(rate_limits.LOGIN_ACCOUNT, account)
     # Verify even for unknown accounts so the answer time does not reveal which exist.
     password_ok = await security.verify_password(user.password_hash if user else None, password)
     if user is None or not password_ok:
+        if await rt.limits.count_failure(rate_limits.LOGIN_ACCOUNT, account) and user:
+            _mail_lock_notice(rt, user)
         raise Unauthenticated("Wrong username, email or password.")
+    await rt.limits.clear(rate_limits.LOGIN_ACCOUNT, account)
     if user.suspended_at is not None:
         raise Unauthenticated("This account is suspended.")
     method = two_factor.METHOD if user.totp_secret is not None else None
@@ -99,6 +106,32 @@ async def login(
             method=method,
         )
     return await start_session(rt, user=user, device_label=device_label)
+
+
+def account_lock_key(user_id: int) -> str:
+    """The per-account login limit's key of a user (a password reset lifts the lock)."""
+    return f"user:{user_id}"
+
+
+def _account_key(user: User | None, login: str) -> str:
+    """What the per-account login limit counts against: the account however it is named
+    (username or email), else the login as typed."""
+    return account_lock_key(user.id) if user is not None else f"login:{login.strip().lower()}"
+
+
+def _mail_lock_notice(rt: Runtime, user: User) -> None:
+    """Tell the owner their account was just locked: they may be the one locked out, and
+    they should know someone is guessing. Queued: the outbox sends it off the request path."""
+    if not user.email:
+        return
+    rt.outbox.queue(
+        to=user.email,
+        subject="Sign-in to your chatr account is locked for now",
+        body=f"Someone entered a wrong password for your chatr account {user.username} too "
+        "many times, so signing in to it is locked for the next 15 minutes. If it was you, "
+        "wait and try again, or reset your password (that lifts the lock). If it was not "
+        "you, your password was not guessed; choosing a stronger one is still a good idea.",
+    )
 
 
 async def complete_two_factor_login(

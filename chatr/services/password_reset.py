@@ -42,4 +42,6 @@ async def reset(rt: Runtime, *, email: str, code: str, new_password: str) -> boo
             update(User).where(User.id == user.id).values(password_hash=password_hash)
         )
     await auth.revoke_all_sessions(rt, user_id=user.id, reason="password_reset")
+    # Whoever proved the mailbox is the owner: a lock from someone else's guessing ends here.
+    await rt.limits.clear(rate_limits.LOGIN_ACCOUNT, auth.account_lock_key(user.id))
     return True

@@ -54,6 +54,14 @@ class Rule:
 #: Per client IP unless the name says otherwise.
 REGISTER = Rule("register", parse("5 per 15 minutes"), "Too many sign-ups from this address.")
 LOGIN = Rule("login", parse("10 per 15 minutes"), "Too many login attempts from this address.")
+#: Per account (or, for a login no account has, per that login): wrong passwords before
+#: sign-in to it is locked for the window, from every address. Addresses are cheap for an
+#: attacker; the account is what they are after.
+LOGIN_ACCOUNT = Rule(
+    "login_account",
+    parse("10 per 15 minutes"),
+    "This account is temporarily locked after too many failed sign-ins.",
+)
 GUEST_SESSION = Rule(
     "guest_session", parse("20 per 15 minutes"), "Too many chats started from this address."
 )
@@ -165,6 +173,22 @@ class RateLimiter:
         limit = self._limit(rule)
         if not await self._decide(lambda limiter: limiter.hit(limit, rule.name, key)):
             await self._refuse(rule, key)
+
+    async def count_failure(self, rule: Rule, key: str) -> bool:
+        """Count one failure against a rule that only counts failures (`check` guards it);
+        True when this one used up the allowance, i.e. `key` is locked from now on."""
+        if not self._enabled:
+            return False
+        limit = self._limit(rule)
+        if not await self._decide(lambda limiter: limiter.hit(limit, rule.name, key)):
+            return False  # already locked (a racing attempt got here first)
+        return not await self._decide(lambda limiter: limiter.test(limit, rule.name, key))
+
+    async def clear(self, rule: Rule, key: str) -> None:
+        """Forget `key`'s count (a successful sign-in, a password reset)."""
+        if self._enabled:
+            limit = self._limit(rule)
+            await self._decide(lambda limiter: limiter.clear(limit, rule.name, key))
 
     async def _refuse(self, rule: Rule, key: str) -> NoReturn:
         limit = self._limit(rule)

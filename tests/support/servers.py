@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -49,8 +50,9 @@ async def in_process_app(settings: Settings) -> AsyncIterator[RunningApp]:
 
 
 @asynccontextmanager
-async def served_app(settings: Settings) -> AsyncIterator[RunningApp]:
-    """The app behind a real uvicorn server on a free loopback port, in this event loop."""
+async def served_app(settings: Settings, **config: Any) -> AsyncIterator[RunningApp]:
+    """The app behind a real uvicorn server on a free loopback port, in this event loop;
+    `config` adds uvicorn options (e.g. `chatr.cli.proxy_options`)."""
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
@@ -63,6 +65,7 @@ async def served_app(settings: Settings) -> AsyncIterator[RunningApp]:
         ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        **config,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
