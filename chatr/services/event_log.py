@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    Insert,
     and_,
     any_,
     bindparam,
@@ -23,12 +24,15 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
     true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.schema import Column
 
 from chatr.models import (
@@ -97,25 +101,53 @@ _NEXT_POSITION = (
 _HORIZON = select(EventStream.__table__.c.position).where(EventStream.__table__.c.id == 1)
 
 
+def append_from(
+    *,
+    for_each: FromClause | None = None,
+    only_if: ColumnElement[bool] | None = None,
+    **values: Any,
+) -> Insert:
+    """PostgreSQL: `INSERT INTO events … SELECT <next position>, <values>` as one statement.
+
+    Taking the position and inserting with it in one statement saves a round trip. `values`
+    are the event's columns (those of `append`, and `created_at`): SQL expressions or Python
+    values (bound with the column's type); a column left out is NULL. An enclosing statement
+    embeds this as one of its steps: the event is then logged once per row of `for_each` (a
+    CTE of the rows it wrote, whose columns `values` may use), and the position is taken only
+    if `only_if` holds, which makes the event-stream lock its last write and leaves the
+    position alone when its own writes did not happen (one row of `for_each` at most: each
+    event takes the next position).
+    """
+    next_position = _NEXT_POSITION if only_if is None else _NEXT_POSITION.where(only_if)
+    position = next_position.cte("next_position")
+    rows = position if for_each is None else position.join(for_each, true())
+    columns = [*_EVENT_COLUMNS, "created_at"]
+    source = select(
+        position.c.position, *(_as_column_value(name, values.get(name)) for name in columns)
+    ).select_from(rows)
+    return insert(_events).from_select(["id", *columns], source).returning(_events.c.id)
+
+
+def _as_column_value(name: str, value: Any) -> ColumnElement[Any]:
+    if isinstance(value, ColumnElement):
+        return value
+    if value is None:
+        return null()
+    return literal(value, type_=_events.c[name].type)
+
+
 @functools.cache
 def _append_statement(dialect_name: str) -> Any:
-    """PostgreSQL: take the next position and insert with it in one statement (one round trip).
+    """PostgreSQL: `append_from` with bind parameters (one round trip).
 
     Elsewhere (SQLite serialises writers anyway) the insert takes the position as a parameter.
     """
     if dialect_name != "postgresql":
         return insert(_events)
-    position = _NEXT_POSITION.cte("next_position")
-    source = select(
-        position.c.position,
-        *(bindparam(f"b_{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS),
-        func.now(),
-    )
-    return (
-        insert(_events)
-        .from_select(["id", *_EVENT_COLUMNS, "created_at"], source)
-        .returning(_events.c.id)
-    )
+    values: dict[str, Any] = {
+        name: bindparam(f"b_{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS
+    }
+    return append_from(**values, created_at=func.now())
 
 
 async def append(

@@ -9,14 +9,17 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import (
-    BigInteger,
-    String,
-    Text,
+    BindParameter,
+    ColumnElement,
+    Select,
+    Update,
     bindparam,
     case,
     exists,
+    insert,
+    literal,
     select,
-    text,
+    true,
     tuple_,
     update,
 )
@@ -24,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatr.db import insert_ignoring_conflicts
-from chatr.errors import BadUserInput, Forbidden
+from chatr.errors import BadUserInput, Conflict, Forbidden
 from chatr.models import (
     Conversation,
     ConversationStatus,
@@ -34,10 +37,17 @@ from chatr.models import (
     Message,
     MessageKind,
 )
-from chatr.models.base import UTCDateTime, utcnow
+from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log, rate_limits, social, validation
+from chatr.services import (
+    accounts,
+    conversations,
+    event_log,
+    rate_limits,
+    social,
+    validation,
+)
 from chatr.services.pagination import Page, PageRequest, paginate
 
 
@@ -53,27 +63,40 @@ _conversations = Conversation.__table__
 _memberships = Membership.__table__
 _messages = Message.__table__
 
+
+def _parameter(name: str, column: ColumnElement[Any]) -> BindParameter[Any]:
+    return bindparam(f"b_{name}", type_=column.type)
+
+
 # Sending is the hottest write: its statements are built once, as Core, with bind parameters
-# (constructing and ORM-executing them per call cost more CPU than the database work).
+# (constructing and ORM-executing them per call cost more CPU than the database work). Both
+# paths (one statement on PostgreSQL, step by step elsewhere) are assembled from these same
+# fragments, with the same parameters (`StoredMessage.parameters`).
+_CONVERSATION_ID = _parameter("conversation_id", _messages.c.conversation_id)
+_SENDER_ID = _parameter("sender_id", _messages.c.sender_id)
+_NOW = _parameter("now", _messages.c.created_at)
+
+#: Take the next seq (the conversation's row lock) if the sender may post: an accepted member,
+#: and no block between the two people of a DM.
 _TAKE_NEXT_SEQ = (
     update(_conversations)
     .where(
-        _conversations.c.id == bindparam("b_conversation_id"),
+        _conversations.c.id == _CONVERSATION_ID,
         exists().where(
-            _memberships.c.conversation_id == bindparam("b_conversation_id"),
-            _memberships.c.user_id == bindparam("b_sender_id"),
+            _memberships.c.conversation_id == _CONVERSATION_ID,
+            _memberships.c.user_id == _SENDER_ID,
             _memberships.c.state == MembershipState.ACCEPTED,
         ),
-        social.no_block_in_direct(bindparam("b_conversation_id"), bindparam("b_sender_id")),
+        social.no_block_in_direct(_CONVERSATION_ID, _SENDER_ID),
     )
     .values(
         last_seq=_conversations.c.last_seq + 1,
-        last_activity_at=bindparam("b_now"),
+        last_activity_at=_NOW,
         # A reply from the person asked accepts a message request.
         status=case(
             (
                 (_conversations.c.status == ConversationStatus.PENDING)
-                & (_conversations.c.created_by_id != bindparam("b_sender_id")),
+                & (_conversations.c.created_by_id != _SENDER_ID),
                 ConversationStatus.ACTIVE,
             ),
             else_=_conversations.c.status,
@@ -81,55 +104,87 @@ _TAKE_NEXT_SEQ = (
     )
     .returning(_conversations.c.last_seq)
 )
-_MARK_OWN_MESSAGE_READ = (
-    update(_memberships)
-    .where(
-        _memberships.c.conversation_id == bindparam("b_conversation_id"),
-        _memberships.c.user_id == bindparam("b_sender_id"),
+
+
+def _message_values(seq: ColumnElement[int]) -> dict[str, ColumnElement[Any]]:
+    """The new message's row, at `seq`."""
+    return {
+        "conversation_id": _CONVERSATION_ID,
+        "seq": seq,
+        "sender_id": _SENDER_ID,
+        "client_id": _parameter("client_id", _messages.c.client_id),
+        "kind": literal(MessageKind.TEXT, type_=_messages.c.kind.type),
+        "body": _parameter("body", _messages.c.body),
+        "created_at": _NOW,
+    }
+
+
+def _mark_own_message_read(conversation_id: ColumnElement[int], seq: ColumnElement[int]) -> Update:
+    """Sending implies having read everything up to one's own message."""
+    return (
+        update(_memberships)
+        .where(
+            _memberships.c.conversation_id == conversation_id,
+            _memberships.c.user_id == _SENDER_ID,
+        )
+        .values(last_read_seq=seq, last_delivered_seq=seq)
     )
-    .values(last_read_seq=bindparam("b_seq"), last_delivered_seq=bindparam("b_seq"))
-)
+
+
+_SEQ = _parameter("seq", _messages.c.seq)
+_MARK_OWN_MESSAGE_READ = _mark_own_message_read(_CONVERSATION_ID, _SEQ)
 
 
 @functools.cache
 def _insert_message(dialect_name: str) -> Any:
     return (
         insert_ignoring_conflicts(dialect_name, _messages)
+        .values(_message_values(_SEQ))
         .on_conflict_do_nothing(index_elements=["sender_id", "client_id"])
         .returning(_messages.c.id)
     )
 
 
-async def _find_by_client_id(rt: Runtime, *, sender_id: int, client_id: str) -> Message | None:
-    async with rt.db.reader() as session:
-        return await session.scalar(
-            select(Message).where(Message.sender_id == sender_id, Message.client_id == client_id)
-        )
+def _send_in_one_statement() -> Select[tuple[int, int, int]]:
+    """PostgreSQL: the whole send as one statement, run in autocommit: one round trip.
 
-
-async def _explain_refusal(rt: Runtime, *, sender_id: int, conversation_id: int) -> NoReturn:
-    """Why the send statement took no seq: a block in a DM, or not a member."""
-    async with rt.db.reader() as session:
-        await social.ensure_not_blocked_in(
-            session, user_id=sender_id, conversation_id=conversation_id
-        )
-        await conversations.get_membership_or_raise(
-            session, viewer_id=sender_id, conversation_id=conversation_id
-        )
-    raise Forbidden("You cannot post in this conversation.", field="conversationId")
-
-
-async def _ensure_recipient_not_blocked(rt: Runtime, *, sender_id: int, recipient_id: int) -> None:
-    """By recipient the DM may not exist yet, so the block rule is checked before it is made.
-
-    (Into an existing conversation the rule rides on the send statement itself, at no extra
-    round trip.) Accepted race: a block committed between this check and the send lets that
-    one message through, as if sent a moment before the block; later sends see it.
+    Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
+    violate its unique index (no ON CONFLICT here), which aborts the whole statement, the seq
+    increment included, so no gap; a sender who may not post takes no seq, so nothing
+    downstream happens. Each step reads the previous one's RETURNING, which fixes the order
+    rows are locked in: conversation (the seq lock), then the sender's membership, then the
+    event stream, last — the same order as the step-by-step version, so the two can never
+    deadlock each other.
     """
-    async with rt.db.autocommit_engine.connect() as connection:
-        await social.ensure_not_blocked(
-            connection, user_id=sender_id, other_id=recipient_id, field="recipientId"
-        )
+    taken = _TAKE_NEXT_SEQ.cte("taken")
+    values = _message_values(taken.c.last_seq)
+    inserted = (
+        insert(_messages)
+        .from_select(list(values), select(*values.values()))
+        .returning(_messages.c.id, _messages.c.conversation_id, _messages.c.seq)
+        .cte("inserted")
+    )
+    own_read = (
+        _mark_own_message_read(inserted.c.conversation_id, inserted.c.seq)
+        .returning(_memberships.c.id)
+        .cte("own_read")
+    )
+    logged = event_log.append_from(
+        for_each=inserted,
+        only_if=exists(select(own_read.c.id)),
+        type=EventType.MESSAGE_POSTED,
+        conversation_id=inserted.c.conversation_id,
+        actor_id=_SENDER_ID,
+        message_id=inserted.c.id,
+        seq=inserted.c.seq,
+        created_at=_NOW,
+    ).cte("logged")
+    return select(inserted.c.id, inserted.c.seq, logged.c.id).select_from(
+        inserted.join(logged, true())
+    )
+
+
+_SEND_IN_ONE_STATEMENT = _send_in_one_statement()
 
 
 @dataclass(frozen=True)
@@ -140,67 +195,72 @@ class StoredMessage:
     body: str
     now: datetime
 
+    def parameters(self) -> dict[str, Any]:
+        """The bind parameters of both send paths."""
+        return {f"b_{name}": value for name, value in asdict(self).items()}
 
-#: PostgreSQL: the whole send is one statement, run in autocommit: one round trip.
-#: Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
-#: violate its unique index, which aborts the whole statement (the seq increment included, so
-#: no gap); a sender who is not a member takes no seq, so nothing downstream happens.
-#: Each step reads the previous one's RETURNING, which fixes the order rows are locked in:
-#: conversation (the seq lock), then the sender's membership, then the event stream — the
-#: same order as the step-by-step version, so the two can never deadlock each other.
-_SEND_IN_ONE_STATEMENT = text(
+
+async def _find_by_client_id(rt: Runtime, *, sender_id: int, client_id: str) -> Message | None:
+    async with rt.db.reader() as session:
+        return await session.scalar(
+            select(Message).where(Message.sender_id == sender_id, Message.client_id == client_id)
+        )
+
+
+async def _explain_refusal(rt: Runtime, *, sender_id: int, conversation_id: int) -> NoReturn:
+    """Why the send statement took no seq: the sender's account is gone, a block in a DM,
+    the conversation does not exist, or the sender is not a member."""
+    async with rt.db.reader() as session:
+        await accounts.require_viewer(session, viewer_id=sender_id)
+        await social.ensure_not_blocked_in(
+            session, user_id=sender_id, conversation_id=conversation_id
+        )
+        await conversations.get_membership_or_raise(
+            session, viewer_id=sender_id, conversation_id=conversation_id
+        )
+    raise Forbidden("You cannot post in this conversation.", field="conversationId")
+
+
+async def _ensure_may_write_to(rt: Runtime, *, sender_id: int, recipient_id: int) -> None:
+    """By recipient the DM may not exist yet, so the rules are checked before it is made:
+    the sender's account still exists, and neither of the two blocked the other.
+
+    (Into an existing conversation they ride on the send statement itself, at no extra
+    round trip.) Accepted race: a block committed between this check and the send lets that
+    one message through, as if sent a moment before the block; later sends see it.
     """
-    WITH taken AS (
-        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = :now,
-            status = CASE WHEN status = 'PENDING' AND created_by_id <> :sender_id
-                          THEN 'ACTIVE' ELSE status END
-        WHERE id = :conversation_id AND EXISTS (
-            SELECT 1 FROM memberships
-            WHERE conversation_id = :conversation_id AND user_id = :sender_id
-              AND state = 'ACCEPTED')
-          AND (kind <> 'DIRECT' OR NOT EXISTS (
-            SELECT 1 FROM memberships AS peer JOIN blocks
-              ON (blocks.blocker_id = :sender_id AND blocks.blocked_id = peer.user_id)
-              OR (blocks.blocker_id = peer.user_id AND blocks.blocked_id = :sender_id)
-            WHERE peer.conversation_id = :conversation_id AND peer.user_id <> :sender_id))
-        RETURNING last_seq
-    ), inserted AS (
-        INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, body, created_at)
-        SELECT :conversation_id, taken.last_seq, :sender_id, :client_id, 'TEXT', :body, :now
-        FROM taken
-        RETURNING id, seq
-    ), own_read AS (
-        UPDATE memberships SET last_read_seq = inserted.seq, last_delivered_seq = inserted.seq
-        FROM inserted
-        WHERE memberships.conversation_id = :conversation_id
-          AND memberships.user_id = :sender_id
-        RETURNING memberships.id
-    ), next_position AS (
-        UPDATE event_stream SET position = position + 1
-        WHERE id = 1 AND EXISTS (SELECT 1 FROM own_read)
-        RETURNING position
-    ), logged AS (
-        INSERT INTO events (id, type, conversation_id, actor_id, message_id, seq, created_at)
-        SELECT next_position.position, 'MESSAGE_POSTED', :conversation_id, :sender_id,
-               inserted.id, inserted.seq, :now
-        FROM next_position, inserted
-        RETURNING id
-    )
-    SELECT inserted.id, inserted.seq, logged.id FROM inserted, logged
+    async with rt.db.reader() as session:
+        await accounts.require_viewer(session, viewer_id=sender_id)
+        await social.ensure_not_blocked(
+            session, user_id=sender_id, other_id=recipient_id, field="recipientId"
+        )
+
+
+async def _replay(rt: Runtime, stored: StoredMessage) -> Message:
+    """The message an earlier request with this client id stored, if this is the same request.
+
+    Only reached once the send statement found the sender may post here now (it took the seq
+    lock before the INSERT hit the unique index), so a replay passes the same permission
+    checks as a new send. The same key for another body or conversation is CONFLICT: the
+    client reused a key, and silently answering with the other message would lose this one.
     """
-).bindparams(
-    bindparam("conversation_id", type_=BigInteger),
-    bindparam("sender_id", type_=BigInteger),
-    bindparam("client_id", type_=String),
-    bindparam("body", type_=Text),
-    bindparam("now", type_=UTCDateTime()),
-)
+    existing = await _find_by_client_id(rt, sender_id=stored.sender_id, client_id=stored.client_id)
+    if existing is None:
+        async with rt.db.reader() as session:
+            await accounts.require_viewer(session, viewer_id=stored.sender_id)
+        raise RuntimeError("send broke an integrity rule other than a retry")
+    if existing.conversation_id != stored.conversation_id or existing.body != stored.body:
+        raise Conflict(
+            "This clientMessageId was already used for a different message.",
+            field="clientMessageId",
+        )
+    return existing
 
 
 async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[int, int, int]:
     try:
         async with rt.db.autocommit_engine.connect() as connection:
-            row = (await connection.execute(_SEND_IN_ONE_STATEMENT, asdict(stored))).first()
+            row = (await connection.execute(_SEND_IN_ONE_STATEMENT, stored.parameters())).first()
     except IntegrityError as error:
         raise _AlreadySent from error
     if row is None:
@@ -212,26 +272,15 @@ async def _store_step_by_step(
     connection: AsyncConnection, stored: StoredMessage
 ) -> tuple[int, int, int]:
     """The same transaction as separate statements, for SQLite (which serialises writers)."""
-    keys = {"b_conversation_id": stored.conversation_id, "b_sender_id": stored.sender_id}
-    seq = await connection.scalar(_TAKE_NEXT_SEQ, {**keys, "b_now": stored.now})
+    parameters = stored.parameters()
+    seq = await connection.scalar(_TAKE_NEXT_SEQ, parameters)
     if seq is None:
         raise _NotPostable
-    message_id = await connection.scalar(
-        _insert_message(connection.dialect.name),
-        {
-            "conversation_id": stored.conversation_id,
-            "seq": seq,
-            "sender_id": stored.sender_id,
-            "client_id": stored.client_id,
-            "kind": MessageKind.TEXT,
-            "body": stored.body,
-            "created_at": stored.now,
-        },
-    )
+    parameters["b_seq"] = seq
+    message_id = await connection.scalar(_insert_message(connection.dialect.name), parameters)
     if message_id is None:
         raise _AlreadySent
-    # Sending implies having read everything up to one's own message.
-    await connection.execute(_MARK_OWN_MESSAGE_READ, {**keys, "b_seq": seq})
+    await connection.execute(_MARK_OWN_MESSAGE_READ, parameters)
     event_id = await event_log.append(
         connection,
         type=EventType.MESSAGE_POSTED,
@@ -255,10 +304,10 @@ async def send(
     """Store a message and announce it. Idempotent per (sender, client_id).
 
     One transaction: take the conversation's row lock while incrementing `last_seq` (only if
-    the sender is a member), insert the message unless the client id was already used, move
-    the sender's own read marker, append to the event log. The lock serialises concurrent
-    senders, so seqs are 1..N without gaps and commit in order; a concurrent retry of the
-    same client id waits for the first and then finds the conflict.
+    the sender may post there), insert the message unless the client id was already used,
+    move the sender's own read marker, append to the event log. The lock serialises
+    concurrent senders, so seqs are 1..N without gaps and commit in order; a concurrent retry
+    of the same client id waits for the first and then finds the conflict (`_replay`).
     """
     body = validation.message_body(body)
     client_id = validation.client_id(client_id)
@@ -269,14 +318,7 @@ async def send(
     await rt.limits.hit(rate_limits.SEND_MESSAGE, str(sender_id))
     if conversation_id is None:
         assert recipient_id is not None
-        try:
-            await _ensure_recipient_not_blocked(rt, sender_id=sender_id, recipient_id=recipient_id)
-        except Forbidden:
-            # A retry of a message stored before the block still gets the original back.
-            existing = await _find_by_client_id(rt, sender_id=sender_id, client_id=client_id)
-            if existing is None:
-                raise
-            return existing
+        await _ensure_may_write_to(rt, sender_id=sender_id, recipient_id=recipient_id)
         conversation_id = await conversations.get_or_create_direct_id(
             rt, viewer_id=sender_id, recipient_id=recipient_id
         )
@@ -289,12 +331,9 @@ async def send(
         else:
             async with rt.db.engine.begin() as connection:
                 message_id, seq, event_id = await _store_step_by_step(connection, stored)
-    except (_AlreadySent, _NotPostable) as refusal:
-        existing = await _find_by_client_id(rt, sender_id=sender_id, client_id=client_id)
-        if existing is not None:
-            return existing
-        if isinstance(refusal, _AlreadySent):
-            raise RuntimeError("send broke an integrity rule other than a retry") from refusal
+    except _AlreadySent:
+        return await _replay(rt, stored)
+    except _NotPostable:
         await _explain_refusal(rt, sender_id=sender_id, conversation_id=conversation_id)
     await rt.announce(
         channels.conversation(conversation_id),
