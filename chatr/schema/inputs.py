@@ -34,7 +34,8 @@ class LoginInput:
 class SendMessageInput:
     body: str = strawberry.field(description="1-10,000 characters.")
     client_message_id: str = strawberry.field(
-        description="Your idempotency key (1-64 chars): retrying with it returns the original."
+        description="Your idempotency key (1-64 chars): retrying the same send with it "
+        "returns the original message; reusing it for another body or conversation is CONFLICT."
     )
     recipient_id: strawberry.ID | None = None
     conversation_id: strawberry.ID | None = None

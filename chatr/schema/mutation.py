@@ -53,7 +53,8 @@ class Mutation:
         return await auth.logout(info.context)
 
     @strawberry.mutation(
-        description="Send a message. Retrying with the same clientMessageId is safe."
+        description="Send a message. Retrying it with the same clientMessageId is safe: the "
+        "original is returned, after the same permission checks as a new message."
     )
     async def send_message(self, info: ChatrInfo, input: SendMessageInput) -> MessageType:
         return await messages.send_message(  # type: ignore[return-value]
