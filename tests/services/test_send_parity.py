@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from chatr import migrations
 from chatr.models import Conversation, Event, EventStream, Membership, Message, User
@@ -24,6 +24,7 @@ from tests.groups.helpers import ACCEPT, CREATE_GROUP
 from tests.support.api import BLOCK_USER, SEND, Account, GraphQLError, register
 from tests.support.servers import RunningApp, in_process_app
 
+SEND_SEQ_ONLY = "mutation S($input: SendMessageInput!) { sendMessage(input: $input) { seq } }"
 Step = Callable[[dict[str, Account], dict[str, str]], Awaitable[dict[str, Any]]]
 
 
@@ -195,3 +196,35 @@ async def test_both_send_paths_store_the_same_rows_and_give_the_same_answers(
         (True, "bob", (0, 3), 3),
     ]
     assert stored["event_stream"] == [((stored["events"][-1][0],),)]
+
+
+async def test_a_send_into_a_conversation_is_one_statement_on_postgresql(app: RunningApp) -> None:
+    # given a conversation, and a first send that warmed up everything per user
+    alice, bob = await register(app.http), await register(app.http)
+    conversation_id = (await alice.send("first", to=bob))["conversationId"]
+    await alice.send("warm", conversation_id=conversation_id)
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engines = [app.runtime.db.engine.sync_engine, app.runtime.db.autocommit_engine.sync_engine]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    # when alice sends into it
+    try:
+        message_input = {
+            "body": "counted",
+            "clientMessageId": "k",
+            "conversationId": conversation_id,
+        }
+        sent = (await alice.call(SEND_SEQ_ONLY, input=message_input))["sendMessage"]
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    # then the database saw one statement (one round trip), and it did the whole send
+    assert sent["seq"] == 3
+    assert len(statements) == 1
+    for write in ("UPDATE conversations", "INSERT INTO messages", "UPDATE memberships"):
+        assert write in statements[0]
+    assert "UPDATE event_stream" in statements[0] and "INSERT INTO events" in statements[0]
