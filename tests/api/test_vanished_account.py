@@ -69,6 +69,15 @@ async def test_deleted_account_sending_a_message_is_unauthenticated(
     )
 
 
+async def test_deleted_account_enrolling_an_authenticator_is_unauthenticated(
+    app: RunningApp,
+) -> None:
+    alice, bob = await register(app.http), await register(app.http)
+    await alice.send("before", to=bob)
+    await _delete_behind_the_cache(app, alice)
+    assert await _codes(alice, "mutation { enrollTotp { secret } }") == ["UNAUTHENTICATED"]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="chatr/services/groups.py create() asserts the creator exists; it must call "
