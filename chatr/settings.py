@@ -60,6 +60,8 @@ class Settings:
     max_query_depth: int = 10
     max_aliases: int = 15
     max_query_tokens: int = 2000
+    #: Field selections per document once fragments are expanded (chatr.schema.validation).
+    max_selections: int = 2000
     max_request_body_bytes: int = 256 * 1024
     max_websocket_frame_bytes: int = 64 * 1024
     max_subscriptions_per_connection: int = 100
@@ -173,6 +175,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_query_depth=_int(env.get("CHATR_MAX_QUERY_DEPTH"), 10),
         max_aliases=_int(env.get("CHATR_MAX_ALIASES"), 15),
         max_query_tokens=_int(env.get("CHATR_MAX_QUERY_TOKENS"), 2000),
+        max_selections=_int(env.get("CHATR_MAX_SELECTIONS"), 2000),
         max_request_body_bytes=_int(env.get("CHATR_MAX_REQUEST_BYTES"), 256 * 1024),
         max_websocket_frame_bytes=_int(env.get("CHATR_MAX_WS_FRAME_BYTES"), 64 * 1024),
         max_subscriptions_per_connection=_int(env.get("CHATR_MAX_SUBSCRIPTIONS"), 100),

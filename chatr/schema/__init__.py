@@ -6,16 +6,7 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -31,6 +22,7 @@ from chatr.schema.profiles import ProfileMutation, ProfileQuery
 from chatr.schema.query import Query
 from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
 from chatr.schema.subscription import Subscription
+from chatr.schema.validation import HintlessExecutionContext, validation_extension
 from chatr.schema.verification import VerificationMutation
 from chatr.settings import Settings
 
@@ -65,34 +57,14 @@ MUTATIONS: tuple[type, ...] = (
 SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription, PresenceSubscription)
 
 
-def _limits_extension(settings: Settings) -> type[SchemaExtension]:
-    """Depth, alias and (in production) introspection rules, built once per schema.
-
-    ValidationCache keys on the rule classes; strawberry's QueryDepthLimiter and
-    MaxAliasesLimiter mint new classes per request when passed as factories, so the cache
-    would never hit. Building the classes here keeps every request on the same key.
-    """
-    rules: list[type[ASTValidationRule]] = [
-        depth_validator(settings.max_query_depth, None, None),
-        alias_validator(settings.max_aliases),
-    ]
-    if settings.is_production:
-        rules.append(NoSchemaIntrospectionCustomRule)
-
-    class QueryLimits(AddValidationRules):
-        def __init__(self) -> None:
-            super().__init__(rules)
-
-    return QueryLimits
-
-
 def build_schema(settings: Settings) -> strawberry.Schema:
+    """The Schema with the request limits of `settings`: parse (tokens), validation (see
+    chatr.schema.validation) and, in production, no introspection and no hints."""
     extensions: list[type[SchemaExtension] | partial[SchemaExtension]] = [
         ChatrErrors,
         partial(ParserCache, maxsize=512),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        _limits_extension(settings),
-        partial(ValidationCache, maxsize=512),
+        validation_extension(settings),
     ]
     return ChatrSchema(
         query=merge_types("Query", QUERIES),
@@ -101,6 +73,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         types=EVENT_TYPES,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        execution_context_class=HintlessExecutionContext if settings.is_production else None,
     )
 
 

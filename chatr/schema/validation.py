@@ -1,0 +1,213 @@
+"""Document validation whose cost is bounded before and while the rules run.
+
+Validation runs on the event loop, so a document that is slow to validate stalls the whole
+instance for everyone. The parser's token limit alone does not prevent that: some checks grow
+faster than the document.
+
+- Fragments multiply: a fragment that spreads the next one four times, nine deep, is 1 KB of
+  text and 260,000 fields once expanded, and strawberry's depth and alias limiters walk every
+  one of them. `measure` counts the expanded selections in one pass (each fragment once) and
+  documents over `Settings.max_selections` are refused before any rule runs.
+- Field merging (the spec's OverlappingFieldsCanBeMerged) compares fields that share a response
+  name pairwise, recursively: 400 repeated `me { a b }` take seconds. graphql-core meters that
+  work in "complexity units" but allows 500,000 of them (~3 s here); `BoundedOverlapRule` grants
+  OVERLAP_BUDGET, a few milliseconds' worth, which no realistic query comes near (distinct
+  response names cost one unit per selection set, not per pair).
+
+Validation results are cached per document (the parser cache hands back the same document for
+the same text), and in production no error carries a "Did you mean" hint (`hide_suggestions`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    specified_rules,
+    validate,
+)
+from graphql.validation import (
+    ASTValidationRule,
+    NoSchemaIntrospectionCustomRule,
+    OverlappingFieldsCanBeMergedRule,
+    ValidationContext,
+)
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from chatr.settings import Settings
+
+#: graphql-core complexity units the field-merging check may spend on one document. A unit is
+#: roughly one field comparison or one selection set considered, ~4 µs each on the 2-core
+#: machine: 4,000 units keep the worst document near 15 ms (bench/validation.py).
+OVERLAP_BUDGET = 4_000
+
+TOO_COMPLEX = (
+    "The document repeats the same fields too often to check it (fields sharing a response "
+    "name are compared pairwise): select each field once, or use fewer repeated fragments."
+)
+
+
+class BoundedOverlapRule(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's field-merging rule, with OVERLAP_BUDGET instead of its default budget."""
+
+    budget: ClassVar[int] = OVERLAP_BUDGET
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = self.budget
+
+    def enter_selection_set(self, *args: Any) -> None:
+        try:
+            super().enter_selection_set(*args)
+        except ValidationAbortedError:
+            if self.rule_context.remaining_complexity_budget >= 0:
+                raise  # too many errors: graphql-core's own abort, worded by it
+            raise ValidationAbortedError(TOO_COMPLEX) from None
+
+
+def measure(document: DocumentNode, ceiling: int) -> int:
+    """Field selections of every operation once fragments are expanded (capped at `ceiling`
+    + 1). Each fragment is counted once and reused; a spread of an unknown fragment or one in
+    a cycle counts nothing (the validation rules report those)."""
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+    cap = ceiling + 1
+
+    def size_of(selection_set: SelectionSetNode | None) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set is not None else ():
+            if isinstance(selection, FieldNode):
+                total += 1 + size_of(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                total += size_of(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += fragment_size(selection.name.value)
+            if total >= cap:
+                return cap
+        return total
+
+    def fragment_size(name: str) -> int:
+        if name not in sizes:
+            definition = fragments.get(name)
+            sizes[name] = 0  # while counting it: a cycle adds nothing
+            sizes[name] = 0 if definition is None else size_of(definition.selection_set)
+        return sizes[name]
+
+    total = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            total = min(cap, total + size_of(definition.selection_set))
+    return total
+
+
+def rules_for(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    """The spec's rules (field merging bounded), strawberry's own, and chatr's limits."""
+    rules: list[type[ASTValidationRule]] = [
+        BoundedOverlapRule if rule is OverlappingFieldsCanBeMergedRule else rule
+        for rule in specified_rules
+    ]
+    rules += [
+        MaybeNullValidationRule,
+        OneOfInputValidationRule,
+        depth_validator(settings.max_query_depth, None, None),
+        alias_validator(settings.max_aliases),
+    ]
+    if settings.is_production:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def validator(
+    schema: GraphQLSchema, settings: Settings, *, cache_size: int = 512
+) -> Callable[[DocumentNode], list[GraphQLError]]:
+    """The one way a document is checked: its size, then the rules; results cached."""
+    rules = rules_for(settings)
+    hide_suggestions = settings.is_production
+    ceiling = settings.max_selections
+
+    def check(document: DocumentNode) -> list[GraphQLError]:
+        return cached(_ByText(document))
+
+    @functools.lru_cache(maxsize=cache_size)
+    def cached(key: _ByText) -> list[GraphQLError]:
+        document = key.document
+        selections = measure(document, ceiling)
+        if selections > ceiling:
+            return [
+                GraphQLError(
+                    f"The document selects more than {ceiling} fields once its fragments are "
+                    "expanded; split it into smaller ones."
+                )
+            ]
+        return validate(schema, document, rules, hide_suggestions=hide_suggestions)
+
+    return check
+
+
+class _ByText:
+    """A document as a cache key: by its source text, whose hash Python keeps (hashing the
+    document itself walks every node each time)."""
+
+    __slots__ = ("document", "text")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self.text = document.loc.source.body if document.loc is not None else None
+
+    def __hash__(self) -> int:
+        return hash(self.text) if self.text is not None else id(self.document)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _ByText):
+            return NotImplemented
+        if self.text is None or other.text is None:
+            return self.document is other.document
+        return self.text == other.text
+
+
+def validation_extension(settings: Settings) -> type[SchemaExtension]:
+    """Runs `validator` in place of strawberry's validation (which then skips its own)."""
+
+    @functools.cache
+    def validator_of(schema: GraphQLSchema) -> Callable[[DocumentNode], list[GraphQLError]]:
+        return validator(schema, settings)
+
+    class BoundedValidation(SchemaExtension):
+        def on_validate(self) -> Iterator[None]:
+            context = self.execution_context
+            assert context.graphql_document is not None
+            check = validator_of(context.schema._schema)
+            context.pre_execution_errors = check(context.graphql_document)
+            yield
+
+    return BoundedValidation
+
+
+class HintlessExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Executes without "Did you mean" hints, e.g. in variable coercion errors (production)."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        kwargs["hide_suggestions"] = True
+        return super().build(*args, **kwargs)
