@@ -1,4 +1,10 @@
-"""Engine and session factory, built once per app in the lifespan."""
+"""Engine and session factory, built once per app in the lifespan; what a database outage is.
+
+An outage must look like an outage, not like a bug: every wait on PostgreSQL is bounded
+(connect, each command, a pool checkout), so a request answers within a few seconds even when
+the server is hung, and `is_unavailable` tells the failures a client should simply retry
+(SERVICE_UNAVAILABLE) from the ones that are bugs (INTERNAL_SERVER_ERROR).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,6 +23,57 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from chatr.settings import Settings
+
+#: Seconds to wait for a new PostgreSQL connection (asyncpg's `timeout`, default 60 s).
+CONNECT_TIMEOUT = 2.0
+#: Seconds any one command may take (asyncpg's `command_timeout`, default none). A chat
+#: statement takes milliseconds; one that takes this long is talking to a hung server. After
+#: it, asyncpg cancels the query within the same bound or terminates the connection, so a
+#: hung connection is dropped from the pool instead of wedging it after the outage.
+COMMAND_TIMEOUT = 2.0
+#: Seconds to wait for a pooled connection (SQLAlchemy's `pool_timeout`, default 30 s).
+POOL_TIMEOUT = 2.0
+#: What clients are told (`retryAfter`) when the database is unavailable.
+RETRY_AFTER_SECONDS = 2
+
+#: SQLSTATEs (or their two-letter classes) of failures a retry may not meet again: connection
+#: exceptions, insufficient resources (too many connections), the server shutting down or
+#: starting, a cancelled (timed-out) statement, serialization failures and deadlocks.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01", "55P03")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what it was raised from) is the database being unreachable or hung.
+
+    Such a request did nothing (a statement either commits whole or not at all) and may simply
+    be retried; everything else escaping a resolver is a bug. Only explicit causes are followed
+    (`raise … from`, SQLAlchemy's `orig`), never an exception merely raised while handling one.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_transient(current):
+            return True
+        original = current.orig if isinstance(current, sa_exc.DBAPIError) else None
+        current = original if isinstance(original, BaseException) else current.__cause__
+    return False
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(error, sa_exc.DBAPIError) and (
+        error.connection_invalidated
+        or isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+    ):
+        return True
+    # OSError covers refused/reset connections and TimeoutError (asyncpg's command timeout);
+    # asyncpg's and the adapted DBAPI errors carry the server's SQLSTATE.
+    if isinstance(error, OSError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
 def insert_ignoring_conflicts(dialect_name: str, model: type[Any]) -> Any:
@@ -36,13 +94,24 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
-    """The engine for `settings`; `autocommit` gives one whose connections never BEGIN."""
+def create_engine(
+    settings: Settings, *, autocommit: bool = False, serving: bool = False
+) -> AsyncEngine:
+    """The engine for `settings`; `autocommit` gives one whose connections never BEGIN.
+
+    `serving` bounds every command and pool checkout (see COMMAND_TIMEOUT): for the app's
+    requests, not for migrations or maintenance, whose statements may legitimately run long.
+    """
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, **options)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
         return engine
+    # asyncpg.connect() keywords, passed through by SQLAlchemy's asyncpg dialect.
+    connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
+    if serving:
+        connect_args["command_timeout"] = COMMAND_TIMEOUT
+        options["pool_timeout"] = POOL_TIMEOUT
     # No pool_pre_ping: with asyncpg it costs three round trips per checkout (it was a third
     # of a send's database time). A connection broken by a server restart fails one statement,
     # SQLAlchemy then invalidates the pool, and recycling bounds the age of idle ones.
@@ -53,6 +122,7 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_recycle=1800,
+        connect_args=connect_args,
         **options,
     )
 
@@ -65,12 +135,12 @@ class Database:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.engine = create_engine(settings)
+        self.engine = create_engine(settings, serving=True)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads and single-statement writes run in autocommit: no BEGIN/COMMIT round trips.
         # A pool of its own: switching a shared connection's isolation level on every
         # checkout and back on every return was measurable on the subscriber's hot path.
-        self.autocommit_engine = create_engine(settings, autocommit=True)
+        self.autocommit_engine = create_engine(settings, autocommit=True, serving=True)
         self._reader = async_sessionmaker(self.autocommit_engine, expire_on_commit=False)
 
     @property

@@ -1,7 +1,9 @@
 """The one error hierarchy. Services raise these; the schema maps them to `extensions.code`.
 
 Anything else that escapes a resolver is a bug: it is logged and masked as
-INTERNAL_SERVER_ERROR, so no stack trace or internal detail reaches a client.
+INTERNAL_SERVER_ERROR, so no stack trace or internal detail reaches a client. The one
+exception is a transient infrastructure failure (the database unreachable or hung): that is
+no bug, and the client is told SERVICE_UNAVAILABLE with when to retry (`ServiceUnavailable`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
     #: A live subscriber fell too far behind and was cut; resubscribe with the last cursor.
     SUBSCRIBER_OVERFLOW = "SUBSCRIBER_OVERFLOW"
+    #: A live stream failed on the server (logged); resubscribe from the error's `cursor`.
+    STREAM_FAILED = "STREAM_FAILED"
+    #: The request cannot be served as sent (a subscription over HTTP, say): fix the request.
+    BAD_REQUEST = "BAD_REQUEST"
     #: A backing service is briefly unreachable; retry after `extensions.retryAfter` seconds.
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -65,6 +71,12 @@ class Conflict(ChatrError):
     code = ErrorCode.CONFLICT
 
 
+class BadRequest(ChatrError):
+    """The request itself is wrong for this endpoint, whatever its variables say."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
 class RateLimited(ChatrError):
     code = ErrorCode.RATE_LIMITED
 
@@ -73,6 +85,9 @@ class RateLimited(ChatrError):
 
 
 class ServiceUnavailable(ChatrError):
+    """A transient infrastructure failure: nothing was done, the same request may succeed
+    after `retry_after` seconds (shown as `extensions.retryAfter`)."""
+
     code = ErrorCode.SERVICE_UNAVAILABLE
 
     def __init__(self, message: str, *, retry_after: int) -> None:
@@ -100,6 +115,10 @@ class SubscriberOverflowError(ChatrError):
 
 
 class StreamFailed(ChatrError):
-    """Delivering a live event failed unexpectedly (logged); resume from the `cursor`."""
+    """Delivering a live event failed unexpectedly (logged where it failed); resume from the
+    `cursor`. Its own code, not a masked INTERNAL_SERVER_ERROR: the client needs the cursor."""
 
-    code = ErrorCode.INTERNAL_SERVER_ERROR
+    code = ErrorCode.STREAM_FAILED
+
+    def __init__(self, message: str, *, cursor: str) -> None:
+        super().__init__(message, cursor=cursor)

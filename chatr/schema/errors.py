@@ -1,8 +1,9 @@
 """Map every GraphQL error to a stable `extensions.code`; mask the unexpected ones.
 
 One place for the mapping: services raise `ChatrError`s, graphql-core reports parse and
-validation failures, and anything else is a bug that is logged here and shown to the client
-only as INTERNAL_SERVER_ERROR.
+validation failures, a database outage is SERVICE_UNAVAILABLE (retryable, logged as a warning
+without traceback: it is no bug), and anything else is a bug that is logged here, once, with
+its traceback, and shown to the client only as INTERNAL_SERVER_ERROR.
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ import logging
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
 
-from chatr.errors import ChatrError, ErrorCode
+from chatr import db
+from chatr.errors import ChatrError, ErrorCode, ServiceUnavailable
 
 log = logging.getLogger("chatr.errors")
 
 INTERNAL_MESSAGE = "Internal server error."
+
+
+def unavailable() -> ServiceUnavailable:
+    """What a client is told of a database outage."""
+    return ServiceUnavailable(
+        f"The service is temporarily unavailable; retry in {db.RETRY_AFTER_SECONDS} s.",
+        retry_after=db.RETRY_AFTER_SECONDS,
+    )
+
 
 #: How graphql-core words every failure to coerce a variable to its declared type.
 _VARIABLE_ERROR_PREFIX = "Variable '$"
@@ -40,6 +51,8 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, dict[str, object]]:
         return ErrorCode.GRAPHQL_VALIDATION_FAILED, {}
     if isinstance(original, GraphQLError):
         return classify(original)
+    if db.is_unavailable(original):
+        return ErrorCode.SERVICE_UNAVAILABLE, unavailable().extensions
     return ErrorCode.INTERNAL_SERVER_ERROR, {}
 
 
@@ -66,7 +79,15 @@ def present(errors: list[GraphQLError]) -> list[GraphQLError]:
         code, extra = classify(error)
         if code is ErrorCode.INTERNAL_SERVER_ERROR:
             log.error("unexpected error at %s", error.path, exc_info=error.original_error)
-            error = _anonymise(error)
+            error = _anonymise(error, INTERNAL_MESSAGE)
+        elif code is ErrorCode.SERVICE_UNAVAILABLE and not isinstance(
+            error.original_error, ChatrError
+        ):
+            log.warning(
+                "database unavailable at %s: %s", error.path, _describe(error.original_error)
+            )
+            replacement = unavailable()
+            error = _anonymise(error, replacement.message, replacement)
         processed.append(
             GraphQLError(
                 error.message,
@@ -81,16 +102,24 @@ def present(errors: list[GraphQLError]) -> list[GraphQLError]:
     return processed
 
 
-def _anonymise(error: GraphQLError) -> GraphQLError:
-    """As MaskErrors does: the message replaced, the original error dropped."""
+def _anonymise(
+    error: GraphQLError, message: str, replacement: ChatrError | None = None
+) -> GraphQLError:
+    """As MaskErrors does: the message replaced, the original error dropped (no internal
+    detail survives to be formatted), or replaced by what the client may see of it."""
     return GraphQLError(
-        INTERNAL_MESSAGE,
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        original_error=None,
+        original_error=replacement,
     )
+
+
+def _describe(error: BaseException | None) -> str:
+    """One line for the log: the outage is expected, its traceback is noise."""
+    return "unknown" if error is None else f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def with_code(formatted: dict[str, object], error: GraphQLError) -> dict[str, object]:
@@ -100,5 +129,8 @@ def with_code(formatted: dict[str, object], error: GraphQLError) -> dict[str, ob
         code, extra = classify(error)
         extensions.update(extra, code=code.value)
         if code is ErrorCode.INTERNAL_SERVER_ERROR:
+            log.error("unexpected error", exc_info=error.original_error or error)
             formatted = {**formatted, "message": INTERNAL_MESSAGE}
+        elif code is ErrorCode.SERVICE_UNAVAILABLE:
+            formatted = {**formatted, "message": unavailable().message}
     return {**formatted, "extensions": extensions}

@@ -103,10 +103,10 @@ async def test_a_stream_whose_rendering_fails_ends_with_a_resumable_error_and_ot
             await asyncio.sleep(0.01)
     # when a message arrives
     await alice.send("m1", to=bob)
-    # then the broken stream ends with INTERNAL_SERVER_ERROR and where to resume from
+    # then the broken stream ends with STREAM_FAILED and where to resume from
     with pytest.raises(StreamFailed) as failed:
         await ending
-    assert failed.value.code is ErrorCode.INTERNAL_SERVER_ERROR
+    assert failed.value.code is ErrorCode.STREAM_FAILED
     assert "cursor" in failed.value.extensions
     # and the hub went on delivering to everyone else
     delivered = await receiving
