@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from graphql import GraphQLError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,19 +18,21 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database
-from chatr.errors import ChatrError, ErrorCode
+from chatr.errors import BadRequest, ErrorCode
 from chatr.mailer import create_mailer
 from chatr.outbox import Outbox
 from chatr.presence_store import create_presence_store
@@ -47,7 +51,14 @@ from chatr.settings import Settings
 from chatr.sms import create_sms_sender
 from chatr.supervision import Supervisor, run_all
 
+if TYPE_CHECKING:
+    from cross_web import AsyncHTTPRequestAdapter  # strawberry's own dependency
+
 log = logging.getLogger("chatr.app")
+
+
+#: What HTTP may run: a subscription is a live stream, it needs a WebSocket.
+HTTP_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 
 
 def _protocol_error_code(message: str) -> ErrorCode:
@@ -59,12 +70,24 @@ def _protocol_error_code(message: str) -> ErrorCode:
 class _ChatrProtocol:
     """Mixin for both WebSocket protocol handlers.
 
-    Ends the connection's tasks with the socket, and stamps `extensions.code` on the error
+    Ends the connection's tasks with the socket, refuses a socket with the close code its
+    failure calls for (chatr.websocket: 4401 for an unusable token on both protocols, where
+    strawberry would close with 4403 or 1011), and stamps `extensions.code` on the error
     frames the protocol layer writes itself (they never pass through the schema's error
     extension), so every error a client sees has a stable code.
     """
 
     context: Context
+
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)  # type: ignore[misc]
+        except ws_lifecycle.Refused as refused:
+            await self.refuse(refused)
+
+    async def refuse(self, refused: ws_lifecycle.Refused) -> None:
+        websocket = self.websocket  # type: ignore[attr-defined]
+        await websocket.close(code=refused.close_code, reason=refused.reason)
 
     async def handle(self) -> None:
         try:
@@ -106,6 +129,12 @@ class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, 
 
 
 class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
+    async def refuse(self, refused: ws_lifecycle.Refused) -> None:
+        # graphql-ws says why in a frame before closing.
+        payload = {"message": refused.reason, "extensions": {"code": refused.error_code.value}}
+        await self.send_message({"type": "connection_error", "payload": payload})
+        await super().refuse(refused)
+
     async def handle_async_results(
         self,
         operation_id: str,
@@ -155,8 +184,45 @@ class ChatrGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> None:
         try:
             await ws_lifecycle.on_connect(context)
-        except ChatrError as error:
-            raise ConnectionRejectionError({"code": error.code.value}) from error
+        except Exception as error:
+            raise ws_lifecycle.refusal(error) from error
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """strawberry's, but queries and mutations only, by POST only; a request that cannot
+        run is a BAD_REQUEST error (HTTP 400) with a code, like every other error, instead of
+        a plain-text 400 or a subscription executed as a query (which failed as INTERNAL)."""
+        allowed = HTTP_OPERATIONS if request_adapter.method == "POST" else set()
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                message = "Subscriptions run over a WebSocket at /graphql, not over HTTP."
+            else:
+                message = "Send queries and mutations with POST."
+        except CannotGetOperationTypeError as error:
+            message = error.as_http_error_reason()
+        except MissingQueryError:
+            message = "No GraphQL query found in the request."
+        sub_response.status_code = 400
+        return ExecutionResult(
+            data=None, errors=[GraphQLError(message, original_error=BadRequest(message))]
+        )
 
 
 #: Where `RawWebSocketSend` keeps the server's send in a WebSocket's scope.
@@ -221,17 +287,66 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
-    """Ready when the database answers and the broker is connected."""
-    runtime: Runtime = request.app.state.runtime
-    checks = {"broker": runtime.broker.ready, "database": False}
+#: Each readiness probe's own bound: a hung dependency must make /readyz say 503 at once,
+#: not hang it (a load balancer's health check gives up and keeps routing to us).
+PROBE_TIMEOUT = 0.8
+
+
+async def _database_answers(runtime: Runtime) -> bool:
+    async with runtime.db.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return True
+
+
+async def _broker_connected(runtime: Runtime) -> bool:
+    # The broker's own task pings Redis (with its own timeouts) and keeps this flag current.
+    return runtime.broker.ready
+
+
+#: Probes given up on, still cleaning up (a hung connection takes seconds to close).
+_abandoned_probes: set[asyncio.Task[bool]] = set()
+
+
+async def _probe(name: str, check: Coroutine[Any, Any, bool]) -> bool:
+    """One probe, answered within PROBE_TIMEOUT; a failure is one log line (it is no bug).
+
+    The check runs as its own task so that giving up on it does not wait for its cleanup:
+    cancelling a query on a hung server closes the connection, which itself waits seconds.
+    """
+    task = asyncio.create_task(check)
     try:
-        async with runtime.db.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = True
-    except Exception:
-        log.warning("readiness: database check failed", exc_info=True)
-    checks["tasks"] = runtime.supervisor.healthy
+        done, _ = await asyncio.wait({task}, timeout=PROBE_TIMEOUT)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        _abandoned_probes.add(task)
+        task.add_done_callback(_forget_probe)
+        log.warning("readiness: %s check timed out", name)
+        return False
+    error = task.exception()
+    if error is not None:
+        log.warning("readiness: %s check failed (%s: %s)", name, type(error).__name__, error)
+        return False
+    return task.result()
+
+
+def _forget_probe(task: asyncio.Task[bool]) -> None:
+    _abandoned_probes.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: its failure was already logged as a timeout
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when the database answers, the broker is connected and every critical background
+    task is healthy; answers within PROBE_TIMEOUT whatever hangs."""
+    runtime: Runtime = request.app.state.runtime
+    database, broker = await asyncio.gather(
+        _probe("database", _database_answers(runtime)),
+        _probe("broker", _broker_connected(runtime)),
+    )
+    checks = {"broker": broker, "database": database, "tasks": runtime.supervisor.healthy}
     ready = all(checks.values())
     return JSONResponse(
         {"ready": ready, **checks, "taskStatus": runtime.supervisor.status()},

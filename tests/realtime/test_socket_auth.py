@@ -1,4 +1,5 @@
-"""WebSocket authentication: connect, expiry (4401), revocation (4403), forbidden streams."""
+"""WebSocket authentication: connect (4401 when refused), expiry (4401), revocation (4403),
+forbidden streams."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from chatr.settings import Settings
 from tests.support.api import LOGOUT, REFRESH, GraphQLError, data, register
 from tests.support.servers import RunningApp, served_app
 from tests.support.sessions import outlive_refresh_grace
-from tests.support.ws import CONVERSATION_EVENTS, TRANSPORT_WS, subscribe
+from tests.support.ws import CONVERSATION_EVENTS, LEGACY_WS, PROTOCOLS, TRANSPORT_WS, subscribe
 
 
-async def _connect(ws_url: str, token: str) -> ClientConnection:
-    socket = await websockets.connect(ws_url, subprotocols=[TRANSPORT_WS])  # type: ignore[list-item]
+async def _connect(ws_url: str, token: str, protocol: str = TRANSPORT_WS) -> ClientConnection:
+    socket = await websockets.connect(ws_url, subprotocols=[protocol])  # type: ignore[list-item]
     await socket.send(
         json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
     )
@@ -80,10 +81,15 @@ async def test_socket_closes_when_a_reused_refresh_token_revokes_the_session(
     assert await _close_code(socket) == 4403
 
 
-async def test_connecting_with_a_forged_token_is_refused(server: RunningApp) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_connecting_with_a_forged_token_is_refused_with_4401(
+    server: RunningApp, protocol: str
+) -> None:
+    # 4401 (the token is unusable: refresh or log in), not 4403, which means "your session
+    # was revoked"; on both protocols (graphql-ws used to close with 1011).
     assert server.ws_url
-    socket = await _connect(server.ws_url, "not.a.jwt")
-    assert await _close_code(socket) == 4403
+    socket = await _connect(server.ws_url, "not.a.jwt", protocol)
+    assert await _close_code(socket) == 4401
 
 
 async def test_connecting_with_a_token_that_cannot_be_encoded_is_refused_alike(
@@ -93,7 +99,16 @@ async def test_connecting_with_a_token_that_cannot_be_encoded_is_refused_alike(
     # as an exception and drop the socket (1006) instead of refusing it.
     assert server.ws_url
     socket = await _connect(server.ws_url, "not.a\ud800.jwt")
-    assert await _close_code(socket) == 4403
+    assert await _close_code(socket) == 4401
+
+
+async def test_graphql_ws_says_why_it_refuses_a_socket(server: RunningApp) -> None:
+    assert server.ws_url
+    socket = await _connect(server.ws_url, "not.a.jwt", LEGACY_WS)
+    frame = json.loads(await asyncio.wait_for(socket.recv(), 5))
+    assert frame["type"] == "connection_error"
+    assert frame["payload"]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert await _close_code(socket) == 4401
 
 
 async def test_subscribing_to_someone_elses_conversation_is_forbidden(server: RunningApp) -> None:
