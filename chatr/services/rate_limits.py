@@ -115,7 +115,7 @@ class RateLimiter:
         enabled: bool = True,
         overrides: Mapping[str, str] | None = None,
         probe_interval: float = 0.5,
-        max_probe_interval: float = 10.0,
+        max_probe_interval: float = 5.0,
     ) -> None:
         """`overrides` replaces some rules' limits by name (settings), e.g. the send guard.
 

@@ -129,7 +129,7 @@ async def test_sends_logins_and_sign_ups_go_on_with_limits_on_while_redis_is_dow
                     seqs.append(event["message"]["seq"])
                 assert seqs == sent
                 # as does the one that subscribed during the outage (from the start)
-                late_seqs = []
+                late_seqs: list[int] = []
                 while len(late_seqs) < len(sent):
                     event = await late.next_of("MessagePostedEvent", timeout=30)
                     late_seqs.append(event["message"]["seq"])
