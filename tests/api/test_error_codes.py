@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from chatr.errors import StreamFailed
 from chatr.schema.broadcast import BroadcastRenderer
 from chatr.schema.errors import present
-from chatr.services import users
+from chatr.services import streams, users
 from tests.support.api import ME, register
 from tests.support.servers import RunningApp
 from tests.support.ws import CONVERSATION_EVENTS, PROTOCOLS, subscribe
@@ -123,6 +123,57 @@ async def test_a_failed_live_stream_says_stream_failed_with_its_cursor(
     assert "resubscribe" in error["message"]
     # and the bug is in the log once
     assert len(logged_errors.with_traceback_of("a rendering bug")) == 1
+
+
+async def _first_error_of(server: RunningApp, token: str, protocol: str) -> dict[str, Any]:
+    assert server.ws_url
+    async with subscribe(
+        server.ws_url, token, CONVERSATION_EVENTS, {"id": "1", "afterSeq": 0}, protocol=protocol
+    ) as feed:
+        with pytest.raises(TransportQueryError) as ended:
+            await feed.next(timeout=10)
+    assert ended.value.errors is not None
+    (error,) = ended.value.errors
+    return error
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_bug_in_a_live_stream_is_masked_and_logged_exactly_once(
+    server: RunningApp,
+    monkeypatch: pytest.MonkeyPatch,
+    logged_errors: _Errors,
+    protocol: str,
+) -> None:
+    async def broken(*_: object, **__: object) -> Any:
+        raise RuntimeError("a stream bug, detail=hunter2")
+        yield  # an async generator, as the real one
+
+    monkeypatch.setattr(streams, "conversation_events", broken)
+    alice = await register(server.http)
+    error = await _first_error_of(server, alice.token, protocol)
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "hunter2" not in str(error)
+    assert len(logged_errors.with_traceback_of("hunter2")) == 1
+    assert len(logged_errors.records) == 1
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_database_outage_under_a_live_stream_is_service_unavailable(
+    server: RunningApp,
+    monkeypatch: pytest.MonkeyPatch,
+    logged_errors: _Errors,
+    protocol: str,
+) -> None:
+    async def unreachable(*_: object, **__: object) -> Any:
+        raise OperationalError("SELECT events", {}, ConnectionResetError(104, "reset"))
+        yield  # an async generator, as the real one
+
+    monkeypatch.setattr(streams, "conversation_events", unreachable)
+    alice = await register(server.http)
+    error = await _first_error_of(server, alice.token, protocol)
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert error["extensions"]["retryAfter"] > 0
+    assert logged_errors.records == []
 
 
 def test_a_database_outage_is_service_unavailable_not_a_bug(

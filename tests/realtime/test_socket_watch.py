@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 from typing import Any
@@ -30,8 +31,13 @@ def _outage() -> OperationalError:
 
 
 def _in_watcher() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.get_name().startswith("socket-watch")
+    """Whether the socket's watcher (`watch_connection`) is what calls, not the connect."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code is ws_lifecycle.watch_connection.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 async def _connect(ws_url: str, token: str, protocol: str = TRANSPORT_WS) -> ClientConnection:

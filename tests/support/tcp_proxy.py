@@ -35,7 +35,8 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
+        #: One task per proxied connection (asyncio's handler task), cancelled by `aclose()`.
+        self._connections: set[asyncio.Task[object]] = set()
 
     @property
     def state(self) -> str:
@@ -73,9 +74,10 @@ class TcpProxy:
 
     async def aclose(self) -> None:
         self.pause()
-        for task in list(self._pipes):
+        self._flowing.set()  # frozen pipes wake up and find their connection cut
+        for task in list(self._connections):
             task.cancel()
-        for task in list(self._pipes):
+        for task in list(self._connections):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -105,28 +107,33 @@ class TcpProxy:
         self._writers.clear()
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        self._connections.add(me)
         self._writers.add(client_w)
+        writers = [client_w]
+        pipes: list[asyncio.Task[None]] = []
         try:
             upstream_r, upstream_w = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            client_w.transport.abort()
-            self._writers.discard(client_w)
-            return
-        self._writers.add(upstream_w)
-        pipes = [
-            asyncio.create_task(self._pipe(client_r, upstream_w)),
-            asyncio.create_task(self._pipe(upstream_r, client_w)),
-        ]
-        self._pipes.update(pipes)
-        try:
+            writers.append(upstream_w)
+            self._writers.add(upstream_w)
+            pipes = [
+                asyncio.create_task(self._pipe(client_r, upstream_w)),
+                asyncio.create_task(self._pipe(upstream_r, client_w)),
+            ]
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        except (OSError, asyncio.CancelledError):
+            pass  # upstream refused, or the proxy is closing: the connection just ends
         finally:
             for task in pipes:
                 task.cancel()
-            for writer in (client_w, upstream_w):
+            for task in pipes:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for writer in writers:
                 writer.transport.abort()
                 self._writers.discard(writer)
-            self._pipes.difference_update(pipes)
+            self._connections.discard(me)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
