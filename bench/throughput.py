@@ -1,0 +1,509 @@
+"""Persisted sends per second from 1, 10, 100 and 1,000 conversations (prints figures).
+
+What it measures
+    chatr: TWO uvicorn chatr instances (PostgreSQL + Redis, production settings, the same
+    environment as bench/latency.py). For each of N conversations (groups seeded through
+    chatr's own services, one sender each, who owns it) one sender loop posts
+    `sendMessage(input: {conversationId, body, clientMessageId})` over HTTP, one message in
+    flight per conversation (the next is sent when the previous one's response arrived, so
+    each conversation's sends stay strictly ordered). Loop i talks to instance i mod 2, so the
+    load goes through both instances. A send counts once its mutation answered without errors:
+    by then the message and its event are committed. Latency is the POST round trip.
+
+    Baseline, same run, same client code: bench/baseline_app.py (two uvicorn processes, a bare
+    starlette app, asyncpg pool + redis-py): `POST /send` takes the next seq and inserts the
+    row in one PostgreSQL transaction, then PUBLISHes. Its N conversations are rows of
+    `bench_conversations`.
+
+    Each concurrency level runs `--rounds` rounds that alternate the order of the two stacks,
+    so machine noise hits both alike; a round runs every loop for `--warmup` seconds
+    (discarded) and then `--seconds` seconds (measured: sends started and answered in the
+    window). sends/s = measured sends / measured seconds. Server CPU per send is read from
+    /proc for the two uvicorn processes of each stack.
+
+    The client is this one process: a minimal keep-alive HTTP/1.1 client on asyncio streams
+    (one connection per loop), so that the client's own CPU is small next to the servers'
+    and the same for both stacks.
+
+    Targets (issue 14): chatr >= 0.8 x the baseline's sends/s at every level, p99 <= 50 ms at
+    100 conversations, and chatr's sends/s growing with concurrency as the baseline's does.
+
+How to run (from the project root)
+    .venv/bin/python bench/throughput.py [--conversations 1,10,100,1000] [--seconds 5]
+        [--warmup 1] [--rounds 2]
+    Seeding 1,000 senders and groups takes ~20 s; each level then takes
+    2 x rounds x (warmup + seconds).
+
+What it needs
+    PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth; database `test` is used only to
+    CREATE and DROP a fresh `chatr_bench_<random>` database) and Redis at 127.0.0.1:6379 (a
+    unique channel prefix; nothing is flushed). Loopback only. It raises its own open-files
+    limit to the hard limit when 2 x the largest level's sockets need it. Everything it starts
+    (four uvicorn processes, each in its own process group, and the database) is stopped or
+    dropped on exit, including Ctrl-C and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent
+if str(ROOT) not in sys.path:  # run as `python bench/throughput.py`
+    sys.path.insert(0, str(ROOT))
+
+from bench.fanout import PASSWORD, bounded, raise_open_files_limit  # noqa: E402
+from bench.latency import (  # noqa: E402
+    PG_URL,
+    REDIS_URL,
+    Server,
+    background_load,
+    create_baseline_tables,
+    last_resort_cleanup,
+    machine_busy_seconds,
+    prepare_environment,
+    run_until_signalled,
+    start_server,
+    wait_until_up,
+)
+
+TARGET_RATIO = 0.8
+TARGET_P99_MS = 50.0
+TARGET_P99_AT = 100
+SEED_CONCURRENCY = 8
+CONNECT_CONCURRENCY = 50
+REQUEST_TIMEOUT = 30.0
+
+SEND = (
+    "mutation Send($input: SendMessageInput!) "
+    "{ sendMessage(input: $input) { id seq conversationId } }"
+)
+
+
+# -- a minimal HTTP/1.1 client -----------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads Content-Length answers.
+
+    httpx costs ~0.3 ms of CPU per request; at thousands of requests per second from one
+    process that would be the client measuring itself.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        """`head` is the request line and headers without Content-Length or the blank line."""
+        self._writer.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
+        status_line = await self._reader.readuntil(b"\r\n")
+        status = int(status_line.split(b" ", 2)[1])
+        length = None
+        while True:
+            line = await self._reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError("the answer has no Content-Length")
+        return status, await self._reader.readexactly(length)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+def request_head(path: str, port: int, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+# -- the stacks --------------------------------------------------------------------------------
+
+
+@dataclass
+class Sender:
+    """One conversation's sender loop: where it posts and what."""
+
+    connection: Connection
+    head: bytes
+    payload: Callable[[int], bytes]
+
+
+@dataclass
+class Level:
+    """One stack's figures at one concurrency level, summed over its rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class StackUnderTest:
+    name: str
+    servers: list[Server]
+    #: (server, conversation index) -> (path, headers, payload builder)
+    build: Callable[[Server, int], tuple[str, dict[str, str], Callable[[int], bytes]]]
+    check: Callable[[int, bytes], None]
+
+    async def senders(self, count: int) -> list[Sender]:
+        async def one(index: int) -> Sender:
+            server = self.servers[index % len(self.servers)]
+            path, headers, payload = self.build(server, index)
+            connection = await Connection.open(server.port)
+            return Sender(connection, request_head(path, server.port, headers), payload)
+
+        return await bounded((one(i) for i in range(count)), CONNECT_CONCURRENCY)
+
+    def cpu(self) -> float:
+        return sum(server.cpu() for server in self.servers)
+
+
+def check_chatr(status: int, body: bytes) -> None:
+    answer = json.loads(body)
+    if status != 200 or answer.get("errors") or not answer.get("data"):
+        raise RuntimeError(f"chatr send failed: {status} {body[:300]!r}")
+
+
+def check_baseline(status: int, body: bytes) -> None:
+    if status != 200:
+        raise RuntimeError(f"baseline send failed: {status} {body[:300]!r}")
+
+
+async def run_round(
+    stack: StackUnderTest, senders: list[Sender], level: Level, args: argparse.Namespace
+) -> None:
+    """Every loop sends back to back for warm-up + measured seconds; records the window."""
+    started = time.perf_counter()
+    window_start = started + args.warmup
+    window_end = window_start + args.seconds
+    cpu_at_window: list[float] = []
+
+    async def loop(sender: Sender) -> None:
+        number = 0
+        while True:
+            sent = time.perf_counter()
+            if sent >= window_end:
+                return
+            status, body = await asyncio.wait_for(
+                sender.connection.post(sender.head, sender.payload(number)), REQUEST_TIMEOUT
+            )
+            answered = time.perf_counter()
+            stack.check(status, body)
+            number += 1
+            if sent >= window_start and answered <= window_end:
+                level.latencies.append(answered - sent)
+
+    async def cpu_window() -> None:
+        await asyncio.sleep(max(window_start - time.perf_counter(), 0))
+        cpu_at_window.append(stack.cpu())
+        await asyncio.sleep(max(window_end - time.perf_counter(), 0))
+        cpu_at_window.append(stack.cpu())
+
+    await asyncio.gather(cpu_window(), *(loop(s) for s in senders))
+    level.seconds += args.seconds
+    level.cpu += cpu_at_window[1] - cpu_at_window[0]
+
+
+@dataclass
+class ChatrSeed:
+    conversation_ids: list[int]
+    tokens: list[str]
+    seconds: float
+
+
+async def seed_chatr(env: dict[str, str], count: int) -> ChatrSeed:
+    """`count` senders, each owning one group, through chatr's services (as bench/fanout.py)."""
+    from unittest import mock
+
+    from chatr import security
+    from chatr.app import create_app
+    from chatr.services import auth, groups, users
+    from chatr.settings import load_settings
+
+    started = time.monotonic()
+    settings = load_settings(env).with_overrides(rate_limits=False)
+    app = create_app(settings)
+    password_hash = await security.hash_password(PASSWORD)
+
+    async def reuse_hash(_password: str) -> str:
+        return password_hash  # argon2 costs ~0.1 s: one hash serves every bench account
+
+    async with app.router.lifespan_context(app):
+        rt = app.state.runtime
+        with mock.patch.object(security, "hash_password", reuse_hash):
+            accounts = await bounded(
+                (
+                    users.create(
+                        rt,
+                        username=f"tp_{index:04d}",
+                        password=PASSWORD,
+                        client_ip="127.0.0.1",
+                    )
+                    for index in range(count)
+                ),
+                SEED_CONCURRENCY,
+            )
+        created = await bounded(
+            (
+                groups.create(rt, creator_id=user.id, name=f"Throughput {index}")
+                for index, user in enumerate(accounts)
+            ),
+            SEED_CONCURRENCY,
+        )
+        issued = await bounded(
+            (
+                auth.start_session(rt, user=user, device_label="bench/throughput.py")
+                for user in accounts
+            ),
+            SEED_CONCURRENCY,
+        )
+    return ChatrSeed(
+        [group.id for group in created],
+        [i.access_token for i in issued],
+        time.monotonic() - started,
+    )
+
+
+async def create_baseline_conversations(database_url: str, count: int) -> None:
+    """Rows 1..count of bench_conversations (create_baseline_tables made row 1)."""
+    await create_baseline_tables(database_url)
+    connection = await asyncpg.connect(database_url, timeout=10)
+    try:
+        await connection.execute(
+            "INSERT INTO bench_conversations (id) SELECT generate_series(2, $1)", count
+        )
+    finally:
+        await connection.close()
+
+
+def chatr_stack(servers: list[Server], seed: ChatrSeed, tag: str) -> StackUnderTest:
+    def build(_server: Server, index: int) -> tuple[str, dict[str, str], Callable[[int], bytes]]:
+        conversation_id = str(seed.conversation_ids[index])
+        headers = {"Authorization": f"Bearer {seed.tokens[index]}"}
+        # Unique per round and level: the loop numbers restart at 0 each round.
+        prefix = f"{tag}-{index}-{secrets.token_hex(3)}"
+
+        def payload(number: int) -> bytes:
+            message = {
+                "conversationId": conversation_id,
+                "body": f"m{number}",
+                "clientMessageId": f"{prefix}-{number}",
+            }
+            return json.dumps({"query": SEND, "variables": {"input": message}}).encode()
+
+        return "/graphql", headers, payload
+
+    return StackUnderTest("chatr", servers, build, check_chatr)
+
+
+def baseline_stack(servers: list[Server]) -> StackUnderTest:
+    def build(_server: Server, index: int) -> tuple[str, dict[str, str], Callable[[int], bytes]]:
+        def payload(number: int) -> bytes:
+            return json.dumps({"conversationId": index + 1, "body": f"m{number}"}).encode()
+
+        return "/send", {}, payload
+
+    return StackUnderTest("baseline", servers, build, check_baseline)
+
+
+# -- statistics and output ---------------------------------------------------------------------
+
+
+def percentile_ms(samples: list[float], q: int) -> float:
+    if len(samples) < 2:
+        return samples[0] * 1000 if samples else float("nan")
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
+
+
+def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
+    header = (
+        f"{'convs':>6} | {'chatr sends/s':>13} {'p50':>7} {'p99':>7} {'cpu/send':>9} | "
+        f"{'baseline sends/s':>16} {'p50':>7} {'p99':>7} {'cpu/send':>9} | {'ratio':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    verdicts = []
+    previous: float | None = None
+    grows = True
+    for count in levels:
+        chatr, base = results[count]["chatr"], results[count]["baseline"]
+        ratio = chatr.rate / base.rate if base.rate else float("nan")
+        cells = []
+        for level in (chatr, base):
+            sends = len(level.latencies)
+            cpu_ms = level.cpu / sends * 1000 if sends else float("nan")
+            cells.append(
+                f"{percentile_ms(level.latencies, 50):7.1f} "
+                f"{percentile_ms(level.latencies, 99):7.1f} {cpu_ms:7.2f}ms"
+            )
+        lines.append(
+            f"{count:>6} | {chatr.rate:13.0f} {cells[0]} | {base.rate:16.0f} {cells[1]} | "
+            f"{ratio:5.2f}x"
+        )
+        verdicts.append(ratio >= TARGET_RATIO)
+        if previous is not None and chatr.rate < previous * 0.95:
+            grows = False
+        previous = chatr.rate
+    lines.append("(p50/p99 in ms: POST round trip; cpu/send: the stack's two server processes)")
+    p99_at = results.get(TARGET_P99_AT, {}).get("chatr")
+    p99_text = "not measured"
+    if p99_at is not None:
+        p99 = percentile_ms(p99_at.latencies, 99)
+        p99_text = f"{p99:.1f} ms: {'PASS' if p99 <= TARGET_P99_MS else 'FAIL'}"
+    lines.append(
+        f"targets: chatr >= {TARGET_RATIO}x baseline at every level: "
+        f"{'PASS' if all(verdicts) else 'FAIL'}; p99 <= {TARGET_P99_MS:g} ms at "
+        f"{TARGET_P99_AT} conversations: {p99_text}; chatr sends/s grows (never drops >5%) "
+        f"with concurrency: {'PASS' if grows else 'FAIL'}"
+    )
+    return "\n".join(lines)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+async def measure(
+    stacks: list[StackUnderTest], levels: list[int], args: argparse.Namespace
+) -> dict[int, dict[str, Level]]:
+    results: dict[int, dict[str, Level]] = {}
+    for count in levels:
+        results[count] = {stack.name: Level() for stack in stacks}
+        opened = {stack.name: await stack.senders(count) for stack in stacks}
+        try:
+            for number in range(args.rounds):
+                order = stacks if number % 2 == 0 else list(reversed(stacks))
+                for stack in order:
+                    await run_round(stack, opened[stack.name], results[count][stack.name], args)
+        finally:
+            for senders in opened.values():
+                await asyncio.gather(*(s.connection.close() for s in senders))
+        chatr, base = results[count]["chatr"], results[count]["baseline"]
+        print(
+            f"  {count} conversations: chatr {chatr.rate:.0f}/s, baseline {base.rate:.0f}/s",
+            flush=True,
+        )
+    return results
+
+
+async def run(args: argparse.Namespace) -> None:
+    run_started = time.monotonic()
+    tag = secrets.token_hex(4)
+    log_dir = Path(tempfile.mkdtemp(prefix="chatr-throughput-"))
+    largest = max(args.conversations)
+    raise_open_files_limit(4 * largest + 1024)
+    servers: list[Server] = []
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, log_dir, True)
+        env = await prepare_environment(stack, args, tag, log_dir)
+        await create_baseline_conversations(env["BASELINE_DATABASE_URL"], largest)
+        seed = await seed_chatr(env, largest)
+        print(
+            f"seeded {largest} senders, each owning one group, through chatr's services in "
+            f"{seed.seconds:.1f} s",
+            flush=True,
+        )
+        for name, app in (
+            ("chatr A", "chatr.asgi:app"),
+            ("chatr B", "chatr.asgi:app"),
+            ("baseline A", "bench.baseline_app:app"),
+            ("baseline B", "bench.baseline_app:app"),
+        ):
+            server = start_server(name, app, env, log_dir)
+            servers.append(server)
+            stack.push_async_callback(server.stop)
+        try:
+            await asyncio.gather(*(wait_until_up(s) for s in servers))
+            await asyncio.gather(*(wait_until_up(s, "/readyz") for s in servers[:2]))
+            stacks = [chatr_stack(servers[:2], seed, tag), baseline_stack(servers[2:])]
+            idle = await background_load()
+            print(
+                f"chatr throughput bench: levels {args.conversations}, {args.rounds} alternating "
+                f"rounds of {args.warmup:g} s warm-up + {args.seconds:g} s measured per stack; "
+                f"machine {idle * 100:.0f}% busy before start ({os.cpu_count()} cores)",
+                flush=True,
+            )
+            busy0, total0 = machine_busy_seconds()
+            results = await measure(stacks, args.conversations, args)
+            busy1, total1 = machine_busy_seconds()
+        except BaseException:
+            for server in servers:
+                tail = server.log_tail()
+                if tail:
+                    print(f"--- {server.name} log (last lines) ---\n{tail}", file=sys.stderr)
+            raise
+    print(report(args.conversations, results))
+    busy = (busy1 - busy0) / max(total1 - total0, 1e-9)
+    print(
+        f"machine busy during measurement: {busy * 100:.0f}% of {os.cpu_count()} cores "
+        f"(servers, this client, PostgreSQL and Redis); load average now "
+        f"{os.getloadavg()[0]:.2f}; whole run {time.monotonic() - run_started:.0f} s"
+    )
+
+
+def parse_levels(text: str) -> list[int]:
+    levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError("conversation counts must be positive integers")
+    return levels
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--conversations", type=parse_levels, default=[1, 10, 100, 1000], help="e.g. 1,10,100"
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per round")
+    parser.add_argument("--warmup", type=float, default=1.0, help="discarded seconds per round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per stack")
+    parser.add_argument("--postgres", default=PG_URL, help="server URL, no database")
+    parser.add_argument("--redis", default=REDIS_URL)
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:
+        parser.error("--seconds must be positive, --warmup not negative, --rounds at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(run_until_signalled(run, args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        last_resort_cleanup(args.postgres)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
