@@ -398,15 +398,15 @@ async def measure(
     results: dict[int, dict[str, Level]] = {}
     for count in levels:
         results[count] = {stack.name: Level() for stack in stacks}
-        opened = {stack.name: await stack.senders(count) for stack in stacks}
-        try:
-            for number in range(args.rounds):
-                order = stacks if number % 2 == 0 else list(reversed(stacks))
-                for stack in order:
-                    await run_round(stack, opened[stack.name], results[count][stack.name], args)
-        finally:
-            for senders in opened.values():
-                await asyncio.gather(*(s.connection.close() for s in senders))
+        for number in range(args.rounds):
+            for stack in stacks if number % 2 == 0 else list(reversed(stacks)):
+                # Opened per round: an idle keep-alive connection is closed by the server
+                # (uvicorn: after 5 s) while the other stack runs its round.
+                senders = await stack.senders(count)
+                try:
+                    await run_round(stack, senders, results[count][stack.name], args)
+                finally:
+                    await asyncio.gather(*(s.connection.close() for s in senders))
         chatr, base = results[count]["chatr"], results[count]["baseline"]
         print(
             f"  {count} conversations: chatr {chatr.rate:.0f}/s, baseline {base.rate:.0f}/s",
