@@ -1,10 +1,15 @@
 """The durable event log: the replay source for subscriptions and what pub/sub announces.
 
-Event ids come from the single-row `event_stream` counter, incremented as the last write of
-the transaction that records the event. Its row lock is held until commit, so ids become
-visible in commit order: a reader that has seen id N can never later find a committed id < N.
-That property is what lets `myEvents(after: N)` resume without gaps (a plain sequence would
-let a slow transaction commit a smaller id after a larger one was delivered).
+The log's one order is `(xid, id)`: `xid` is the 64-bit id of the transaction that wrote the
+event, `id` comes from a plain sequence (no lock). A reader only reads events whose `xid` is
+below the oldest transaction still running on the server (`pg_snapshot_xmin`): every writer
+below it has finished, so that part of the log can no longer change, and every reader sees
+it in the same order. Writers never wait for each other, except per conversation (see
+`chatr.services.event_log.serialise`). See docs/architecture.md, "The write path and the
+event order", for why this design and not another.
+
+On SQLite (one writer at a time) `xid` is always 0 and `id` comes from the `event_stream`
+counter, taken in the writing transaction, so ids become visible in commit order.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index
+from sqlalchemy import JSON, BigInteger, Enum, FetchedValue, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatr.models.base import Base, UTCDateTime, utcnow
@@ -29,7 +34,7 @@ class EventType(enum.StrEnum):
 
 
 class EventStream(Base):
-    """One row: the last event id handed out."""
+    """One row: the last event id handed out on SQLite (PostgreSQL uses `EVENT_ID_SEQUENCE`)."""
 
     __tablename__ = "event_stream"
 
@@ -37,11 +42,24 @@ class EventStream(Base):
     position: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+#: PostgreSQL: where event ids come from (the column's default; created by migration 0002).
+EVENT_ID_SEQUENCE = "events_id_seq"
+
+
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_conversation_id_id", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_xid_id", "xid", "id"),
+        Index("ix_events_conversation_id_xid_id", "conversation_id", "xid", "id"),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: PostgreSQL: from `EVENT_ID_SEQUENCE` (the server default); SQLite: the counter.
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, server_default=FetchedValue()
+    )
+    #: The writing transaction's `pg_current_xact_id()` (64 bits: never wraps); 0 on SQLite
+    #: and for events logged before migration 0002 (their old ids keep their order).
+    xid: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[EventType] = mapped_column(Enum(EventType, native_enum=False, length=32))
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from chatr.context import Context
 from chatr.errors import BadUserInput
-from chatr.services import streams, validation
+from chatr.services import event_log, streams, validation
 from chatr.services.live import Outlet, Renderer, StreamItem
 
 
@@ -32,15 +32,7 @@ async def conversation_events(
 
 
 def parse_event_cursor(after: str | None) -> int | None:
-    if after is None:
-        return None
-    try:
-        position = int(after)
-    except ValueError:
-        raise BadUserInput("The cursor is not valid.", field="after") from None
-    if position < 0:
-        raise BadUserInput("The cursor is not valid.", field="after")
-    return position
+    return None if after is None else event_log.position_from_cursor(after, field="after")
 
 
 async def my_events(

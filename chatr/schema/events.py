@@ -10,6 +10,7 @@ from strawberry import Parent
 from chatr.models import EventType
 from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.types import ChatrInfo, MessageType, UserType
+from chatr.services import event_log
 from chatr.services.event_log import LoggedEvent
 from chatr.services.live import StreamItem, Typing
 from chatr.services.privacy import Detail
@@ -25,7 +26,7 @@ class ConversationEvent:
         description="Resume point for `myEvents(after:)`; null for ephemeral events (typing)."
     )
     def cursor(self, root: Parent[LoggedEvent | Typing]) -> str | None:
-        return str(root.id) if isinstance(root, LoggedEvent) else None
+        return event_log.cursor_of(root.id) if isinstance(root, LoggedEvent) else None
 
 
 @strawberry.type(description="A new message was posted.")

@@ -1,8 +1,17 @@
 """Append to and read from the durable event log.
 
-`append` must be the last write of its transaction: it takes the event-stream row lock and
-holds it until commit, which is what makes event ids visible in commit order (see
-chatr.models.event). Keep the work after it down to the commit itself.
+Positions: the log's order is `(xid, id)` (see chatr.models.event); this module packs the pair
+into one int, `xid << 64 | id`, so a position compares, sorts and travels (cursors,
+announcements, the live hub) like the plain event id it replaces, and an event id handed out
+before migration 0002 (xid 0) is still the same position. Readers on PostgreSQL only ever see
+events below the horizon `(xmin, 0)`, where xmin is the oldest transaction still running:
+that part of the log is final, so "after the last position delivered" never skips an event
+that commits late.
+
+Appending takes no lock shared by all writers. What keeps one conversation's events in seq
+order is `serialise`: every transaction that takes a conversation's next seq takes that
+conversation's advisory lock before its first write, i.e. before PostgreSQL assigns it an
+xid, so xid order follows seq order within a conversation.
 """
 
 from __future__ import annotations
@@ -15,12 +24,15 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
     Insert,
+    Text,
     and_,
     any_,
     bindparam,
     case,
+    cast,
     exists,
     func,
     insert,
@@ -28,13 +40,16 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.schema import Column
 
+from chatr.errors import BadUserInput
 from chatr.models import (
     Event,
     EventStream,
@@ -47,6 +62,41 @@ from chatr.models import (
 from chatr.models.base import utcnow
 
 REPLAY_PAGE = 100
+
+_ID_BITS = 64
+_ID_MASK = (1 << _ID_BITS) - 1
+#: xid and id are both PostgreSQL bigints (non-negative).
+_PART_LIMIT = 1 << 63
+
+
+def position_of(xid: int, event_id: int) -> int:
+    """The position of event `event_id` written by transaction `xid`."""
+    return (xid << _ID_BITS) | event_id
+
+
+def split_position(position: int) -> tuple[int, int]:
+    """(xid, id) of a position."""
+    return position >> _ID_BITS, position & _ID_MASK
+
+
+def position_from_cursor(cursor: str, *, field: str) -> int:
+    """A client's cursor as a position; BAD_USER_INPUT unless it could be one.
+
+    A cursor is the position's decimal text: opaque to clients. One issued before migration
+    0002 (a plain event id) is the position (0, id) and resumes exactly where it did.
+    """
+    try:
+        position = int(cursor)
+    except ValueError:
+        raise BadUserInput("The cursor is not valid.", field=field) from None
+    xid, event_id = split_position(position)
+    if position < 0 or xid >= _PART_LIMIT or event_id >= _PART_LIMIT:
+        raise BadUserInput("The cursor is not valid.", field=field)
+    return position
+
+
+def cursor_of(position: int) -> str:
+    return str(position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +130,7 @@ _SNAPSHOT_FIELDS = tuple(f.name for f in fields(MessageSnapshot))
 class LoggedEvent:
     """One log entry with the message it concerns, read in a single query."""
 
+    #: Its position in the log (`position_of(xid, id)`): what cursors and the live hub track.
     id: int
     type: EventType
     conversation_id: int
@@ -97,8 +148,32 @@ _NEXT_POSITION = (
     .values(position=EventStream.__table__.c.position + 1)
     .returning(EventStream.__table__.c.position)
 )
+_ORDER_COLUMNS = (_events.c.xid, _events.c.id)
+_COUNTER = select(EventStream.__table__.c.position).where(EventStream.__table__.c.id == 1)
+#: PostgreSQL: the oldest transaction still running anywhere on the server (the statement's
+#: snapshot's xmin). Every transaction below it has committed or aborted.
+HORIZON_XID = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+#: PostgreSQL: this transaction's 64-bit id (assigned now if it had none).
+CURRENT_XID = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
 
-_HORIZON = select(EventStream.__table__.c.position).where(EventStream.__table__.c.id == 1)
+
+def serialised(conversation_id: Any) -> ColumnElement[bool]:
+    """PostgreSQL: a WHERE condition that waits for the conversation's other seq-taking
+    transactions to finish; every statement that takes a seq (or row-locks the conversation
+    to take one later) must carry it.
+
+    A transaction-scoped advisory lock keyed by the conversation id (nothing else in chatr
+    takes advisory locks). As an uncorrelated scalar subquery it is planned as an InitPlan
+    (a One-Time Filter) evaluated before the statement touches any row, so before its first
+    write or row lock gives the transaction an xid: one conversation's writers get xids in
+    the order they take the lock, which is their seq order. Taking it assigns no xid.
+
+    Its (void) result is compared, as text, so that the planner must evaluate it: under
+    EXISTS a subquery's select list is thrown away unevaluated. SQLite serialises writers
+    anyway.
+    """
+    lock = func.pg_advisory_xact_lock(cast(conversation_id, BigInteger))
+    return select(cast(lock, Text)).scalar_subquery() == ""
 
 
 def append_from(
@@ -107,25 +182,26 @@ def append_from(
     only_if: ColumnElement[bool] | None = None,
     **values: Any,
 ) -> Insert:
-    """PostgreSQL: `INSERT INTO events … SELECT <next position>, <values>` as one statement.
+    """PostgreSQL: `INSERT INTO events … SELECT <values>, <this transaction's xid>`.
 
-    Taking the position and inserting with it in one statement saves a round trip. `values`
-    are the event's columns (those of `append`, and `created_at`): SQL expressions or Python
-    values (bound with the column's type); a column left out is NULL. An enclosing statement
-    embeds this as one of its steps: the event is then logged once per row of `for_each` (a
-    CTE of the rows it wrote, whose columns `values` may use), and the position is taken only
-    if `only_if` holds, which makes the event-stream lock its last write and leaves the
-    position alone when its own writes did not happen (one row of `for_each` at most: each
-    event takes the next position).
+    `values` are the event's columns (those of `append`, and `created_at`): SQL expressions or
+    Python values (bound with the column's type); a column left out is NULL. The id comes
+    from the sequence (the column's default). An enclosing statement embeds this as one of
+    its steps: the event is then logged once per row of `for_each` (a CTE of the rows it
+    wrote, whose columns `values` may use), and only if `only_if` holds (nothing is logged
+    when the statement's own writes did not happen). Returns `xid, id`: see `position_of`.
     """
-    next_position = _NEXT_POSITION if only_if is None else _NEXT_POSITION.where(only_if)
-    position = next_position.cte("next_position")
-    rows = position if for_each is None else position.join(for_each, true())
     columns = [*_EVENT_COLUMNS, "created_at"]
-    source = select(
-        position.c.position, *(_as_column_value(name, values.get(name)) for name in columns)
-    ).select_from(rows)
-    return insert(_events).from_select(["id", *columns], source).returning(_events.c.id)
+    source = select(*(_as_column_value(name, values.get(name)) for name in columns), CURRENT_XID)
+    if for_each is not None:
+        source = source.select_from(for_each)
+    if only_if is not None:
+        source = source.where(only_if)
+    return (
+        insert(_events)
+        .from_select([*columns, "xid"], source)
+        .returning(_events.c.xid, _events.c.id)
+    )
 
 
 def _as_column_value(name: str, value: Any) -> ColumnElement[Any]:
@@ -138,10 +214,8 @@ def _as_column_value(name: str, value: Any) -> ColumnElement[Any]:
 
 @functools.cache
 def _append_statement(dialect_name: str) -> Any:
-    """PostgreSQL: `append_from` with bind parameters (one round trip).
-
-    Elsewhere (SQLite serialises writers anyway) the insert takes the position as a parameter.
-    """
+    """PostgreSQL: `append_from` with bind parameters (one round trip). Elsewhere (SQLite)
+    the insert takes the counter's next id as a parameter."""
     if dialect_name != "postgresql":
         return insert(_events)
     values: dict[str, Any] = {
@@ -160,7 +234,11 @@ async def append(
     seq: int | None = None,
     data: dict[str, object] | None = None,
 ) -> int:
-    """Record an event in the connection's transaction; returns its id."""
+    """Record an event in the connection's transaction; returns its position.
+
+    If the transaction takes the conversation's next seq, its first statement must carry
+    `serialised`.
+    """
     values: dict[str, Any] = {
         "type": type,
         "conversation_id": conversation_id,
@@ -171,37 +249,101 @@ async def append(
     }
     statement = _append_statement(connection.dialect.name)
     if connection.dialect.name == "postgresql":
-        event_id = await connection.scalar(
-            statement, {f"b_{name}": value for name, value in values.items()}
-        )
-    else:
-        event_id = await connection.scalar(_NEXT_POSITION)
-        await connection.execute(statement, {"id": event_id, "created_at": utcnow(), **values})
+        row = (
+            await connection.execute(
+                statement, {f"b_{name}": value for name, value in values.items()}
+            )
+        ).one()
+        return position_of(row.xid, row.id)
+    event_id = await connection.scalar(_NEXT_POSITION)
     assert event_id is not None, "event_stream row missing: run the migrations"
-    return event_id
+    await connection.execute(
+        statement, {"id": event_id, "xid": 0, "created_at": utcnow(), **values}
+    )
+    return position_of(0, event_id)
 
 
 async def current_position(db: AsyncSession | AsyncConnection) -> int:
-    """Everything committed so far has an id at or below this (and all of it is visible)."""
-    return await db.scalar(_HORIZON) or 0
+    """The horizon: every event below it is committed, visible, and can no longer change.
+
+    PostgreSQL: (xmin, 0). SQLite: the counter (one writer at a time, so everything up to it
+    is committed once the counter is).
+    """
+    dialect = db.get_bind().dialect if isinstance(db, AsyncSession) else db.dialect
+    if dialect.name == "postgresql":
+        return position_of(await db.scalar(select(HORIZON_XID)) or 0, 0)
+    return position_of(0, await db.scalar(_COUNTER) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Where a stream that begins "now" begins, taken from one snapshot of the database.
+
+    "Now" is that snapshot: events it sees (committed before) are not for the stream, events
+    it does not see are, including those of transactions already running, which commit later
+    at positions below events that committed before. So the stream reads from `after`, skips
+    what `committed_before` says, and keeps reading until the horizon reaches `settled`
+    (every transaction running at the snapshot has finished): from there on the plain cursor
+    rule holds. For any stream, a replay that reached `settled` has seen everything
+    committed before the snapshot.
+    """
+
+    #: Read from here (everything at or below it committed before the snapshot).
+    after: int
+    #: Replay until the horizon reaches this: then nothing below it can still commit.
+    settled: int
+    #: Below this position, only events of `in_flight` transactions are new.
+    seen_below: int
+    in_flight: frozenset[int]
+
+    def committed_before(self, position: int) -> bool:
+        return position < self.seen_below and position >> _ID_BITS not in self.in_flight
+
+
+#: PostgreSQL: the current snapshot's xmin, xmax and running transactions, as bigints.
+_SNAPSHOT = text(
+    "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax,"
+    " ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x) AS xip"
+    " FROM pg_current_snapshot() AS s"
+)
+
+
+async def starting_point(connection: AsyncConnection) -> Start:
+    """The start of a stream that begins now (see `Start`)."""
+    if connection.dialect.name != "postgresql":
+        counter = await connection.scalar(_COUNTER) or 0
+        now = position_of(0, counter)
+        return Start(after=now, settled=now, seen_below=now + 1, in_flight=frozenset())
+    row = (await connection.execute(_SNAPSHOT)).one()
+    return Start(
+        after=position_of(row.xmin, 0),
+        settled=position_of(row.xmax, 0),
+        seen_below=position_of(row.xmax, 0),
+        in_flight=frozenset(row.xip or ()),
+    )
 
 
 async def position_before_seq(session: AsyncSession, *, conversation_id: int, seq: int) -> int:
-    """The event id of message `seq` (or of the newest message below it; 0 when none).
+    """The position of message `seq`'s event (or the newest message's below it; 0 if none).
 
     Replaying events after it yields every message with a larger seq and everything else
     (receipts, edits) that happened since.
     """
     if seq <= 0:
         return 0
-    position = await session.scalar(
-        select(func.max(Event.id)).where(
-            Event.conversation_id == conversation_id,
-            Event.type == EventType.MESSAGE_POSTED,
-            Event.seq <= seq,
+    row = (
+        await session.execute(
+            select(Event.xid, Event.id)
+            .where(
+                Event.conversation_id == conversation_id,
+                Event.type == EventType.MESSAGE_POSTED,
+                Event.seq <= seq,
+            )
+            .order_by(Event.xid.desc(), Event.id.desc())
+            .limit(1)
         )
-    )
-    return position or 0
+    ).first()
+    return 0 if row is None else position_of(row.xid, row.id)
 
 
 # Built once, as Core: replay runs on every announcement for every live subscription, and
@@ -210,22 +352,45 @@ _messages = Message.__table__
 _memberships = Membership.__table__
 _MESSAGE_COLUMNS = [_messages.c[name].label(f"m_{name}") for name in _SNAPSHOT_FIELDS]
 _MESSAGE_KEYS = tuple(f"m_{name}" for name in _SNAPSHOT_FIELDS)
-_REPLAY = (
-    select(_events, *_MESSAGE_COLUMNS)
-    .join(
-        _memberships,
-        and_(
-            _memberships.c.conversation_id == _events.c.conversation_id,
-            _memberships.c.user_id == bindparam("viewer_id"),
-            _memberships.c.state == MembershipState.ACCEPTED,
-        ),
+_ORDER = _ORDER_COLUMNS
+
+
+def _after_and_final(dialect_name: str) -> list[ColumnElement[bool]]:
+    """Events after the position bound as (after_xid, after_id) and, on PostgreSQL, below the
+    horizon: the part of the log no transaction can still add to."""
+    after = tuple_(*_ORDER) > tuple_(
+        bindparam("after_xid", type_=BigInteger), bindparam("after_id", type_=BigInteger)
     )
-    .outerjoin(_messages, _messages.c.id == _events.c.message_id)
-    .where(_events.c.id > bindparam("after"))
-    .order_by(_events.c.id)
-    .limit(REPLAY_PAGE)
-)
-_REPLAY_ONE_CONVERSATION = _REPLAY.where(_events.c.conversation_id == bindparam("conversation_id"))
+    if dialect_name != "postgresql":
+        return [after]
+    return [after, _events.c.xid < select(HORIZON_XID).scalar_subquery()]
+
+
+def _after(position: int) -> dict[str, int]:
+    xid, event_id = split_position(position)
+    return {"after_xid": xid, "after_id": event_id}
+
+
+@functools.cache
+def _replay(dialect_name: str, *, one_conversation: bool) -> Any:
+    statement = (
+        select(_events, *_MESSAGE_COLUMNS)
+        .join(
+            _memberships,
+            and_(
+                _memberships.c.conversation_id == _events.c.conversation_id,
+                _memberships.c.user_id == bindparam("viewer_id"),
+                _memberships.c.state == MembershipState.ACCEPTED,
+            ),
+        )
+        .outerjoin(_messages, _messages.c.id == _events.c.message_id)
+        .where(*_after_and_final(dialect_name))
+        .order_by(*_ORDER)
+        .limit(REPLAY_PAGE)
+    )
+    if one_conversation:
+        statement = statement.where(_events.c.conversation_id == bindparam("conversation_id"))
+    return statement
 
 
 def _logged(rows: Sequence[Any]) -> list[LoggedEvent]:
@@ -237,7 +402,7 @@ def _logged(rows: Sequence[Any]) -> list[LoggedEvent]:
             message = MessageSnapshot(*(values[key] for key in _MESSAGE_KEYS))
         events.append(
             LoggedEvent(
-                values["id"],
+                position_of(values["xid"], values["id"]),
                 EventType(values["type"]),
                 values["conversation_id"],
                 values["actor_id"],
@@ -254,8 +419,8 @@ async def list_for_conversation(
 ) -> list[LoggedEvent]:
     """Events after `after` in one conversation, only while the viewer is a member."""
     result = await connection.execute(
-        _REPLAY_ONE_CONVERSATION,
-        {"viewer_id": viewer_id, "conversation_id": conversation_id, "after": after},
+        _replay(connection.dialect.name, one_conversation=True),
+        {"viewer_id": viewer_id, "conversation_id": conversation_id, **_after(after)},
     )
     return _logged(result.all())
 
@@ -264,7 +429,10 @@ async def list_for_user(
     connection: AsyncConnection, *, viewer_id: int, after: int
 ) -> list[LoggedEvent]:
     """Events after `after` in every conversation the viewer is an accepted member of."""
-    result = await connection.execute(_REPLAY, {"viewer_id": viewer_id, "after": after})
+    result = await connection.execute(
+        _replay(connection.dialect.name, one_conversation=False),
+        {"viewer_id": viewer_id, **_after(after)},
+    )
     return _logged(result.all())
 
 
@@ -289,10 +457,10 @@ def _listener_page(dialect_name: str) -> Any:
         select(_events, *_MESSAGE_COLUMNS)
         .outerjoin(_messages, _messages.c.id == _events.c.message_id)
         .where(
-            _events.c.id > bindparam("after"),
+            *_after_and_final(dialect_name),
             or_(_one_of(_events.c.conversation_id, "conversation_ids", dialect_name), is_member),
         )
-        .order_by(_events.c.id)
+        .order_by(*_ORDER)
         .limit(REPLAY_PAGE)
     )
 
@@ -325,7 +493,7 @@ def _listener_members(dialect_name: str) -> Any:
 @functools.cache
 def _listener_round_trip() -> Any:
     """PostgreSQL: horizon, page and members in one statement, so one round trip and one
-    snapshot (every event up to the horizon is visible to the same statement's page).
+    snapshot (the page is read below the same statement's horizon).
 
     Each conversation's members ride on its first event's row only.
     """
@@ -339,13 +507,16 @@ def _listener_round_trip() -> Any:
         .group_by(_memberships.c.conversation_id)
         .cte("members")
     )
-    horizon = _HORIZON.cte("horizon")
+    horizon = select(HORIZON_XID.label("xmin")).cte("horizon")
     first_of_its_conversation = (
-        func.row_number().over(partition_by=page.c.conversation_id, order_by=page.c.id) == 1
+        func.row_number().over(
+            partition_by=page.c.conversation_id, order_by=(page.c.xid, page.c.id)
+        )
+        == 1
     )
     return (
         select(
-            horizon.c.position.label("horizon"),
+            horizon.c.xmin.label("horizon_xid"),
             page,
             case((first_of_its_conversation, members.c.member_ids)).label("member_ids"),
         )
@@ -354,7 +525,7 @@ def _listener_round_trip() -> Any:
                 members, members.c.conversation_id == page.c.conversation_id
             )
         )
-        .order_by(page.c.id)
+        .order_by(page.c.xid, page.c.id)
     )
 
 
@@ -382,13 +553,13 @@ async def read_for_listeners(
     """Events after `after` in one of `conversation_ids` or in a conversation one of
     `user_ids` belongs to, and which of `member_ids` are members of their conversations.
 
-    The horizon is read first (or in the same statement): the counter is committed last in
-    each writing transaction, so every event up to it is visible to the read that follows. A
-    complete page therefore covers everything up to the horizon, and the next read starts
-    there rather than re-scanning events that concern nobody here.
+    The page is read below the horizon of the same statement (PostgreSQL; see
+    `current_position`), or after reading the counter (SQLite), so a complete page covers
+    everything up to the horizon, and the next read starts there rather than re-scanning
+    events that concern nobody here.
     """
     parameters = {
-        "after": after,
+        **_after(after),
         "conversation_ids": list(conversation_ids),
         "user_ids": list(user_ids),
         "member_ids": list(member_ids),
@@ -396,7 +567,8 @@ async def read_for_listeners(
     members: dict[int, frozenset[int]] = {}
     if connection.dialect.name == "postgresql":
         rows = (await connection.execute(_listener_round_trip(), parameters)).all()
-        horizon = rows[0].horizon or 0  # the outer join always yields the horizon's row
+        # The outer join always yields the horizon's row.
+        horizon = position_of(rows[0].horizon_xid, 0)
         rows = [row for row in rows if row.id is not None]
         events = _logged(rows)
         for row in rows:

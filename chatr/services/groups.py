@@ -226,13 +226,16 @@ async def _locked(
     async with rt.db.session() as session, session.begin():
         # FOR NO KEY UPDATE, the lock a send's UPDATE takes: it serialises membership changes
         # with each other and with sends, but not with the KEY SHARE that inserting an event
-        # or message row (foreign key to the conversation) takes. A full FOR UPDATE would
-        # deadlock with a receipt that holds the event-stream lock while inserting its event.
-        conversation = await session.scalar(
+        # or message row (foreign key to the conversation) takes. On PostgreSQL the
+        # conversation's advisory lock comes first: the SYSTEM messages take seqs.
+        statement = (
             select(Conversation)
             .where(Conversation.id == conversation_id)
             .with_for_update(key_share=True)
         )
+        if not rt.db.is_sqlite:
+            statement = statement.where(event_log.serialised(conversation_id))
+        conversation = await session.scalar(statement)
         if conversation is None:
             raise NotFound("No such conversation.", field="conversationId")
         membership = await _membership(session, conversation_id, viewer_id)

@@ -7,8 +7,9 @@ to all taps that share a renderer at once, so the renderer can work the payload 
 many of them (see `chatr.schema.broadcast`).
 
 What a tap is promised, as before:
-- every durable event it may see after its cursor, once, in event-id order (ids become visible
-  in commit order, so reading "after the position" never skips a late commit);
+- every durable event it may see after its cursor, once, in log order (the log is only read
+  below the horizon, where it is final, so reading "after the position" never skips a late
+  commit; see chatr.services.event_log);
 - subscribe, then replay: its channels are live before it replays from its cursor, and the hub
   adopts it (catches it up from where its replay ended, then includes it in dispatch) between
   its own rounds, so no event falls between replay and live;
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 HUB_QUEUE_SIZE = 100_000
 #: Typing signals waiting for a round beyond this are dropped (they are ephemeral).
 MAX_PENDING_SIGNALS = 10_000
+#: An announced event below no horizon yet (a transaction that started earlier is still
+#: running; it may not even write events, so nothing else will wake the hub): read again
+#: after this long, doubling up to the maximum while the horizon stays behind.
+HORIZON_RETRY_SECONDS = (0.002, 0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +224,10 @@ class LiveHub:
         self._sub_ready = asyncio.Event()
         #: Every event up to here has been dispatched (None: no tap, so nothing to track).
         self._position: int | None = None
+        #: The highest position announced so far; above `_position`: read again soon.
+        self._announced = 0
+        self._horizon_retry: asyncio.TimerHandle | None = None
+        self._horizon_delay = HORIZON_RETRY_SECONDS[0]
         self._dirty = False
         self._signals: deque[tuple[str, envelopes.Envelope]] = deque()
         self._adoptions: deque[tuple[Tap, int, ReadLog, asyncio.Future[None]]] = deque()
@@ -237,6 +246,8 @@ class LiveHub:
         ]
 
     async def stop(self) -> None:
+        if self._horizon_retry is not None:
+            self._horizon_retry.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -385,6 +396,7 @@ class LiveHub:
             return
         envelope = envelopes.decode(item.data)
         if isinstance(envelope, envelopes.EventAnnounced):
+            self._announced = max(self._announced, envelope.event_id)
             if self._position is None or envelope.event_id > self._position:
                 self._mark_dirty()
         elif isinstance(envelope, envelopes.MembersRemoved | envelopes.ConversationJoined) or (
@@ -425,7 +437,8 @@ class LiveHub:
             tap, cursor, read, done = self._adoptions[0]
             if not (tap.ended or done.done()):
                 await self._adopt(tap, cursor, read)
-                done.set_result(None)
+                if not done.done():  # its subscriber may have gone meanwhile
+                    done.set_result(None)
             self._adoptions.popleft()
         if self._dirty:
             self._dirty = False
@@ -482,8 +495,24 @@ class LiveHub:
                 position = batch.events[-1].id
             if batch.complete:
                 self._position = max(position, batch.horizon)
+                self._retry_while_behind_announcements()
                 return
             self._position = position
+
+    def _retry_while_behind_announcements(self) -> None:
+        """Read again soon while an announced event is still above the horizon."""
+        if self._position is None or self._announced <= self._position:
+            self._horizon_delay = HORIZON_RETRY_SECONDS[0]
+            return
+        if self._horizon_retry is None:
+            self._horizon_retry = asyncio.get_running_loop().call_later(
+                self._horizon_delay, self._retry_now
+            )
+            self._horizon_delay = min(2 * self._horizon_delay, HORIZON_RETRY_SECONDS[1])
+
+    def _retry_now(self) -> None:
+        self._horizon_retry = None
+        self._mark_dirty()
 
     def _recipients(self, event: LoggedEvent, members: frozenset[int] | None) -> list[Tap]:
         if not members:

@@ -145,18 +145,22 @@ def _insert_message(dialect_name: str) -> Any:
     )
 
 
-def _send_in_one_statement() -> Select[tuple[int, int, int]]:
+def _send_in_one_statement() -> Select[tuple[int, int, int, int]]:
     """PostgreSQL: the whole send as one statement, run in autocommit: one round trip.
 
     Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
     violate its unique index (no ON CONFLICT here), which aborts the whole statement, the seq
     increment included, so no gap; a sender who may not post takes no seq, so nothing
     downstream happens. Each step reads the previous one's RETURNING, which fixes the order
-    rows are locked in: conversation (the seq lock), then the sender's membership, then the
-    event stream, last — the same order as the step-by-step version, so the two can never
-    deadlock each other.
+    rows are locked in: conversation (the seq lock), then the sender's membership — the same
+    order as the step-by-step version, so the two can never deadlock each other.
+
+    The conversation's advisory lock (`event_log.serialised`) is an InitPlan of the seq
+    UPDATE's WHERE: taken before the UPDATE writes, i.e. before this transaction has an xid,
+    so one conversation's sends get xids in seq order. Nothing is shared with sends to other
+    conversations: the event's id comes from a sequence.
     """
-    taken = _TAKE_NEXT_SEQ.cte("taken")
+    taken = _TAKE_NEXT_SEQ.where(event_log.serialised(_CONVERSATION_ID)).cte("taken")
     values = _message_values(taken.c.last_seq)
     inserted = (
         insert(_messages)
@@ -179,7 +183,7 @@ def _send_in_one_statement() -> Select[tuple[int, int, int]]:
         seq=inserted.c.seq,
         created_at=_NOW,
     ).cte("logged")
-    return select(inserted.c.id, inserted.c.seq, logged.c.id).select_from(
+    return select(inserted.c.id, inserted.c.seq, logged.c.xid, logged.c.id).select_from(
         inserted.join(logged, true())
     )
 
@@ -265,7 +269,8 @@ async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[i
         raise _AlreadySent from error
     if row is None:
         raise _NotPostable
-    return tuple(row)  # type: ignore[return-value]
+    message_id, seq, xid, event_id = row
+    return message_id, seq, event_log.position_of(xid, event_id)
 
 
 async def _store_step_by_step(

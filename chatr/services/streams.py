@@ -6,8 +6,9 @@ Ordering of the steps is the whole guarantee:
 3. let the hub adopt the tap: it catches it up from where the replay ended and dispatches to
    it from then on, reading the log once per round for every tap on the instance. A lost or
    reordered announcement can only delay an event, never drop or duplicate it.
-Event ids become visible in commit order (chatr.models.event), so "after the last id sent"
-can never skip an event that commits later.
+The log is only read below its horizon, where no transaction can still add to it
+(chatr.services.event_log), so "after the last position sent" can never skip an event that
+commits later.
 
 Without a renderer the stream yields each item and the caller renders it; with one (the
 WebSocket fan-out), the renderer delivers replayed and live items itself and the stream only
@@ -16,26 +17,55 @@ ends, with the error that ended the tap if there was one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from chatr.runtime import Runtime
 from chatr.services import conversations, event_log
 from chatr.services.event_log import LoggedEvent
-from chatr.services.live import LiveHub, Outlet, ReadLog, Renderer, StreamItem, Tap, drain_log
+from chatr.services.live import Outlet, ReadLog, Renderer, StreamItem, Tap, drain_log
+
+#: While the replay has not reached what was committed before it started (an older
+#: transaction holds the horizon back), read again after this long, doubling to the maximum.
+BACKLOG_RETRY_SECONDS = (0.002, 0.05)
 
 
 async def _replay_then_live(
-    hub: LiveHub, tap: Tap, *, cursor: int, read: ReadLog
+    rt: Runtime, tap: Tap, *, cursor: int | None, read: ReadLog
 ) -> AsyncIterator[StreamItem]:
-    async for event in drain_log(read, cursor):
-        if tap.queued:
-            yield event
-            tap.acknowledged = event.id
-        else:
-            (await tap.renderer.render(event, [tap]))()
-            if tap.ended:
-                break
-        cursor = event.id
+    """Replay, then hand the tap to the hub. `cursor` None: from now (see `event_log.Start`).
+
+    The replay reads on until the horizon has passed every transaction that was running when
+    it started, so history comes at the subscriber's pace rather than through its live
+    queue, and a stream from now skips exactly what had committed before it.
+    """
+    hub = rt.live
+    async with rt.db.autocommit_engine.connect() as connection:
+        start = await event_log.starting_point(connection)
+    from_now = cursor is None
+    position = start.after if cursor is None else cursor
+    horizon = start.after
+    delay = BACKLOG_RETRY_SECONDS[0]
+    while True:
+        async for event in drain_log(read, position):
+            position = event.id
+            if from_now and start.committed_before(event.id):
+                continue
+            if tap.queued:
+                yield event
+                tap.acknowledged = event.id
+            else:
+                (await tap.renderer.render(event, [tap]))()
+                if tap.ended:
+                    break
+        if tap.ended or max(horizon, position) >= start.settled:
+            break
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, BACKLOG_RETRY_SECONDS[1])
+        async with rt.db.autocommit_engine.connect() as connection:
+            horizon = await event_log.current_position(connection)
+    # Everything below `settled` has been read: delivered, or (from now) skipped for good.
+    cursor = max(position, start.settled) if from_now else position
     if not tap.ended:
         await hub.go_live(tap, cursor=cursor, read=read)
     if not tap.queued:
@@ -83,14 +113,13 @@ async def conversation_events(
         outlet=outlet,
     )
     async with rt.live.attach(tap):
-        async with rt.db.reader() as session:
-            if after_seq is None:
-                cursor = await event_log.current_position(session)
-            else:
+        cursor = None
+        if after_seq is not None:
+            async with rt.db.reader() as session:
                 cursor = await event_log.position_before_seq(
                     session, conversation_id=conversation_id, seq=after_seq
                 )
-        async for item in _replay_then_live(rt.live, tap, cursor=cursor, read=read):
+        async for item in _replay_then_live(rt, tap, cursor=cursor, read=read):
             yield item
 
 
@@ -119,7 +148,5 @@ async def user_events(
         async with rt.db.reader() as session:
             conversation_ids = await conversations.ids_for_member(session, user_id=viewer_id)
         await rt.live.follow(tap, conversation_ids)
-        async with rt.db.reader() as session:
-            cursor = after if after is not None else await event_log.current_position(session)
-        async for item in _replay_then_live(rt.live, tap, cursor=cursor, read=read):
+        async for item in _replay_then_live(rt, tap, cursor=after, read=read):
             yield item
