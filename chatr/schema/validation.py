@@ -21,6 +21,7 @@ the same text), and in production no error carries a "Did you mean" hint (`hide_
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -57,6 +58,11 @@ from chatr.settings import Settings
 #: roughly one field comparison or one selection set considered, ~4 µs each on the 2-core
 #: machine: 4,000 units keep the worst document near 15 ms (bench/validation.py).
 OVERLAP_BUDGET = 4_000
+
+#: Pairs of same-named fields in one selection set a document may have (`repeated_pairs`):
+#: a client whose twelve colocated fragments each repeat `id`, `__typename` and a few fields
+#: has ~350; 330 repeated `me` fields have 54,000.
+MAX_REPEATED_PAIRS = 1_000
 
 TOO_COMPLEX = (
     "The document repeats the same fields too often to check it (fields sharing a response "
@@ -121,6 +127,64 @@ def measure(document: DocumentNode, ceiling: int) -> int:
     return total
 
 
+def repeated_pairs(document: DocumentNode, ceiling: int) -> int:
+    """Pairs of fields that share a response name within one selection set (inline fragments
+    and fragment spreads flattened into it), summed over every selection set of the document,
+    capped at `ceiling` + 1: what the field-merging rule compares pairwise at the least.
+
+    Each fragment's names are gathered once and merged per spread; the merging work is capped
+    too (a document that needs more of it counts as over the ceiling).
+    """
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    names_of_fragment: dict[str, Counter[str]] = {}
+    cap = ceiling + 1
+    work = 0
+    work_limit = 50 * cap
+
+    def names(selection_set: SelectionSetNode) -> Counter[str]:
+        nonlocal work
+        found: Counter[str] = Counter()
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                found[(selection.alias or selection.name).value] += 1
+            elif isinstance(selection, InlineFragmentNode):
+                found.update(names(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                spread = fragment_names(selection.name.value)
+                work += len(spread)
+                found.update(spread)
+            work += 1
+        return found
+
+    def fragment_names(name: str) -> Counter[str]:
+        if name not in names_of_fragment:
+            definition = fragments.get(name)
+            names_of_fragment[name] = Counter()  # while gathering it: a cycle adds nothing
+            if definition is not None:
+                names_of_fragment[name] = names(definition.selection_set)
+        return names_of_fragment[name]
+
+    total = 0
+    pending: list[SelectionSetNode] = [
+        definition.selection_set
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while pending:
+        selection_set = pending.pop()
+        total += sum(count * (count - 1) // 2 for count in names(selection_set).values())
+        if total >= cap or work > work_limit:
+            return cap
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
+                pending.append(selection.selection_set)
+    return total
+
+
 def rules_for(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
     """The spec's rules (field merging bounded), strawberry's own, and chatr's limits."""
     rules: list[type[ASTValidationRule]] = [
@@ -160,6 +224,8 @@ def validator(
                     "expanded; split it into smaller ones."
                 )
             ]
+        if repeated_pairs(document, MAX_REPEATED_PAIRS) > MAX_REPEATED_PAIRS:
+            return [GraphQLError(TOO_COMPLEX)]
         return validate(schema, document, rules, hide_suggestions=hide_suggestions)
 
     return check
