@@ -7,6 +7,11 @@ serve many subscribers: a context built `shared` records each fact consulted wit
 and the result is reused for exactly the viewers for whom every one of those facts is the same
 (see chatr.schema.broadcast). Reading the viewer itself records its identity, which makes the
 result that viewer's alone, so a resolver can be wrong only by sharing too little.
+
+What the context holds about one connection rather than about the viewer (its request, its
+`connection_params`, its presence, the viewer as authenticated there) is recorded nowhere, so a
+resolver that personalised through it would have one viewer's payload sent to others. A shared
+execution's context (`SharedRenderContext`) refuses those reads with `SharedRenderMisuse`.
 """
 
 from __future__ import annotations
@@ -130,3 +135,37 @@ class Context:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.connection_tasks.clear()
+
+
+class SharedRenderMisuse(RuntimeError):
+    """A resolver read per-connection state while rendering one result for many viewers.
+
+    A programming error, never a client's: ask the context `viewer_is`, `standing_with` or
+    `viewer()` instead, which record what the result depends on.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Context.{name} is not available while one result is rendered for many viewers "
+            "(chatr.schema.broadcast): it would send one connection's view to every viewer. "
+            "Use viewer_is, standing_with or viewer(), which record what the result depends on."
+        )
+
+
+def _refused(name: str) -> property:
+    def read(_: Context) -> Any:
+        raise SharedRenderMisuse(name)
+
+    def write(_: Context, __: object) -> None:
+        """Set by the dataclass constructor; a shared render never reads it back."""
+
+    return property(read, write)
+
+
+class SharedRenderContext(Context):
+    """The context of a shared execution (`shared` is set): per-connection state refused."""
+
+    request = _refused("request")  # type: ignore[assignment]
+    connection_params = _refused("connection_params")  # type: ignore[assignment]
+    presence = _refused("presence")  # type: ignore[assignment]
+    authenticated_viewer = _refused("authenticated_viewer")  # type: ignore[assignment]

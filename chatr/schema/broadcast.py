@@ -49,7 +49,7 @@ from starlette.websockets import WebSocket
 from strawberry.execution import optimized_is_awaitable
 
 from chatr.aio import start_eagerly
-from chatr.context import IDENTITY, Context, Fact, SharedFacts
+from chatr.context import IDENTITY, Context, Fact, SharedFacts, SharedRenderContext
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema.errors import present
@@ -237,7 +237,7 @@ class BroadcastRenderer:
         self._runtime.live.counters["executions"] += 1
         viewer = outlet.viewer
         shared = SharedFacts(viewer.id, standings.of)
-        context = Context(
+        context = SharedRenderContext(
             runtime=self._runtime,
             request=outlet.connection.request,
             response=None,
