@@ -5,21 +5,54 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
-from typing import Any
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from graphql import parse
+from graphql import (
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    execute,
+    get_named_type,
+    is_leaf_type,
+    parse,
+)
 
+from chatr.context import Context, SharedFacts, SharedRenderContext, SharedRenderMisuse
 from chatr.errors import SubscriberOverflowError
-from chatr.schema.broadcast import LiveOperation, SocketOutlet, _variables_below_root
-from chatr.services.live import QUEUE, Tap
-from tests.groups.helpers import group_with
+from chatr.models import EventType
+from chatr.resolvers.loaders import Loaders
+from chatr.schema import build_schema
+from chatr.schema.broadcast import (
+    BroadcastRenderer,
+    LiveOperation,
+    SocketOutlet,
+    _variables_below_root,
+)
+from chatr.schema.errors import present
+from chatr.schema.events import is_exposed
+from chatr.services import auth, event_log
+from chatr.services.auth import Viewer
+from chatr.services.event_log import LoggedEvent
+from chatr.services.live import QUEUE, StreamItem, Tap, Typing
+from chatr.services.privacy import Standing
+from chatr.settings import Settings
+from tests.groups.helpers import LEAVE, group_with
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
     BLOCK_USER,
+    LOGIN,
+    MARK_READ,
+    PASSWORD,
     SEND_FRIEND_REQUEST,
     Account,
+    data,
     register,
 )
 from tests.support.servers import RunningApp
@@ -303,3 +336,252 @@ def test_only_variables_the_selection_uses_split_subscribers() -> None:
         """
     )
     assert _variables_below_root(document, "S") == {"withBody", "hideCursor"}
+
+
+# -- the shared-render contract --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["request", "connection_params", "presence", "authenticated_viewer"]
+)
+def test_a_shared_render_refuses_per_connection_state(name: str) -> None:
+    # given the context one execution for many viewers runs with
+    shared = SharedRenderContext(
+        runtime=None,  # type: ignore[arg-type]
+        request=None,  # type: ignore[arg-type]
+        response=None,
+        loaders=None,  # type: ignore[arg-type]
+        _viewer=None,
+        _viewer_checked=True,
+        shared=SharedFacts(1, _no_standings),
+    )
+    # when a resolver reads what belongs to one connection, it is told it is a bug
+    with pytest.raises(SharedRenderMisuse, match=f"Context.{name} is not available"):
+        getattr(shared, name)
+
+
+async def _no_standings(_viewer_id: int, _user_id: int) -> Standing:
+    raise AssertionError("not asked")
+
+
+def _selection(type_: GraphQLNamedType, depth: int) -> str:
+    """Every field of `type_` without arguments, objects `depth` levels down.
+
+    Fields with arguments (paginated history) are left out: for the former member they fail,
+    and a field error makes graphql-core cancel its siblings, whose cancellation can reach a
+    DataLoader future they share (a hazard of the loaders themselves, not of the shared
+    render); the comparison needs deterministic runs.
+    """
+    assert isinstance(type_, GraphQLObjectType | GraphQLInterfaceType)
+    parts = ["__typename"]
+    for name, field in type_.fields.items():
+        if field.args:
+            continue
+        named = get_named_type(field.type)
+        if is_leaf_type(named):
+            parts.append(name)
+        elif depth > 0 and isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+            parts.append(f"{name} {{ {_selection(named, depth - 1)} }}")
+    return " ".join(parts)
+
+
+def _everything(schema: GraphQLSchema, depth: int) -> str:
+    """A subscription selecting every field of every event type, `depth` levels down."""
+    interface = schema.get_type("ConversationEvent")
+    assert isinstance(interface, GraphQLInterfaceType)
+    spreads = " ".join(
+        f"... on {event_type.name} {{ {_selection(event_type, depth)} }}"
+        for event_type in schema.get_possible_types(interface)
+    )
+    return (
+        "subscription Everything($id: ID!) { conversationEvents(conversationId: $id) "
+        f"{{ {spreads} }} }}"
+    )
+
+
+class _RecordingOutlet:
+    """What the renderer needs of a subscription's socket: its viewer, and where to write."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self.connection = SimpleNamespace(request=None)
+        self.payloads: list[str] = []
+
+    def bind(self, tap: Tap) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def write(self, payload: str, position: int | None) -> None:
+        self.payloads.append(payload)
+
+
+async def _per_viewer(
+    app: RunningApp, schema: Any, document: Any, item: StreamItem, viewer: Viewer, group_id: str
+) -> dict[str, Any]:
+    """What stock strawberry would send this viewer: its own execution, its own context."""
+    context = Context(
+        runtime=app.runtime,
+        request=None,  # type: ignore[arg-type]
+        response=None,
+        loaders=Loaders(app.runtime, cache=True),
+        _viewer=viewer,
+        _viewer_checked=True,
+    )
+    result = execute(
+        schema._schema,
+        document,
+        root_value=item,
+        context_value=context,
+        variable_values={"id": group_id},
+        executor_class=schema.execution_context_class,
+    )
+    if isinstance(result, Awaitable):
+        result = await result
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in present(list(result.errors))]
+    return json.loads(json.dumps(payload))  # type: ignore[no-any-return]
+
+
+async def test_the_shared_render_of_every_event_matches_each_viewers_own_execution(
+    app: RunningApp, settings: Settings
+) -> None:
+    # given alice, who keeps most details to friends or nobody, in a group with a friend, a
+    # stranger, someone who blocked her, someone she blocked and a member who left; alice has
+    # a second device
+    alice, friend, stranger, blocker, blocked, former = await _people(app, 6)
+    await alice.call(SEND_FRIEND_REQUEST, u=friend.id)
+    await friend.call(ACCEPT_FRIEND_REQUEST, u=alice.id)
+    group_id = await group_with(alice, members=[friend, stranger, blocker, blocked, former])
+    await blocker.call(BLOCK_USER, u=alice.id)
+    await alice.call(BLOCK_USER, u=blocked.id)
+    await alice.call(
+        UPDATE_PRIVACY,
+        input={
+            "joinedDate": "FRIENDS",
+            "readReceipts": "FRIENDS",
+            "fullName": "NOBODY",
+            "gender": "FRIENDS",
+            "lastSeen": "FRIENDS",
+            "onlineStatus": "NOBODY",
+        },
+    )
+    login = await data(app.http, LOGIN, {"input": {"login": alice.username, "password": PASSWORD}})
+    second_device = replace(alice, token=login["login"]["accessToken"])
+    # and one event of every kind a subscription delivers, by alice and by the friend
+    produced = {kind: await produce(alice, friend, group_id) for kind, produce in PRODUCERS.items()}
+    items = await _items(app, alice, group_id)
+    by_type: dict[EventType, list[StreamItem]] = {}
+    for item in items:
+        by_type.setdefault(item.type, []).append(item)
+    exposed = {kind for kind in EventType if is_exposed(_logged_of(kind))}
+    assert exposed <= set(PRODUCERS), f"no producer for {exposed - set(PRODUCERS)}"
+    for kind in exposed:
+        assert by_type.get(kind), f"{kind} was not logged by {produced[kind]}"
+    typing = [
+        Typing(int(group_id), int(user.id), typing, time.time() + 5)
+        for user, typing in ((alice, True), (friend, False))
+    ]
+    everything: list[StreamItem] = [i for kind in exposed for i in by_type[kind]] + typing
+    # when each is rendered once for all of them, as the live fan-out does
+    schema = build_schema(settings)
+    viewers = {
+        "alice": alice,
+        "alice's other device": second_device,
+        "friend": friend,
+        "stranger": stranger,
+        "blocker": blocker,
+        "blocked": blocked,
+        "former member": former,
+    }
+    resolved = {
+        name: await auth.viewer_from_token(app.runtime, token=account.token)
+        for name, account in viewers.items()
+    }
+    await former.call(LEAVE, c=group_id)
+    [alices_message] = [
+        item
+        for item in by_type[EventType.MESSAGE_POSTED]
+        if isinstance(item, LoggedEvent) and item.message and item.message.body == "from alice"
+    ]
+    views_of_alices_message: set[str] = set()
+    shared_renders = 0
+    # (the deeper selections reach fields that depend on the viewer's identity, which makes
+    # every render personal; the shallow ones are shared)
+    for depth in (1, 2, 3):
+        document = parse(_everything(schema._schema, depth))
+        for item in everything:
+            outlets = {name: _RecordingOutlet(viewer) for name, viewer in resolved.items()}
+            executions = await _render_shared(app, schema, document, item, outlets, group_id)
+            shared_renders += executions < len(outlets)
+            # then every viewer got, byte for byte after JSON normalisation, what their own
+            # execution gives them
+            for name, outlet in outlets.items():
+                [payload] = outlet.payloads
+                own = await _per_viewer(app, schema, document, item, resolved[name], group_id)
+                assert json.loads(payload) == own, (depth, item, name)
+                if item == alices_message and depth == 2:
+                    views_of_alices_message.add(payload)
+    # and payloads really were shared, and really differ by standing: herself (both devices),
+    # her friend, strangers, the two blocked sides
+    assert shared_renders > 0
+    assert len(views_of_alices_message) >= 4
+
+
+async def _render_shared(
+    app: RunningApp,
+    schema: Any,
+    document: Any,
+    item: StreamItem,
+    outlets: dict[str, _RecordingOutlet],
+    group_id: str,
+) -> int:
+    """Render `item` once for every outlet, as the live fan-out does; how many executions."""
+    renderer = BroadcastRenderer(
+        runtime=app.runtime,
+        schema=schema._schema,
+        executor_class=schema.execution_context_class,
+        document=document,
+        operation_name=None,
+        variables={"id": group_id},
+    )
+    taps = [
+        Tap(viewer_id=o.viewer.id, conversation_id=int(group_id), queue_size=10, outlet=o)
+        for o in outlets.values()
+    ]
+    before = app.runtime.live.counters["executions"]
+    (await renderer.render(item, taps))()
+    return int(app.runtime.live.counters["executions"] - before)
+
+
+async def _post(alice: Account, friend: Account, group_id: str) -> str:
+    await alice.send("from alice", conversation_id=group_id)
+    await friend.send("from the friend", conversation_id=group_id)
+    return "two sendMessage calls"
+
+
+async def _receipts(alice: Account, friend: Account, group_id: str) -> str:
+    last = (await alice.call(LAST_SEQ, id=group_id))["conversation"]["lastSeq"]
+    await alice.call(MARK_READ, c=group_id, s=last)
+    await friend.call(MARK_READ, c=group_id, s=last)
+    return "markRead by alice and the friend"
+
+
+LAST_SEQ = "query Last($id: ID!) { conversation(id: $id) { lastSeq } }"
+
+
+#: How to make each kind of logged event a subscription delivers (typing is not logged).
+PRODUCERS = {EventType.MESSAGE_POSTED: _post, EventType.RECEIPT_UPDATED: _receipts}
+
+
+def _logged_of(kind: EventType) -> LoggedEvent:
+    return cast(LoggedEvent, SimpleNamespace(type=kind))
+
+
+async def _items(app: RunningApp, member: Account, group_id: str) -> list[LoggedEvent]:
+    async with app.runtime.db.autocommit_engine.connect() as connection:
+        return await event_log.list_for_conversation(
+            connection, viewer_id=int(member.id), conversation_id=int(group_id), after=0
+        )
