@@ -80,20 +80,32 @@ class AccessClaims:
     user_id: int
     session_id: int
     expires_at: datetime
+    #: A support-widget guest: only `chatr.services.guests.GUEST_ALLOWED` operations.
+    guest: bool = False
 
 
 def issue_access_token(
-    *, secret: str, user_id: int, session_id: int, ttl_seconds: int, now: datetime | None = None
+    *,
+    secret: str,
+    user_id: int,
+    session_id: int,
+    ttl_seconds: int,
+    now: datetime | None = None,
+    guest: bool = False,
 ) -> tuple[str, datetime]:
+    """`guest` is signed into the token (an account's kind never changes), so the guest
+    scope is known on every request without a database read."""
     now = now or datetime.now(UTC)
     expires_at = now + timedelta(seconds=ttl_seconds)
-    payload = {
+    payload: dict[str, object] = {
         "sub": str(user_id),
         "sid": str(session_id),
         "typ": ACCESS_TOKEN_TYPE,
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
     }
+    if guest:
+        payload["gst"] = True
     return jwt.encode(payload, secret, algorithm=JWT_ALGORITHM), expires_at
 
 
@@ -117,6 +129,7 @@ def decode_access_token(token: str, *, secret: str) -> AccessClaims:
             user_id=int(payload["sub"]),
             session_id=int(payload["sid"]),
             expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            guest=payload.get("gst") is True,
         )
     except (TypeError, ValueError) as error:
         raise Unauthenticated("The access token is invalid.") from error

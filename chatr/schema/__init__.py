@@ -15,6 +15,7 @@ from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.groups import GroupMutation, GroupQuery
+from chatr.schema.guest_scope import enforce_guest_scope
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.mutation import Mutation
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
@@ -66,7 +67,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
         validation_extension(settings),
     ]
-    return ChatrSchema(
+    schema = ChatrSchema(
         query=merge_types("Query", QUERIES),
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS),
@@ -75,6 +76,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
         execution_context_class=HintlessExecutionContext if settings.is_production else None,
     )
+    enforce_guest_scope(schema._schema)
+    return schema
 
 
 def export_sdl(settings: Settings | None = None) -> str:

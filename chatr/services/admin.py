@@ -100,7 +100,7 @@ async def create_admin(
         existing.role = UserRole.ADMIN
         return existing
     user = await users.create(
-        rt, username=username, password=password, email=email, client_ip="cli"
+        rt, username=username, password=password, email=email, client_ip="cli", staff=True
     )
     async with rt.db.session() as session, session.begin():
         await session.execute(update(User).where(User.id == user.id).values(role=UserRole.ADMIN))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
 from chatr.errors import NotFound, TwoFactorRequired, Unauthenticated
-from chatr.models import AuthSession, RefreshToken, User
+from chatr.models import AuthSession, RefreshToken, User, UserKind
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Resync
@@ -29,6 +29,8 @@ class Viewer:
     id: int
     session_id: int
     token_expires_at: datetime
+    #: A support-widget guest (chatr.services.guests.GUEST_ALLOWED says what it may do).
+    guest: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ async def _issue(rt: Runtime, session: AuthSession, user: User, refresh: str) ->
         user_id=user.id,
         session_id=session.id,
         ttl_seconds=rt.settings.access_token_ttl_seconds,
+        guest=user.kind == UserKind.GUEST,
     )
     return IssuedTokens(user, access, expires_at, refresh)
 
@@ -355,5 +358,8 @@ async def viewer_from_token(rt: Runtime, *, token: str) -> Viewer:
         await ensure_session_active(rt, user_id=claims.user_id, session_id=claims.session_id)
         rt.sessions.remember_live(session_id=claims.session_id, user_id=claims.user_id)
     return Viewer(
-        id=claims.user_id, session_id=claims.session_id, token_expires_at=claims.expires_at
+        id=claims.user_id,
+        session_id=claims.session_id,
+        token_expires_at=claims.expires_at,
+        guest=claims.guest,
     )

@@ -10,6 +10,7 @@ from chatr.errors import BadUserInput, NotFound
 from chatr.models import User
 from chatr.runtime import Runtime
 from chatr.services import validation
+from chatr.services.conversations import STAFF_ROLES
 
 MAX_NAME = 80
 MAX_URL = 1024
@@ -85,6 +86,8 @@ async def update(rt: Runtime, *, viewer_id: int, changes: ProfileChanges) -> Use
         user = await session.get(User, viewer_id, with_for_update=True)
         if user is None:
             raise NotFound("No such user.")
+        if "display_name" in values and user.role not in STAFF_ROLES:
+            validation.not_reserved(str(values["display_name"]))
         for name, value in values.items():
             setattr(user, name, value)
     return user

@@ -55,8 +55,12 @@ async def create(
     phone: str | None = None,
     display_name: str | None = None,
     profile: profiles.ProfileChanges | None = None,
+    staff: bool = False,
 ) -> User:
-    """A new account; `profile` may set names and gender (display name has its own rule)."""
+    """A new account; `profile` may set names and gender (display name has its own rule).
+
+    Display names that read as chatr's own staff ("Support Team") are refused unless the
+    account is being made for staff (`staff`: the create-admin command)."""
     await rt.limits.hit(rate_limits.REGISTER, client_ip)
     profile_values = profiles.validated(profile) if profile is not None else {}
     username = validation.username(username)
@@ -71,7 +75,7 @@ async def create(
         email_key=email.lower() if email else None,
         phone=phone,
         password_hash=password_hash,
-        display_name=validation.display_name(display_name, username),
+        display_name=_display_name(display_name, username, staff=staff),
         privacy={},
         **profile_values,
     )
@@ -95,6 +99,11 @@ async def create(
     if user.phone:
         await phone_verification.send_code(rt, user_id=user.id, phone=user.phone)
     return user
+
+
+def _display_name(value: str | None, username: str, *, staff: bool) -> str:
+    name = validation.display_name(value, username)
+    return name if staff else validation.not_reserved(name)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from chatr.errors import BadUserInput
 
@@ -84,6 +85,62 @@ def display_name(value: str | None, fallback: str) -> str:
     value = text(value or "", field="displayName").strip() or fallback
     if len(value) > 80:
         raise BadUserInput("Display name is at most 80 characters.", field="displayName")
+    return value
+
+
+#: Words a display name of anyone but staff may not contain: they would pass the person off
+#: as chatr's own support or administration to whoever they write to.
+RESERVED_NAME_WORDS = frozenset(
+    {
+        "admin",
+        "administrator",
+        "administration",
+        "chatr",
+        "helpdesk",
+        "moderator",
+        "official",
+        "staff",
+        "support",
+        "system",
+    }
+)
+#: Words that, run together with reserved ones, still read as them ("SupportTeam").
+_FILLER_WORDS = frozenset({"the", "team", "desk", "bot", "help", "center", "centre", "service"})
+#: Look-alike spellings folded before the check ("Supp0rt", "4dmin", "$taff").
+_LOOKALIKES = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "@": "a", "$": "s"})
+
+
+def _only_reserved_and_filler(text: str) -> bool:
+    """Whether `text` splits wholly into reserved and filler words, one reserved at least."""
+    vocabulary = RESERVED_NAME_WORDS | _FILLER_WORDS
+    # ends[i]: the prefix text[:i] splits into vocabulary words; value: a reserved one used
+    ends: dict[int, bool] = {0: False}
+    for end in range(1, len(text) + 1):
+        for start, reserved in list(ends.items()):
+            word = text[start:end]
+            if start < end and word in vocabulary:
+                ends[end] = ends.get(end, False) or reserved or word in RESERVED_NAME_WORDS
+    return ends.get(len(text), False)
+
+
+def is_reserved_name(value: str) -> bool:
+    """Whether a name reads as one of `RESERVED_NAME_WORDS`: as a word of it ("Ada from
+    Support"), or spelt across separators or run together ("S.u.p.p.o.r.t", "SupportTeam")."""
+    folded = "".join(
+        ch for ch in unicodedata.normalize("NFKC", value) if unicodedata.category(ch) != "Cf"
+    )
+    words = re.findall(r"[^\W_]+", folded.casefold().translate(_LOOKALIKES))
+    if any(word in RESERVED_NAME_WORDS for word in words):
+        return True
+    return _only_reserved_and_filler("".join(words))
+
+
+def not_reserved(value: str, *, field: str = "displayName") -> str:
+    """`value`, or BAD_USER_INPUT when it is reserved for staff (`is_reserved_name`)."""
+    if is_reserved_name(value):
+        raise BadUserInput(
+            "That name is reserved for chatr's own staff; choose another.", field=field
+        )
     return value
 
 
