@@ -13,7 +13,9 @@ from contextlib import AbstractAsyncContextManager
 from email.message import Message
 
 import pytest
+import uvicorn
 
+from chatr import cli
 from chatr.cli import proxy_options
 from chatr.services import rate_limits
 from chatr.settings import Settings
@@ -158,6 +160,30 @@ def test_chatr_serve_believes_forwarded_for_only_from_configured_proxies() -> No
         "proxy_headers": True,
         "forwarded_allow_ips": ["10.0.0.0/8"],
     }
+
+
+@pytest.mark.parametrize(
+    ("environment", "flag", "expected"),
+    [
+        ("", None, {"proxy_headers": False}),
+        ("10.0.0.0/8", None, {"proxy_headers": True, "forwarded_allow_ips": ["10.0.0.0/8"]}),
+        (
+            "10.0.0.0/8",
+            "192.0.2.1",
+            {"proxy_headers": True, "forwarded_allow_ips": ["192.0.2.1/32"]},
+        ),
+    ],
+)
+def test_chatr_serve_hands_uvicorn_only_the_configured_proxies(
+    monkeypatch: pytest.MonkeyPatch, environment: str, flag: str | None, expected: dict[str, object]
+) -> None:
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **options: started.update(options))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/never-connected")
+    monkeypatch.setenv("JWT_SECRET", "x" * 40)
+    monkeypatch.setenv("CHATR_TRUSTED_PROXIES", environment)
+    assert cli.main(["serve", *(["--trusted-proxies", flag] if flag else [])]) == 0
+    assert {key: started.get(key) for key in expected} == expected
 
 
 def test_a_trusted_proxy_that_is_not_an_address_stops_the_server() -> None:
