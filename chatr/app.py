@@ -382,7 +382,7 @@ def create_app(settings: Settings) -> Starlette:
             ),
             mail_from=settings.mail_from,
         )
-        live = LiveHub(db=db, broker=broker)
+        live = LiveHub(db=db, broker=broker, tick=settings.live_tick_seconds)
         limits = RateLimiter(
             broker_url=settings.broker_url,
             key_prefix=f"{settings.channel_prefix}:limits",
@@ -394,7 +394,7 @@ def create_app(settings: Settings) -> Starlette:
         await announcer.start(supervisor)
         await outbox.start(supervisor)
         await limits.start(supervisor)
-        await live.start()
+        await live.start(supervisor)
         runtime = Runtime(
             settings=settings,
             db=db,

@@ -71,6 +71,10 @@ class Settings:
     #: How long a session checked live is trusted without asking the database again;
     #: revocations evict it everywhere at once, this only bounds a missed announcement.
     session_cache_seconds: float = 10.0
+    #: How often the live hub re-reads the event log although nothing was announced: bounds
+    #: the delay of an event whose announcement was lost for good (process killed between
+    #: commit and publish).
+    live_tick_seconds: float = 2.0
     #: `smtp://user:pass@host:port?starttls=1` / `smtps://…`; empty: mail goes to the log.
     smtp_url: str = ""
     mail_from: str = "chatr <no-reply@chatr.local>"
@@ -182,6 +186,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         subscriber_queue_size=_int(env.get("CHATR_SUBSCRIBER_QUEUE_SIZE"), 1000),
         db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
         session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),
+        live_tick_seconds=float(env.get("CHATR_LIVE_TICK_SECONDS") or 2.0),
         rate_limits=_bool(env.get("CHATR_RATE_LIMITS"), True),
         send_message_limit=env.get("CHATR_SEND_MESSAGE_LIMIT") or "100 per minute",
         smtp_url=env.get("CHATR_SMTP_URL", ""),

@@ -11,12 +11,19 @@ What a tap is promised, as before:
   below the horizon, where it is final, so reading "after the position" never skips a late
   commit; see chatr.services.event_log);
 - subscribe, then replay: its channels are live before it replays from its cursor, and the hub
-  adopts it (catches it up from where its replay ended, then includes it in dispatch) between
-  its own rounds, so no event falls between replay and live;
+  adopts it (catches it up from where its replay ended, then includes it in dispatch; see
+  `chatr.services.live.adoption`), so no event falls between replay and live;
 - who may see an event is decided by accepted membership when the event is read, as the
   replay queries decide it; typing reaches the conversations a tap follows;
 - a tap that falls `queue_size` items behind is ended with SUBSCRIBER_OVERFLOW and the cursor
-  to resume from; nobody else waits for it.
+  to resume from; nobody else waits for it; a tap whose own catch-up fails ends with
+  STREAM_FAILED and its cursor, and nobody else notices.
+
+What the instance is promised: the listener and the dispatcher run under the instance's
+supervisor (a crash is logged, restarted and shown on /readyz; rounds that keep failing show
+the dispatcher degraded), the log is re-read every `tick` seconds even when nothing is
+announced (an announcement lost for good only delays its event), and nobody waits for a
+channel forever (`channel_timeout`).
 """
 
 from __future__ import annotations
@@ -26,19 +33,21 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatr.db import Database
-from chatr.errors import ChatrError, Forbidden, StreamFailed, SubscriberOverflowError
+from chatr.errors import Forbidden, StreamFailed
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Backoff, Broker, Message, Resync, Subscriber, SubscriberOverflow
 from chatr.services import event_log
 from chatr.services.event_log import LoggedEvent
+from chatr.services.live.adoption import Adopter, failed
+from chatr.services.live.tap import Deliver, ReadLog, Renderer, StreamItem, Tap, Typing
+from chatr.supervision import SupervisedTask, Supervisor
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("chatr.services.live")
 
 #: The hub's own broker queue: it only buffers announcements between two rounds.
 HUB_QUEUE_SIZE = 100_000
@@ -48,169 +57,21 @@ MAX_PENDING_SIGNALS = 10_000
 #: running; it may not even write events, so nothing else will wake the hub): read again
 #: after this long, doubling up to the maximum while the horizon stays behind.
 HORIZON_RETRY_SECONDS = (0.002, 0.05)
-
-
-@dataclass(frozen=True, slots=True)
-class Typing:
-    conversation_id: int
-    user_id: int
-    typing: bool
-    expires_at: float
-
-
-StreamItem = LoggedEvent | Typing
-ReadLog = Callable[[int], Awaitable[Sequence[LoggedEvent]]]
-#: Hands a rendered item to its taps; called in item order, after the rendering finished.
-Deliver = Callable[[], None]
-
-
-class Renderer(Protocol):
-    """Turns one item into what each of `taps` receives.
-
-    Called once per item for all the taps that share the renderer; the returned `Deliver` is
-    called later, in item order, so renderings of successive items may overlap.
-    """
-
-    async def render(self, item: StreamItem, taps: Sequence[Tap]) -> Deliver: ...
-
-
-class Outlet(Protocol):
-    """A renderer's per-tap end (a socket writer, say)."""
-
-    def bind(self, tap: Tap) -> None:
-        """The tap this outlet serves (to end it when the client falls behind or goes)."""
-
-    def close(self) -> None:
-        """The tap ended: drop whatever is still pending."""
-
-
-class Tap:
-    """One live subscription on this instance: a viewer and one conversation, or all theirs.
-
-    Without a renderer of its own, items queue here and the subscription's generator yields
-    them; with one, the renderer delivers and the generator only waits for the end.
-    """
-
-    def __init__(
-        self,
-        *,
-        viewer_id: int,
-        conversation_id: int | None,
-        queue_size: int,
-        renderer: Renderer | None = None,
-        outlet: Outlet | None = None,
-    ) -> None:
-        self.viewer_id = viewer_id
-        #: None: every conversation the viewer is in (myEvents).
-        self.conversation_id = conversation_id
-        self.renderer: Renderer = renderer or QUEUE
-        self.outlet = outlet
-        #: The last durable event handed to the renderer (dispatch skips anything up to it).
-        self.cursor = 0
-        #: The last durable event that reached the client: where it resumes after a cut.
-        self.acknowledged = 0
-        self.live = False
-        #: Conversations whose typing this tap hears.
-        self.following: set[int] = set()
-        self._queue_size = queue_size
-        self._items: deque[StreamItem] = deque()
-        self._wakeup = asyncio.Event()
-        #: No more deliveries (read on every delivery: a plain attribute, not a property).
-        self.ended = False
-        self._overflowed = False
-        self._error: ChatrError | None = None
-        self._hub: LiveHub | None = None
-        if outlet is not None:
-            outlet.bind(self)
-
-    @property
-    def queued(self) -> bool:
-        """Whether items reach the client through this tap's own queue (no renderer)."""
-        return self.renderer is QUEUE
-
-    def end(self, error: ChatrError | None = None) -> None:
-        """Stop delivering; the subscription then ends with `error` (or completes)."""
-        if self.ended:
-            return
-        self.ended = True
-        self._error = error
-        if error is not None:
-            self._items.clear()
-        if self.outlet is not None:
-            self.outlet.close()
-        self._wakeup.set()
-
-    def overflowed(self) -> None:
-        """The client fell `queue_size` items behind: cut it (it resumes by cursor)."""
-        if self.ended:
-            return
-        self._overflowed = True
-        if self._hub is not None:
-            self._hub.counters["overflows"] += 1
-        log.warning("cutting a live subscription that fell %d items behind", self._queue_size)
-        self._items.clear()
-        self.end()
-
-    def offer(self, item: StreamItem) -> None:
-        """Queue an item for the subscription's generator (the renderer-less path)."""
-        if self.ended:
-            return
-        if len(self._items) >= self._queue_size:
-            self.overflowed()
-            return
-        self._items.append(item)
-        self._wakeup.set()
-
-    async def next_item(self) -> StreamItem:
-        """The next queued item; raises the ending error, or StopAsyncIteration once ended."""
-        while True:
-            if self._items:
-                return self._items.popleft()
-            if self.ended:
-                self._raise_ending()
-                raise StopAsyncIteration
-            self._wakeup.clear()
-            await self._wakeup.wait()
-
-    async def until_ended(self) -> None:
-        """Wait for the end; raises its error, if any."""
-        while not self.ended:
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        self._raise_ending()
-
-    def _raise_ending(self) -> None:
-        if self._overflowed:
-            # Built now: `acknowledged` has moved on since the cut was decided.
-            raise SubscriberOverflowError(
-                "This subscription fell too far behind and was closed; "
-                "resubscribe with the cursor of the last event you received.",
-                cursor=str(self.acknowledged),
-            )
-        if self._error is not None:
-            raise self._error
-
-
-class _QueueRenderer:
-    """The renderer-less path: each tap's generator gets the item itself."""
-
-    async def render(self, item: StreamItem, taps: Sequence[Tap]) -> Deliver:
-        def deliver() -> None:
-            for tap in taps:
-                tap.offer(item)
-
-        return deliver
-
-
-QUEUE = _QueueRenderer()
+#: How long a subscription waits for its channels to go live before it fails (the broker or
+#: the hub's listener is down).
+CHANNEL_TIMEOUT = 10.0
+ROUND_FAILED = "live fan-out round failed; retrying"
 
 
 class LiveHub:
     """The instance's fan-out: one broker subscriber, one log reader, every tap."""
 
-    def __init__(self, *, db: Database, broker: Broker) -> None:
+    def __init__(self, *, db: Database, broker: Broker, tick: float = 2.0) -> None:
         self._db = db
         self._broker = broker
+        self._tick = tick
+        #: Bounds every wait for a channel to go live (settable for tests).
+        self.channel_timeout = CHANNEL_TIMEOUT
         self._taps: set[Tap] = set()
         #: conversationEvents taps by conversation; myEvents taps by viewer.
         self._by_conversation: dict[int, set[Tap]] = {}
@@ -223,36 +84,44 @@ class LiveHub:
         self._sub: Subscriber | None = None
         self._sub_ready = asyncio.Event()
         #: Every event up to here has been dispatched (None: no tap, so nothing to track).
+        #: The dispatcher moves it on after each read; a handover may move it back.
         self._position: int | None = None
         #: The highest position announced so far; above `_position`: read again soon.
         self._announced = 0
         self._horizon_retry: asyncio.TimerHandle | None = None
         self._horizon_delay = HORIZON_RETRY_SECONDS[0]
         self._dirty = False
+        self._last_read = 0.0
+        #: Bumped by every handover that moved `_position` back (see `_read_and_dispatch`).
+        self._rewinds = 0
         self._signals: deque[tuple[str, envelopes.Envelope]] = deque()
-        self._adoptions: deque[tuple[Tap, int, ReadLog, asyncio.Future[None]]] = deque()
+        self._adopter = Adopter(
+            db=db,
+            deliver=self._deliver,
+            hand_over=self._hand_over,
+            follow=self._follow,
+            position=lambda: self._position,
+        )
         self._wakeup = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        #: The dispatcher's own connection: it never queues behind replays for the pool.
+        self._connection: AsyncConnection | None = None
+        self._dispatcher: SupervisedTask | None = None
         self.counters = dict.fromkeys(
             ("rounds", "events", "deliveries", "renders", "executions", "overflows"), 0
         )
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._listen(), name="chatr-live-listener"),
-            asyncio.create_task(self._dispatch_forever(), name="chatr-live-dispatcher"),
-        ]
+    async def start(self, supervisor: Supervisor) -> None:
+        supervisor.spawn("live-listener", self._listen)
+        supervisor.spawn("live-adopter", self._adopter.run)
+        self._dispatcher = supervisor.spawn("live-dispatcher", self._dispatch_forever)
 
     async def stop(self) -> None:
+        """End every tap; the supervisor stops the listener, adopter and dispatcher."""
         if self._horizon_retry is not None:
             self._horizon_retry.cancel()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._adopter.stop()
         for tap in list(self._taps):
             tap.end()
 
@@ -261,19 +130,20 @@ class LiveHub:
             **self.counters,
             "taps": len(self._taps),
             "live_taps": sum(tap.live for tap in self._taps),
+            "adopting": len(self._adopter.adopting),
             "channels": len(self._refs),
         }
 
     # -- taps ------------------------------------------------------------------------------
 
-    @asynccontextmanager
+    @contextlib.asynccontextmanager
     async def attach(self, tap: Tap) -> AsyncIterator[None]:
         """Keep `tap` here for the block; its channels are live when the block starts.
 
         A myEvents tap listens to its viewer's channel (new conversations); a conversation tap
         follows its conversation. Leaving the block forgets the tap and ends it.
         """
-        tap._hub = self
+        tap.counters = self.counters
         self._taps.add(tap)
         if tap.conversation_id is None:
             self._by_user.setdefault(tap.viewer_id, set()).add(tap)
@@ -282,27 +152,34 @@ class LiveHub:
             self._by_conversation.setdefault(tap.conversation_id, set()).add(tap)
             ready = [self._follow(tap, tap.conversation_id)]
         try:
-            for future in ready:
-                await asyncio.shield(future)
+            await self._until_live(ready)
             yield
         finally:
             self._forget(tap)
 
     async def follow(self, tap: Tap, conversation_ids: Iterable[int]) -> None:
         """Let `tap` hear these conversations' typing; returns once their channels are live."""
-        for future in [self._follow(tap, c) for c in conversation_ids]:
-            await asyncio.shield(future)
+        await self._until_live([self._follow(tap, c) for c in conversation_ids])
 
     async def go_live(self, tap: Tap, *, cursor: int, read: ReadLog) -> None:
-        """Catch `tap` up from `cursor` with `read`, then dispatch to it from there on.
+        """Catch `tap` up from `cursor`, then dispatch to it from there on.
 
-        Runs in the hub's task between rounds, so no event can slip between the catch-up and
-        the first dispatch.
+        Returns once it is live, or ended: a tap whose catch-up fails ends with STREAM_FAILED
+        and its cursor (see `adoption`). `read` is its own view of the log, used only if the
+        batched catch-up fails.
         """
-        done = asyncio.get_running_loop().create_future()
-        self._adoptions.append((tap, cursor, read, done))
-        self._wakeup.set()
-        await done
+        await self._adopter.adopt(tap, cursor=cursor, read=read)
+
+    def _hand_over(self, tap: Tap, covered: int) -> None:
+        """Include a caught-up tap in dispatch (synchronous: nothing runs in between)."""
+        tap.cursor = max(tap.cursor, covered)
+        tap.live = True
+        if self._position is None or covered < self._position:
+            # Dispatch re-reads from where the tap is covered; the others skip what they
+            # already had by their own cursor. A read in flight must not move past it.
+            self._position = covered
+            self._rewinds += 1
+            self._mark_dirty()
 
     def _forget(self, tap: Tap) -> None:
         self._taps.discard(tap)
@@ -336,13 +213,26 @@ class LiveHub:
 
     # -- channels --------------------------------------------------------------------------
 
+    async def _until_live(self, ready: list[asyncio.Future[None]]) -> None:
+        """Wait (bounded) until these channels are live; STREAM_FAILED if they do not go live."""
+        try:
+            async with asyncio.timeout(self.channel_timeout):
+                for future in ready:
+                    # Shielded: the SUBSCRIBE is shared with other taps of the same channel.
+                    await asyncio.shield(future)
+        except (TimeoutError, Exception) as error:
+            log.warning("a live subscription's channels did not go live: %r", error)
+            raise StreamFailed(
+                "Live updates are unavailable right now; subscribe again shortly."
+            ) from error
+
     def _acquire(self, channel: str) -> asyncio.Future[None]:
         """Count one more user of `channel`; the future is done once it is live."""
         self._refs[channel] = self._refs.get(channel, 0) + 1
         ready = self._ready.get(channel)
-        if ready is None:
+        if ready is None or (ready.done() and (ready.cancelled() or ready.exception())):
             # A task of its own: a tap cancelled mid-setup must not cancel a SUBSCRIBE that
-            # other taps of the same channel wait on.
+            # other taps of the same channel wait on. A failed one is tried again.
             ready = self._ready[channel] = asyncio.ensure_future(self._subscribe(channel))
         return ready
 
@@ -370,7 +260,10 @@ class LiveHub:
     # -- the broker listener ---------------------------------------------------------------
 
     async def _listen(self) -> None:
-        """Turn announcements into work for the dispatcher; never waits on anything else."""
+        """Turn announcements into work for the dispatcher; never waits on anything else.
+
+        Supervised: anything but an overflow ends it and the supervisor restarts it.
+        """
         while True:
             try:
                 async with self._broker.subscriber(queue_size=HUB_QUEUE_SIZE) as sub:
@@ -414,18 +307,37 @@ class LiveHub:
 
     async def _dispatch_forever(self) -> None:
         backoff = Backoff(0.05, 2.0)
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            try:
-                await self._round()
-                backoff.reset()
-            except Exception:
-                # The database went away, say: nothing is lost (the position did not move),
-                # the round is simply tried again.
-                log.exception("live fan-out round failed; retrying")
-                await asyncio.sleep(backoff.next())
-                self._wakeup.set()
+        try:
+            while True:
+                await self._next_wakeup()
+                try:
+                    await self._round()
+                except Exception as error:
+                    # The database went away, say: nothing is lost (the position did not
+                    # move), the round is simply tried again.
+                    log.exception(ROUND_FAILED)
+                    await self._drop_connection()
+                    if self._dispatcher is not None:
+                        self._dispatcher.degraded(f"fan-out rounds fail: {error!r}")
+                    await asyncio.sleep(backoff.next())
+                    self._wakeup.set()
+                else:
+                    backoff.reset()
+                    if self._dispatcher is not None:
+                        self._dispatcher.recovered()
+        finally:
+            await self._drop_connection()
+
+    async def _next_wakeup(self) -> None:
+        """Until there is work, or the tick says to re-read the log anyway."""
+        if not self._wakeup.is_set():
+            delay = self._last_read + self._tick - time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(delay, 0)):
+                    await self._wakeup.wait()
+            if not self._wakeup.is_set() and self._taps:
+                self._dirty = True  # an announcement may have been lost for good
+        self._wakeup.clear()
 
     async def _round(self) -> None:
         self.counters["rounds"] += 1
@@ -433,13 +345,6 @@ class LiveHub:
             channel, envelope = self._signals[0]
             await self._on_signal(channel, envelope)
             self._signals.popleft()
-        while self._adoptions:
-            tap, cursor, read, done = self._adoptions[0]
-            if not (tap.ended or done.done()):
-                await self._adopt(tap, cursor, read)
-                if not done.done():  # its subscriber may have gone meanwhile
-                    done.set_result(None)
-            self._adoptions.popleft()
         if self._dirty:
             self._dirty = False
             try:
@@ -447,43 +352,45 @@ class LiveHub:
             except BaseException:
                 self._dirty = True
                 raise
+        if not self._taps:
+            self._last_read = time.monotonic()  # nothing to tick for
 
-    async def _adopt(self, tap: Tap, cursor: int, read: ReadLog) -> None:
-        if self._position is None:
-            async with self._db.autocommit_engine.connect() as connection:
-                self._position = await event_log.current_position(connection)
-        position = self._position
-        # Everything up to `position` was committed before this read starts, so the read
-        # finds all of it; what it finds beyond is skipped by dispatch (tap.cursor).
-        async for event in drain_log(read, cursor):
-            await self._deliver([(event, [tap])])
-            if tap.ended:
-                return
-            cursor = event.id
-        tap.cursor = max(cursor, position)
-        tap.live = True
+    async def _reader(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self._db.autocommit_engine.connect()
+        return self._connection
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def _read_and_dispatch(self) -> None:
+        self._last_read = time.monotonic()
         if not self._taps:
             return
+        connection = await self._reader()
         position = self._position
         if position is None:
-            # Adoption sets it; only taps that left meanwhile leave it unset. Start from now.
-            async with self._db.autocommit_engine.connect() as connection:
-                self._position = await event_log.current_position(connection)
+            # Handovers set it; only taps that left meanwhile leave it unset. Start from now,
+            # unless a handover set it while this read ran.
+            current = await event_log.current_position(connection)
+            if self._position is None:
+                self._position = current
             return
+        rewinds = self._rewinds
         while True:
             viewers = set(self._by_user)
             for taps in self._by_conversation.values():
                 viewers.update(tap.viewer_id for tap in taps)
-            async with self._db.autocommit_engine.connect() as connection:
-                batch = await event_log.read_for_listeners(
-                    connection,
-                    after=position,
-                    conversation_ids=list(self._by_conversation),
-                    user_ids=list(self._by_user),
-                    member_ids=viewers,
-                )
+            batch = await event_log.read_for_listeners(
+                connection,
+                after=position,
+                conversation_ids=list(self._by_conversation),
+                user_ids=list(self._by_user),
+                member_ids=viewers,
+            )
             jobs: list[tuple[StreamItem, list[Tap]]] = []
             for event in batch.events:
                 recipients = self._recipients(event, batch.members.get(event.conversation_id))
@@ -491,6 +398,8 @@ class LiveHub:
                     jobs.append((event, recipients))
             await self._deliver(jobs)
             self.counters["events"] += len(batch.events)
+            if self._rewinds != rewinds:
+                return  # a tap joined behind this read: the next round starts where it is
             if batch.events:
                 position = batch.events[-1].id
             if batch.complete:
@@ -536,10 +445,13 @@ class LiveHub:
         if isinstance(envelope, envelopes.TypingChanged):
             if envelope.expires_at < time.time() - 1:
                 return  # stale: it would only flicker
+            # Taps being caught up hear it too: it is ephemeral, and a client that saw its
+            # replay end and someone start typing right then should see that.
+            adopting = self._adopter.adopting
             taps = [
                 tap
                 for tap in self._followers.get(envelope.conversation_id, ())
-                if tap.live and tap.viewer_id != envelope.user_id
+                if (tap.live or tap in adopting) and tap.viewer_id != envelope.user_id
             ]
             item = Typing(
                 envelope.conversation_id, envelope.user_id, envelope.typing, envelope.expires_at
@@ -555,8 +467,8 @@ class LiveHub:
                             field="conversationId",
                         )
                     )
-            for user_id in gone:
-                for tap in list(self._by_user.get(user_id, ())):
+            for gone_id in gone:
+                for tap in list(self._by_user.get(gone_id, ())):
                     self._unfollow(tap, envelope.conversation_id)
         elif isinstance(envelope, envelopes.ConversationJoined):
             user_id = channels.user_of(channel)
@@ -595,27 +507,10 @@ class LiveHub:
                     raise result
                 log.error("rendering a live event failed", exc_info=result)
                 for tap in group:
-                    tap.end(
-                        StreamFailed(
-                            "The live stream failed; resubscribe with the last cursor you "
-                            "received.",
-                            cursor=str(tap.acknowledged),
-                        )
-                    )
+                    tap.end(failed(tap))
                 continue
             self.counters["deliveries"] += len(group)
             result()
-
-
-async def drain_log(read: ReadLog, after: int) -> AsyncIterator[LoggedEvent]:
-    """Every logged event `read` finds after `after`, page by page, in id order."""
-    while True:
-        page = await read(after)
-        for event in page:
-            yield event
-            after = event.id
-        if len(page) < event_log.REPLAY_PAGE:
-            return
 
 
 def _discard(index: dict[int, set[Tap]], key: int, tap: Tap) -> None:
