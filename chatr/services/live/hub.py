@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatr.db import Database
-from chatr.errors import Forbidden, StreamFailed
+from chatr.errors import Forbidden, ServiceUnavailable
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Backoff, Broker, Message, Resync, Subscriber, SubscriberOverflow
 from chatr.services import event_log
@@ -60,6 +60,8 @@ HORIZON_RETRY_SECONDS = (0.002, 0.05)
 #: How long a subscription waits for its channels to go live before it fails (the broker or
 #: the hub's listener is down).
 CHANNEL_TIMEOUT = 10.0
+#: Seconds a client is told to wait before subscribing again when that happens.
+CHANNEL_RETRY_AFTER = 5
 ROUND_FAILED = "live fan-out round failed; retrying"
 
 
@@ -214,7 +216,8 @@ class LiveHub:
     # -- channels --------------------------------------------------------------------------
 
     async def _until_live(self, ready: list[asyncio.Future[None]]) -> None:
-        """Wait (bounded) until these channels are live; STREAM_FAILED if they do not go live."""
+        """Wait (bounded) until these channels are live; SERVICE_UNAVAILABLE if they do not
+        go live (the broker or the hub's listener is down): the client retries shortly."""
         try:
             async with asyncio.timeout(self.channel_timeout):
                 for future in ready:
@@ -222,8 +225,9 @@ class LiveHub:
                     await asyncio.shield(future)
         except (TimeoutError, Exception) as error:
             log.warning("a live subscription's channels did not go live: %r", error)
-            raise StreamFailed(
-                "Live updates are unavailable right now; subscribe again shortly."
+            raise ServiceUnavailable(
+                "Live updates are unavailable right now; subscribe again shortly.",
+                retry_after=CHANNEL_RETRY_AFTER,
             ) from error
 
     def _acquire(self, channel: str) -> asyncio.Future[None]:
