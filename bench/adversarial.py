@@ -180,6 +180,49 @@ def many_operations(n: int, rnd: random.Random) -> str:
     return f"{operations} {fragments} fragment F{tag}8 on Query {{ me {{ id }} }}"
 
 
+def many_small_operations(n: int, rnd: random.Random) -> str:
+    """n tiny operations: each is validated (and its variables traced) on its own."""
+    tag = _tag(rnd)
+    return " ".join(f"query Q{tag}{i} {{ __typename }}" for i in range(n))
+
+
+def variables_in_a_list(n: int, rnd: random.Random) -> str:
+    """A list argument made of n variables, each defined: every one is checked for its type."""
+    definitions = ", ".join(f"$v{i}: ID!" for i in range(n))
+    items = ", ".join(f"$v{i}" for i in range(n))
+    return (
+        f"mutation M{_tag(rnd)}({definitions}) "
+        f"{{ inviteToGroup(conversationId: 1, userIds: [{items}]) {{ id }} }}"
+    )
+
+
+def fragment_chain(n: int, rnd: random.Random) -> str:
+    """n fragments, each only spreading the next: no field repeats, every fragment is used."""
+    tag = _tag(rnd)
+    chain = " ".join(f"fragment F{tag}{i} on User {{ ...F{tag}{i + 1} }}" for i in range(n))
+    return (
+        f"query Q{tag} {{ me {{ ...F{tag}0 }} }} {chain} "
+        f"fragment F{tag}{n} on User {{ {_user_fields(rnd, 1)} }}"
+    )
+
+
+CONVERSATION_FIELDS = "id kind status name description avatarUrl coverUrl createdAt lastSeq"
+MESSAGE_FIELDS = "id seq kind body createdAt editedAt deletedAt conversationId clientMessageId"
+
+
+def wide_valid_operations(n: int, rnd: random.Random) -> str:
+    """Up to 20 operations (the most a document may define), each selecting distinct fields
+    three types deep: valid, and as much for the rules to visit as the limits allow."""
+    tag = _tag(rnd)
+    users = " ".join(USER_FIELDS)
+    body = (
+        f"conversations(first: 5) {{ edges {{ cursor node {{ {CONVERSATION_FIELDS} "
+        f"lastMessage {{ {MESSAGE_FIELDS} sender {{ {users} }} }} }} }} "
+        f"pageInfo {{ hasNextPage endCursor }} }} me {{ {users} }}"
+    )
+    return " ".join(f"query Q{tag}{i} {{ {body} }}" for i in range(min(n, 20)))
+
+
 FAMILIES: dict[str, Builder] = {
     "repeated fields": repeated_fields,
     "repeated nested fields": repeated_nested,
@@ -195,6 +238,10 @@ FAMILIES: dict[str, Builder] = {
     "many variables": many_variables,
     "long argument list": long_argument_list,
     "many operations": many_operations,
+    "many small operations": many_small_operations,
+    "fragment chain": fragment_chain,
+    "variables in a list": variables_in_a_list,
+    "wide valid operations": wide_valid_operations,
 }
 
 
@@ -224,7 +271,7 @@ def largest(builder: Builder, limits: Limits, seed: int = 0) -> int:
     low, high = 1, 2
     while fits(builder(high, random.Random(seed)), limits):
         low, high = high, high * 2
-        if high > 1 << 20:
+        if high > 1 << 12:
             return low
     while high - low > 1:
         middle = (low + high) // 2

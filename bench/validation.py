@@ -146,11 +146,8 @@ def in_process(variants: int) -> tuple[list[str], float]:
 # -- 2. a server under attack --------------------------------------------------------------
 
 
-def _attack(url: str, stop: Any, counter: Any, seed: int) -> None:
+def _attack(url: str, sizes: dict[str, int], stop: Any, counter: Any, seed: int) -> None:
     """One attacker process: fresh adversarial documents, one request at a time."""
-    settings = Settings()
-    limits = Limits(settings.max_query_tokens, settings.max_request_body_bytes)
-    sizes = {name: largest(builder, limits) for name, builder in FAMILIES.items()}
     rnd = random.Random(seed)
     with httpx.Client(base_url=url, timeout=30) as client:
         while not stop.is_set():
@@ -196,8 +193,13 @@ async def under_attack(seconds: float) -> list[str]:
         context = multiprocessing.get_context("spawn")
         stop = context.Event()
         counter = context.Value("l", 0)
+        settings = Settings()
+        limits = Limits(settings.max_query_tokens, settings.max_request_body_bytes)
+        sizes = {name: largest(builder, limits) for name, builder in FAMILIES.items()}
         attackers = [
-            context.Process(target=_attack, args=(server.url, stop, counter, seed), daemon=True)
+            context.Process(
+                target=_attack, args=(server.url, sizes, stop, counter, seed), daemon=True
+            )
             for seed in (1, 2)
         ]
         try:
@@ -208,7 +210,7 @@ async def under_attack(seconds: float) -> list[str]:
                 lines.append(f"{'baseline: no attacker':38s} {_percentiles(baseline)}")
                 for attacker in attackers:
                     attacker.start()
-                await asyncio.sleep(3.0)  # the attackers size their documents first
+                await asyncio.sleep(2.0)  # the attackers start (a fresh interpreter each)
                 before = counter.value
                 attacked = await _probe(client, seconds)
                 sent = counter.value - before

@@ -9,10 +9,18 @@ faster than the document.
   one of them. `measure` counts the expanded selections in one pass (each fragment once) and
   documents over `Settings.max_selections` are refused before any rule runs.
 - Field merging (the spec's OverlappingFieldsCanBeMerged) compares fields that share a response
-  name pairwise, recursively: 400 repeated `me { a b }` take seconds. graphql-core meters that
-  work in "complexity units" but allows 500,000 of them (~3 s here); `BoundedOverlapRule` grants
-  OVERLAP_BUDGET, a few milliseconds' worth, which no realistic query comes near (distinct
-  response names cost one unit per selection set, not per pair).
+  name pairwise, recursively: 400 repeated `me { a b }` take seconds. `repeated_pairs` counts
+  those pairs first and refuses over MAX_REPEATED_PAIRS; as a backstop, graphql-core's own
+  metering of that work ("complexity units", 500,000 by default, ~3 s here) is cut to
+  OVERLAP_BUDGET by `BoundedOverlapRule`.
+- Everything else grows with what the rules visit: operations (MAX_OPERATIONS), fragments
+  spread within fragments (MAX_FRAGMENT_NESTING; strawberry's depth limiter recurses per level
+  and a long chain exhausts the stack), list and object literals (MAX_LITERAL_ITEMS).
+
+All these checks are linear, take about a millisecond, and answer GRAPHQL_VALIDATION_FAILED
+with a message that says what to change. What remains is graphql-core's linear traversal of a
+valid document, at most MAX_OPERATIONS operations and the parser's token limit
+(bench/validation.py measures both).
 
 Validation results are cached per document (the parser cache hands back the same document for
 the same text), and in production no error carries a "Did you mean" hint (`hide_suggestions`).
@@ -26,6 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from graphql import (
+    DirectiveNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -33,6 +42,9 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    Node,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     specified_rules,
@@ -64,6 +76,18 @@ OVERLAP_BUDGET = 4_000
 #: has ~350; 330 repeated `me` fields have 54,000.
 MAX_REPEATED_PAIRS = 1_000
 
+#: List and input-object items written in a document (`literal_items`): 100 user ids for
+#: `presenceChanged` fit; a group's 1,000 invitees go in a variable.
+MAX_LITERAL_ITEMS = 150
+
+#: Operations in one document: each is checked on its own (its variables traced through its
+#: fragments), and a request runs only one of them.
+MAX_OPERATIONS = 20
+
+#: Fragments spread within fragments, this many deep at most: strawberry's depth limiter
+#: recurses once per level (a chain of 250 exhausts Python's stack), and so does `measure`.
+MAX_FRAGMENT_NESTING = 30
+
 TOO_COMPLEX = (
     "The document repeats the same fields too often to check it (fields sharing a response "
     "name are compared pairwise): select each field once, or use fewer repeated fragments."
@@ -86,6 +110,45 @@ class BoundedOverlapRule(OverlappingFieldsCanBeMergedRule):
             if self.rule_context.remaining_complexity_budget >= 0:
                 raise  # too many errors: graphql-core's own abort, worded by it
             raise ValidationAbortedError(TOO_COMPLEX) from None
+
+
+def fragment_nesting(document: DocumentNode) -> int:
+    """How many fragments deep the deepest spread chain goes (1: a fragment that spreads no
+    other). Computed without recursion, so a chain of hundreds is measured, not a crash;
+    spreads that close a cycle or name no fragment count nothing (the rules report them)."""
+    spreads: dict[str, set[str]] = {}
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            found: set[str] = set()
+            pending: list[SelectionSetNode] = [definition.selection_set]
+            while pending:
+                for selection in pending.pop().selections:
+                    if isinstance(selection, FragmentSpreadNode):
+                        found.add(selection.name.value)
+                    elif selection.selection_set is not None:
+                        pending.append(selection.selection_set)
+            spreads[definition.name.value] = found
+    depth: dict[str, int] = {}
+    for start in spreads:
+        stack: list[tuple[str, bool]] = [(start, False)]
+        on_path: set[str] = set()
+        while stack:
+            name, done = stack.pop()
+            if done:
+                on_path.discard(name)
+                depth[name] = 1 + max(
+                    (depth.get(child, 0) for child in spreads[name] if child not in on_path),
+                    default=0,
+                )
+            elif name not in depth and name not in on_path:
+                on_path.add(name)
+                stack.append((name, True))
+                stack.extend(
+                    (child, False)
+                    for child in spreads[name]
+                    if child in spreads and child not in depth and child not in on_path
+                )
+    return max(depth.values(), default=0)
 
 
 def measure(document: DocumentNode, ceiling: int) -> int:
@@ -185,6 +248,44 @@ def repeated_pairs(document: DocumentNode, ceiling: int) -> int:
     return total
 
 
+def literal_items(document: DocumentNode, ceiling: int) -> int:
+    """Items of list and input-object literals written in the document (arguments, directive
+    arguments, variable defaults), capped at `ceiling` + 1. Every rule visits each of them;
+    long lists belong in variables, which are coerced once, without the visitors."""
+    cap = ceiling + 1
+    total = 0
+    pending: list[Node] = list(document.definitions)
+    while pending and total < cap:
+        node = pending.pop()
+        if isinstance(node, ListValueNode):
+            total += len(node.values)
+            pending.extend(node.values)
+        elif isinstance(node, ObjectValueNode):
+            total += len(node.fields)
+            pending.extend(field.value for field in node.fields)
+        elif isinstance(node, OperationDefinitionNode):
+            pending.extend(
+                d.default_value for d in node.variable_definitions or () if d.default_value
+            )
+            pending.extend(node.directives or ())
+            pending.append(node.selection_set)
+        elif isinstance(node, FragmentDefinitionNode | InlineFragmentNode):
+            pending.extend(node.directives or ())
+            pending.append(node.selection_set)
+        elif isinstance(node, SelectionSetNode):
+            pending.extend(node.selections)
+        elif isinstance(node, FieldNode):
+            pending.extend(argument.value for argument in node.arguments or ())
+            pending.extend(node.directives or ())
+            if node.selection_set is not None:
+                pending.append(node.selection_set)
+        elif isinstance(node, FragmentSpreadNode):
+            pending.extend(node.directives or ())
+        elif isinstance(node, DirectiveNode):
+            pending.extend(argument.value for argument in node.arguments or ())
+    return min(total, cap)
+
+
 def rules_for(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
     """The spec's rules (field merging bounded), strawberry's own, and chatr's limits."""
     rules: list[type[ASTValidationRule]] = [
@@ -216,6 +317,20 @@ def validator(
     @functools.lru_cache(maxsize=cache_size)
     def cached(key: _ByText) -> list[GraphQLError]:
         document = key.document
+        operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+        if operations > MAX_OPERATIONS:
+            return [
+                GraphQLError(
+                    f"The document defines {operations} operations; at most {MAX_OPERATIONS} "
+                    "are allowed."
+                )
+            ]
+        if fragment_nesting(document) > MAX_FRAGMENT_NESTING:
+            return [
+                GraphQLError(
+                    f"Fragments spread inside each other more than {MAX_FRAGMENT_NESTING} deep."
+                )
+            ]
         selections = measure(document, ceiling)
         if selections > ceiling:
             return [
@@ -226,6 +341,13 @@ def validator(
             ]
         if repeated_pairs(document, MAX_REPEATED_PAIRS) > MAX_REPEATED_PAIRS:
             return [GraphQLError(TOO_COMPLEX)]
+        if literal_items(document, MAX_LITERAL_ITEMS) > MAX_LITERAL_ITEMS:
+            return [
+                GraphQLError(
+                    f"The document writes more than {MAX_LITERAL_ITEMS} list or input-object "
+                    "items: pass long lists as variables."
+                )
+            ]
         return validate(schema, document, rules, hide_suggestions=hide_suggestions)
 
     return check
