@@ -33,17 +33,71 @@ def direct_key(a: int, b: int) -> str:
     return f"{low}:{high}"
 
 
+def not_yours(field: str = "conversationId") -> NotFound:
+    """The one answer for a conversation (or group) that is missing or not the viewer's.
+
+    A conversation that exists but is someone else's is answered exactly like one that does
+    not exist, so ids cannot be probed; that includes the viewer's former groups (whoever left
+    or was removed sees nothing of the group, not even what they saw while in it).
+    """
+    return NotFound("No such conversation.", field=field)
+
+
+def _own(
+    membership: Membership | None, *, viewer_id: int, conversation_id: int, field: str
+) -> Membership:
+    """The viewer's row in that conversation, whatever its state; else NOT_FOUND."""
+    if (
+        membership is None
+        or membership.user_id != viewer_id
+        or membership.conversation_id != conversation_id
+    ):
+        raise not_yours(field)
+    return membership
+
+
+def require_accepted(
+    membership: Membership | None,
+    *,
+    viewer_id: int,
+    conversation_id: int,
+    field: str = "conversationId",
+) -> Membership:
+    """The viewer's accepted membership, or the refusal: the rule every conversation- and
+    group-scoped field applies, here and nowhere else.
+
+    No membership at all: NOT_FOUND (`not_yours`). An invitation not yet accepted: FORBIDDEN,
+    since the invitee already sees the group in `myGroupInvites` and may only not use it yet.
+    """
+    membership = _own(membership, viewer_id=viewer_id, conversation_id=conversation_id, field=field)
+    if membership.state != MembershipState.ACCEPTED:
+        raise Forbidden("Accept the invitation to this group first.", field=field)
+    return membership
+
+
+def require_invited(
+    membership: Membership | None,
+    *,
+    viewer_id: int,
+    conversation_id: int,
+    field: str = "conversationId",
+) -> Membership:
+    """The viewer's pending invitation, for answering it: the same rule the other way round
+    (a member, who can see the group, is told FORBIDDEN; anyone else NOT_FOUND)."""
+    membership = _own(membership, viewer_id=viewer_id, conversation_id=conversation_id, field=field)
+    if membership.state != MembershipState.PENDING:
+        raise Forbidden("You have no pending invitation to this group.", field=field)
+    return membership
+
+
 async def get_membership_or_raise(
     session: AsyncSession, *, viewer_id: int, conversation_id: int
 ) -> tuple[Conversation, Membership]:
-    """The conversation and the viewer's accepted membership in it.
-
-    NOT_FOUND when it does not exist, FORBIDDEN when it is someone else's.
-    """
+    """The conversation and the viewer's accepted membership in it (see `require_accepted`)."""
     row = (
         await session.execute(
             select(Conversation, Membership)
-            .outerjoin(
+            .join(
                 Membership,
                 (Membership.conversation_id == Conversation.id) & (Membership.user_id == viewer_id),
             )
@@ -51,25 +105,10 @@ async def get_membership_or_raise(
         )
     ).first()
     if row is None:
-        raise NotFound("No such conversation.", field="conversationId")
+        raise not_yours()
     conversation, membership = row
-    if membership is None or membership.state != MembershipState.ACCEPTED:
-        raise Forbidden("You are not a member of this conversation.", field="conversationId")
+    require_accepted(membership, viewer_id=viewer_id, conversation_id=conversation_id)
     return conversation, membership
-
-
-def require_accepted(
-    membership: Membership | None, *, viewer_id: int, conversation_id: int
-) -> Membership:
-    """The same rule as `get_membership_or_raise`, for a membership a loader already fetched."""
-    if (
-        membership is None
-        or membership.user_id != viewer_id
-        or membership.conversation_id != conversation_id
-        or membership.state != MembershipState.ACCEPTED
-    ):
-        raise Forbidden("You are not a member of this conversation.", field="conversationId")
-    return membership
 
 
 async def get_or_create_direct_id(rt: Runtime, *, viewer_id: int, recipient_id: int) -> int:

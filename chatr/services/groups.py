@@ -12,8 +12,10 @@ joins on accepted membership (history, receipts, typing, the replay of live stre
 serving that person at once. Live streams also hear `MembersRemoved` and end (see
 chatr.services.streams).
 
-Strangers are answered like everywhere else: NOT_FOUND when the group does not exist,
-FORBIDDEN when it exists and is not theirs.
+Whoever is not in the group (a stranger, a former member) is answered like everywhere else:
+NOT_FOUND, as for a group that does not exist (chatr.services.conversations.require_accepted).
+FORBIDDEN is for those who see the group but may not do this: a plain member trying what only
+the owner or an admin may, an invitee using the group before accepting.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import event_log, social, validation
+from chatr.services import conversations, event_log, social, validation
 from chatr.services.conversations import STAFF_ROLES
 
 #: Accepted and invited together; the fan-out is tested with fewer, the design aims at this.
@@ -237,15 +239,10 @@ async def _locked(
             statement = statement.where(event_log.serialised(conversation_id))
         conversation = await session.scalar(statement)
         if conversation is None:
-            raise NotFound("No such conversation.", field="conversationId")
+            raise conversations.not_yours()
         membership = await _membership(session, conversation_id, viewer_id)
-        wanted = MembershipState.PENDING if pending else MembershipState.ACCEPTED
-        if membership is None or membership.state != wanted:
-            if pending:
-                raise Forbidden(
-                    "You have no pending invitation to this group.", field="conversationId"
-                )
-            raise Forbidden("You are not a member of this conversation.", field="conversationId")
+        require = conversations.require_invited if pending else conversations.require_accepted
+        require(membership, viewer_id=viewer_id, conversation_id=conversation_id)
         if conversation.kind != ConversationKind.GROUP:
             raise BadUserInput("This conversation is not a group.", field="conversationId")
         change = _Change(session, conversation, membership)

@@ -92,7 +92,8 @@ async def conversation_events(
 ) -> AsyncIterator[StreamItem]:
     """One conversation's events; with `after_seq`, first everything after that message.
 
-    Ends with FORBIDDEN when the viewer leaves or is removed.
+    NOT_FOUND unless the viewer is in the conversation (chatr.services.conversations); a
+    running stream ends when the viewer leaves or is removed (chatr.services.live).
     """
     async with rt.db.reader() as session:
         await conversations.get_membership_or_raise(

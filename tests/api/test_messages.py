@@ -139,7 +139,8 @@ async def test_member_cannot_post_into_someone_elses_conversation(app: RunningAp
         await mallory.call(HISTORY, id=conversation_id, first=10)
     with pytest.raises(GraphQLError) as marking:
         await mallory.call(MARK_READ, c=conversation_id, s=1)
-    assert posting.value.codes == reading.value.codes == marking.value.codes == ["FORBIDDEN"]
+    # someone else's conversation is answered like one that does not exist: ids reveal nothing
+    assert posting.value.codes == reading.value.codes == marking.value.codes == ["NOT_FOUND"]
     assert await _message_count(alice, conversation_id) == 1
 
 

@@ -170,10 +170,10 @@ async def test_a_removed_member_stops_receiving_the_group(server: RunningApp) ->
             direct_id,
             "still direct",
         )
-    # and he can no longer post or read there
+    # and he can no longer post there: the group is NOT_FOUND to him, as to any outsider
     with pytest.raises(GraphQLError) as refused:
         await bob.send("let me back", conversation_id=group_id)
-    assert refused.value.codes == ["FORBIDDEN"]
+    assert refused.value.codes == ["NOT_FOUND"]
 
 
 async def test_one_message_reaches_every_live_subscription_of_a_fifty_member_group(

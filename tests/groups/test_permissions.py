@@ -1,10 +1,14 @@
 """The permission table: every group action by every kind of actor, through GraphQL.
 
 Each case builds a fresh group in which the owner (alice) has an admin, a member, a second
-admin and a second member to act on, a pending invitee, and an outsider she blocked; a
-stranger knows the group's id. The actor performs the action; the allowed ones succeed, the
-others answer FORBIDDEN (the house rule: a conversation that exists but is not yours is
-FORBIDDEN; NOT_FOUND only when there is none) and change nothing the owner can see.
+admin and a second member to act on, a pending invitee, an outsider she blocked and a former
+member she removed; a stranger knows the group's id. The actor performs the action; the
+allowed ones succeed, the others are refused and change nothing the owner can see.
+
+Refusals follow the house rule: whoever is not in the group (a stranger, a former member) gets
+NOT_FOUND, exactly as for a group that does not exist, so ids cannot be probed; FORBIDDEN is
+for those who can see the group but may not do this (a plain member managing it, an invitee
+using it before accepting, a member answering an invitation they do not have).
 
 "blocked" is someone the owner blocked: blocking keeps them out (they cannot be invited by
 her), so they are refused exactly like a stranger.
@@ -48,9 +52,12 @@ from tests.support.api import (
 from tests.support.servers import RunningApp
 from tests.support.ws import CONVERSATION_EVENTS, subscribe
 
-ROLES = ("owner", "admin", "member", "pending", "stranger", "blocked")
+ROLES = ("owner", "admin", "member", "pending", "stranger", "blocked", "former")
 OK = "ok"
+#: Sees the group, may not do this.
 NO = "FORBIDDEN"
+#: Not in the group: as if there were none.
+GONE = "NOT_FOUND"
 
 
 @dataclass(frozen=True)
@@ -97,24 +104,24 @@ ACTIONS: dict[str, Action] = {
     "leave": _call(LEAVE, lambda w: {"c": w.group_id}),
 }
 
-#: action -> expected answer for (owner, admin, member, pending, stranger, blocked).
+#: action -> expected answer for (owner, admin, member, pending, stranger, blocked, former).
 TABLE: dict[str, tuple[str, ...]] = {
-    "update details": (OK, OK, NO, NO, NO, NO),
-    "invite": (OK, OK, NO, NO, NO, NO),
-    "kick a member": (OK, OK, NO, NO, NO, NO),
-    "kick an admin": (OK, NO, NO, NO, NO, NO),
-    "promote": (OK, NO, NO, NO, NO, NO),
-    "demote": (OK, NO, NO, NO, NO, NO),
-    "transfer ownership": (OK, NO, NO, NO, NO, NO),
-    "delete": (OK, NO, NO, NO, NO, NO),
-    "send message": (OK, OK, OK, NO, NO, NO),
-    "read history": (OK, OK, OK, NO, NO, NO),
-    "markRead": (OK, OK, OK, NO, NO, NO),
-    "setTyping": (OK, OK, OK, NO, NO, NO),
-    "subscribe to conversationEvents": (OK, OK, OK, NO, NO, NO),
-    "accept invite": (NO, NO, NO, OK, NO, NO),
-    "decline invite": (NO, NO, NO, OK, NO, NO),
-    "leave": (OK, OK, OK, NO, NO, NO),
+    "update details": (OK, OK, NO, NO, GONE, GONE, GONE),
+    "invite": (OK, OK, NO, NO, GONE, GONE, GONE),
+    "kick a member": (OK, OK, NO, NO, GONE, GONE, GONE),
+    "kick an admin": (OK, NO, NO, NO, GONE, GONE, GONE),
+    "promote": (OK, NO, NO, NO, GONE, GONE, GONE),
+    "demote": (OK, NO, NO, NO, GONE, GONE, GONE),
+    "transfer ownership": (OK, NO, NO, NO, GONE, GONE, GONE),
+    "delete": (OK, NO, NO, NO, GONE, GONE, GONE),
+    "send message": (OK, OK, OK, NO, GONE, GONE, GONE),
+    "read history": (OK, OK, OK, NO, GONE, GONE, GONE),
+    "markRead": (OK, OK, OK, NO, GONE, GONE, GONE),
+    "setTyping": (OK, OK, OK, NO, GONE, GONE, GONE),
+    "subscribe to conversationEvents": (OK, OK, OK, NO, GONE, GONE, GONE),
+    "accept invite": (NO, NO, NO, OK, GONE, GONE, GONE),
+    "decline invite": (NO, NO, NO, OK, GONE, GONE, GONE),
+    "leave": (OK, OK, OK, NO, GONE, GONE, GONE),
 }
 SUBSCRIBE = "subscribe to conversationEvents"
 
@@ -134,23 +141,27 @@ def test_the_table_covers_every_action_and_role() -> None:
 
 
 async def _world(app: RunningApp) -> World:
-    people = await asyncio.gather(*(register(app.http) for _ in range(9)))
-    owner, admin, member, pending, stranger, blocked, target_member, target_admin, newcomer = people
+    people = await asyncio.gather(*(register(app.http) for _ in range(10)))
+    owner, admin, member, pending, stranger, blocked, former, *others = people
+    target_member, target_admin, newcomer = others
     created = await create_group(
-        owner, invitees=[admin, member, target_member, target_admin, pending]
+        owner, invitees=[admin, member, target_member, target_admin, pending, former]
     )
     group_id = created["id"]
     await asyncio.gather(
         *(
             account.call(ACCEPT, c=group_id)
-            for account in (admin, member, target_member, target_admin)
+            for account in (admin, member, target_member, target_admin, former)
         ),
         owner.call(BLOCK_USER, u=blocked.id),
     )
     for account in (admin, target_admin):
         await owner.call(PROMOTE, c=group_id, u=account.id)
+    await former.send("before I was removed", conversation_id=group_id)
+    await owner.call(REMOVE, c=group_id, u=former.id)
     await owner.send("welcome", conversation_id=group_id)
-    by_role = dict(zip(ROLES, (owner, admin, member, pending, stranger, blocked), strict=True))
+    actors = (owner, admin, member, pending, stranger, blocked, former)
+    by_role = dict(zip(ROLES, actors, strict=True))
     return World(by_role, target_member, target_admin, newcomer, group_id)
 
 

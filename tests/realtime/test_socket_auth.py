@@ -111,7 +111,7 @@ async def test_graphql_ws_says_why_it_refuses_a_socket(server: RunningApp) -> No
     assert await _close_code(socket) == 4401
 
 
-async def test_subscribing_to_someone_elses_conversation_is_forbidden(server: RunningApp) -> None:
+async def test_subscribing_to_someone_elses_conversation_is_not_found(server: RunningApp) -> None:
     alice, bob, mallory = [await register(server.http) for _ in range(3)]
     conversation_id = (await alice.send("secret", to=bob))["conversationId"]
     assert server.ws_url
@@ -121,4 +121,4 @@ async def test_subscribing_to_someone_elses_conversation_is_forbidden(server: Ru
         with pytest.raises(TransportQueryError) as failure:
             await feed.next()
     assert failure.value.errors is not None
-    assert [e["extensions"]["code"] for e in failure.value.errors] == ["FORBIDDEN"]
+    assert [e["extensions"]["code"] for e in failure.value.errors] == ["NOT_FOUND"]
