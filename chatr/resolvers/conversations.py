@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from chatr.context import Context
@@ -25,6 +26,23 @@ async def conversation(ctx: Context, *, conversation_id: str) -> Conversation:
             viewer_id=viewer.id,
             conversation_id=validation.parse_id(conversation_id, field="id"),
         )
+
+
+async def reached(ctx: Context, *, conversation_id: int) -> Conversation:
+    """A conversation reached through something else (a message, an event's message): the
+    viewer's only while they are in it, by the same rule as `conversation(id)`.
+
+    Both rows come from the request's loaders, so a page of messages costs one batch.
+    """
+    viewer = await ctx.viewer()
+    membership, found = await asyncio.gather(
+        ctx.loaders.membership.load((conversation_id, viewer.id)),
+        ctx.loaders.conversation_by_id.load(conversation_id),
+    )
+    conversations.require_accepted(membership, viewer_id=viewer.id, conversation_id=conversation_id)
+    if found is None:  # deleted since the membership was read
+        raise conversations.not_yours()
+    return found
 
 
 async def history(ctx: Context, *, conversation_id: int, page: PageRequest) -> Page[Message]:

@@ -159,7 +159,8 @@ class GroupMutation:
         )
 
     @strawberry.mutation(
-        description="Join a group I was invited to. FORBIDDEN without a pending invitation."
+        description="Join a group I was invited to. NOT_FOUND without an invitation (as for "
+        "any group I am not in); FORBIDDEN if I am in it already."
     )
     async def accept_group_invite(
         self, info: ChatrInfo, conversation_id: strawberry.ID

@@ -27,7 +27,10 @@ class Query:
         description="The inbox: my conversations, most recent activity first.",
     )
 
-    @strawberry.field(description="One of my conversations.")
+    @strawberry.field(
+        description="One of my conversations. NOT_FOUND when I am not in it, exactly as when "
+        "there is none: ids reveal nothing."
+    )
     async def conversation(self, info: ChatrInfo, id: strawberry.ID) -> ConversationType:
         return await conversations.conversation(info.context, conversation_id=id)  # type: ignore[return-value]
 

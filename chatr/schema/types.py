@@ -206,11 +206,16 @@ class MessageType:
             return None
         return root.client_id
 
-    @strawberry.field(description="The conversation this message belongs to.")
+    @strawberry.field(
+        description="The conversation this message belongs to. NOT_FOUND unless I am in it "
+        "now: a message I keep (one I sent, then left the group) does not lead back in."
+    )
     async def conversation(
         self, root: Parent[Message], info: ChatrInfo
     ) -> Annotated[ConversationType, strawberry.lazy("chatr.schema.types")]:
-        return await info.context.loaders.conversation_by_id.load(root.conversation_id)
+        return await conversation_resolvers.reached(  # type: ignore[return-value]
+            info.context, conversation_id=root.conversation_id
+        )
 
     @strawberry.field(description="Who sent it; for a SYSTEM message, who made the change.")
     async def sender(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:

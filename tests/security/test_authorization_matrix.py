@@ -1,9 +1,21 @@
-"""Authorization matrix: a stranger aims every root field that takes an ID at someone else's.
+"""Authorization matrix: a stranger, and a former member, aim every root field that takes an ID
+at someone else's.
 
 The owner (alice) has a direct conversation with her friend bob, two signed-in devices, a friend
 request waiting for her answer and a block; a stranger (mallory) who is related to none of it
-but knows every id calls each field with the owner's ids. She gets FORBIDDEN or NOT_FOUND, the
-response holds nothing, and the owner sees exactly what she saw before.
+but knows every id calls each field with the owner's ids. She is refused (NOT_FOUND for any
+conversation or group: one that exists but is not hers is answered like one that does not, so
+ids cannot be probed), the response holds nothing, and the owner sees exactly what she saw
+before.
+
+The second standing is the former member: frank was in alice's group, posted there and was
+removed (or left). Every field that takes a conversation id has a `former` case aimed at that
+group: he gets NOT_FOUND and nothing posted after he left (the group's new name, description,
+messages, members). Former members see nothing of the group at all, not even what they saw
+while they were in it. The same holds through nested selections: every field of the schema
+that leads to a `Conversation` (a message's `conversation`, mutation payloads, the inbox) has
+an entry in PATHS_TO_A_CONVERSATION, and `test_every_path_to_a_conversation_has_a_probe`
+fails for a new one without.
 
 A few fields legitimately take anybody's id: asking someone to be friends, blocking them,
 writing them a direct message. Their entries say `kind=PUBLIC_TARGET`; the call works, and the
@@ -17,6 +29,7 @@ inside input objects too) without an entry in MATRIX fails
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +64,9 @@ from tests.support.ws import CONVERSATION_EVENTS, subscribe
 
 #: What a stranger may be told about someone else's things.
 REFUSED = frozenset({"FORBIDDEN", "NOT_FOUND"})
+#: What anyone who is not a member is told about a conversation or group: the same as for an
+#: id that does not exist.
+NOT_YOURS = frozenset({"NOT_FOUND"})
 #: What a user who is not an administrator is told by an administrators-only field.
 ADMINS_ONLY = frozenset({"FORBIDDEN"})
 #: The entry's field must refuse the stranger.
@@ -200,6 +216,26 @@ class World:
 View = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Former:
+    """A group frank was in and is not any more, and what happened there since."""
+
+    owner: Account  # alice: owns the group
+    member: Account  # bob: still in it
+    former: Account  # frank: joined, posted, then was removed or left
+    invitee: Account  # carol: invited after frank had gone
+    group_id: str
+    direct_id: str  # frank and alice's direct conversation: he is still in that one
+    owner_view: View  # OWNER_VIEW as alice saw it after frank had gone
+
+
+#: frank's message in the group, sent while he was a member: a retry with its client id is
+#: how an idempotent send could hand the group back to him.
+FORMER_CLIENT_ID = "frank-while-a-member"
+#: What happened in the group after frank had gone: none of it may reach him.
+SECRETS = ("Secret plans", "Only for those still here", "posted after frank left")
+
+
 def _unchanged(_world: World, before: View) -> View:
     return before
 
@@ -218,12 +254,15 @@ class Case:
     owner_view_after: Callable[[World, View], View] = _unchanged
     #: What else must still hold afterwards, when the target is not the owner's (erin).
     still_holds: Callable[[World], Awaitable[None]] | None = None
+    #: Fields that take a conversation id: the variables aimed at the group frank left.
+    former: Callable[[Former], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         assert self.kind in (PRIVATE, PUBLIC_TARGET), self.kind
         assert (self.kind == PUBLIC_TARGET) == (self.reveals_nothing is not None), (
             "a public-target entry says what must not leak; a private one is refused"
         )
+        assert self.former is None or self.kind == PRIVATE, "former members are refused"
 
 
 def _new_direct_conversation_with_the_owner(world: World, message: dict[str, Any]) -> None:
@@ -289,11 +328,28 @@ def _one_more_group_invite_for_the_owner(world: World, before: View) -> View:
     return after
 
 
+def _members_only(
+    argument: str,
+    document: str,
+    stranger: Callable[[World], dict[str, Any]],
+    former: Callable[[Former], dict[str, Any]],
+) -> Case:
+    """A field on one conversation or group: whoever is not in it (a stranger, a former
+    member) gets NOT_FOUND, exactly as for an id that does not exist."""
+    return Case(argument, document, stranger, codes=NOT_YOURS, former=former)
+
+
 def _group_member_cases(field: str) -> tuple[Case, Case]:
-    """Aimed at alice's group and at bob in it: neither may be touched by a stranger."""
+    """Aimed at alice's group and at bob in it: neither may be touched by a stranger, nor by
+    someone who was in the group."""
     document = _on_group_member(field)
     return tuple(  # type: ignore[return-value]
-        Case(argument, document, lambda w: {"c": w.group_id, "u": w.friend.id})
+        _members_only(
+            argument,
+            document,
+            lambda w: {"c": w.group_id, "u": w.friend.id},
+            lambda f: {"c": f.group_id, "u": f.member.id},
+        )
         for argument in ("conversationId", "userId")
     )
 
@@ -314,11 +370,14 @@ async def _suspended_user_still_cannot_sign_in(world: World) -> None:
 
 #: Every root field that takes an ID: field name -> its case (or one case per ID argument).
 MATRIX: dict[str, Case | tuple[Case, ...]] = {
-    # One of my conversations: members only (FORBIDDEN; NOT_FOUND only when there is none).
-    "conversation": Case("id", CONVERSATION, lambda w: {"id": w.conversation_id}),
+    # One of my conversations: members only (NOT_FOUND, as if there were none).
+    "conversation": _members_only(
+        "id", CONVERSATION, lambda w: {"id": w.conversation_id}, lambda f: {"id": f.group_id}
+    ),
     "sendMessage": (
-        # Into a conversation: members only; nothing may be stored in alice and bob's.
-        Case(
+        # Into a conversation: members only; nothing may be stored in alice and bob's. frank
+        # retries the send he made while a member: the message may not lead him back in.
+        _members_only(
             "input.conversationId",
             SEND_MESSAGE,
             lambda w: {
@@ -326,6 +385,13 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
                     "body": "intrusion",
                     "clientMessageId": "matrix-into",
                     "conversationId": w.conversation_id,
+                }
+            },
+            lambda f: {
+                "input": {
+                    "body": "frank was here",
+                    "clientMessageId": FORMER_CLIENT_ID,
+                    "conversationId": f.group_id,
                 }
             },
         ),
@@ -346,20 +412,39 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
         ),
     ),
     # Receipts are a member's own: bob has not read alice's last two messages, and still hasn't.
-    "markRead": Case("conversationId", MARK_READ, lambda w: {"c": w.conversation_id, "s": 3}),
-    "markDelivered": Case(
-        "conversationId", MARK_DELIVERED, lambda w: {"c": w.conversation_id, "s": 3}
+    "markRead": _members_only(
+        "conversationId",
+        MARK_READ,
+        lambda w: {"c": w.conversation_id, "s": 3},
+        lambda f: {"c": f.group_id, "s": 100},
+    ),
+    "markDelivered": _members_only(
+        "conversationId",
+        MARK_DELIVERED,
+        lambda w: {"c": w.conversation_id, "s": 3},
+        lambda f: {"c": f.group_id, "s": 100},
     ),
     # Answering a message request: the person asked only; alice and bob's conversation is
     # neither accepted again nor deleted.
-    "acceptMessageRequest": Case(
-        "conversationId", ACCEPT_MESSAGE_REQUEST, lambda w: {"c": w.conversation_id}
+    "acceptMessageRequest": _members_only(
+        "conversationId",
+        ACCEPT_MESSAGE_REQUEST,
+        lambda w: {"c": w.conversation_id},
+        lambda f: {"c": f.group_id},
     ),
-    "declineMessageRequest": Case(
-        "conversationId", DECLINE_MESSAGE_REQUEST, lambda w: {"c": w.conversation_id}
+    "declineMessageRequest": _members_only(
+        "conversationId",
+        DECLINE_MESSAGE_REQUEST,
+        lambda w: {"c": w.conversation_id},
+        lambda f: {"c": f.group_id},
     ),
     # Typing into a conversation: members only.
-    "setTyping": Case("conversationId", SET_TYPING, lambda w: {"c": w.conversation_id, "t": True}),
+    "setTyping": _members_only(
+        "conversationId",
+        SET_TYPING,
+        lambda w: {"c": w.conversation_id, "t": True},
+        lambda f: {"c": f.group_id, "t": True},
+    ),
     # Someone else's session is NOT_FOUND ("session ids reveal nothing"); alice's stays live.
     "revokeSession": Case("id", REVOKE_SESSION, lambda w: {"id": w.other_session_id}),
     # Asking anyone to be friends is the point of the field: alice gets one more request, and
@@ -411,9 +496,12 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     ),
     "deleteUser": Case("userId", DELETE_USER, lambda w: {"u": w.owner.id}, codes=ADMINS_ONLY),
     # Events of a conversation, over a real WebSocket: members only. afterSeq 0 would replay
-    # all three messages first if the membership check let mallory in.
-    "conversationEvents": Case(
-        "conversationId", CONVERSATION_EVENTS, lambda w: {"id": w.conversation_id, "afterSeq": 0}
+    # all three messages first if the membership check let mallory in (or frank back in).
+    "conversationEvents": _members_only(
+        "conversationId",
+        CONVERSATION_EVENTS,
+        lambda w: {"id": w.conversation_id, "afterSeq": 0},
+        lambda f: {"id": f.group_id, "afterSeq": 0},
     ),
     # Watching anyone's presence is allowed; privacy decides what it shows (alice has no
     # socket open, so she is offline).
@@ -434,21 +522,42 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
         reveals_nothing=_a_new_group_inviting_the_owner_and_nothing_else,
         owner_view_after=_one_more_group_invite_for_the_owner,
     ),
-    # Alice's group: outsiders change nothing in it, and cannot get themselves in.
-    "updateGroup": Case(
+    # Alice's group: outsiders change nothing in it, and cannot get themselves (back) in.
+    "updateGroup": _members_only(
         "input.conversationId",
         UPDATE_GROUP,
         lambda w: {"input": {"conversationId": w.group_id, "name": "Taken"}},
+        lambda f: {"input": {"conversationId": f.group_id, "name": "Taken"}},
     ),
-    "deleteGroup": Case("conversationId", DELETE_GROUP, lambda w: {"c": w.group_id}),
+    "deleteGroup": _members_only(
+        "conversationId", DELETE_GROUP, lambda w: {"c": w.group_id}, lambda f: {"c": f.group_id}
+    ),
     "inviteToGroup": tuple(
-        Case(argument, INVITE_TO_GROUP, lambda w: {"c": w.group_id, "u": [w.stranger.id]})
+        _members_only(
+            argument,
+            INVITE_TO_GROUP,
+            lambda w: {"c": w.group_id, "u": [w.stranger.id]},
+            lambda f: {"c": f.group_id, "u": [f.former.id]},
+        )
         for argument in ("conversationId", "userIds")
     ),
-    # Carol's invitation is hers: a stranger can neither accept nor decline it.
-    "acceptGroupInvite": Case("conversationId", ACCEPT_GROUP_INVITE, lambda w: {"c": w.group_id}),
-    "declineGroupInvite": Case("conversationId", DECLINE_GROUP_INVITE, lambda w: {"c": w.group_id}),
-    "leaveGroup": Case("conversationId", LEAVE_GROUP, lambda w: {"c": w.group_id}),
+    # Carol's invitation is hers: a stranger can neither accept nor decline it (nor can frank,
+    # whose own invitation was used up when he joined).
+    "acceptGroupInvite": _members_only(
+        "conversationId",
+        ACCEPT_GROUP_INVITE,
+        lambda w: {"c": w.group_id},
+        lambda f: {"c": f.group_id},
+    ),
+    "declineGroupInvite": _members_only(
+        "conversationId",
+        DECLINE_GROUP_INVITE,
+        lambda w: {"c": w.group_id},
+        lambda f: {"c": f.group_id},
+    ),
+    "leaveGroup": _members_only(
+        "conversationId", LEAVE_GROUP, lambda w: {"c": w.group_id}, lambda f: {"c": f.group_id}
+    ),
     "removeGroupMember": _group_member_cases("removeGroupMember"),
     "promoteGroupMember": _group_member_cases("promoteGroupMember"),
     "demoteGroupMember": _group_member_cases("demoteGroupMember"),
@@ -548,7 +657,16 @@ async def test_every_field_that_takes_an_id_has_an_entry(app: RunningApp) -> Non
         for case in _cases(field):
             if _operation(case.document) != (operation, field):
                 problems.append(f"{field}: the document is not a {operation} selecting {field}")
+            if _takes_a_conversation(field, paths) and case.kind == PRIVATE and not case.former:
+                problems.append(
+                    f"{field} ({case.argument}) takes a conversation id: give its case the "
+                    "`former` variables that aim it at the group a former member left"
+                )
     assert not problems, "\n".join(problems)
+
+
+def _takes_a_conversation(field: str, paths: set[str]) -> bool:
+    return field == "conversation" or any(p.split(".")[-1] == "conversationId" for p in paths)
 
 
 # -- the world ------------------------------------------------------------------------------
@@ -644,12 +762,15 @@ async def _build_world(app: RunningApp) -> World:
 
 
 def _assert_refused(
-    field: str, case: Case, errors: list[dict[str, Any]] | None, data: dict[str, Any] | None
+    field: str,
+    expected: frozenset[str],
+    errors: list[dict[str, Any]] | None,
+    data: dict[str, Any] | None,
 ) -> None:
-    assert errors, f"{field} answered a stranger: {data}"
+    assert errors, f"{field} answered: {data}"
     codes = {error.get("extensions", {}).get("code") for error in errors}
-    assert codes <= case.codes, f"{field} refused the stranger with {codes}, not {case.codes}"
-    assert data is None or data == {field: None}, f"{field} told a stranger {data}"
+    assert codes <= expected, f"{field} refused with {codes}, not {expected}"
+    assert data is None or data == {field: None}, f"{field} told {data}"
 
 
 @pytest.mark.parametrize(("field", "case"), _params({"query", "mutation"}))
@@ -662,7 +783,7 @@ async def test_a_stranger_gets_nothing_through_queries_and_mutations(
     body = await graphql(app.http, case.document, case.variables(world), token=world.stranger.token)
     # then she is refused and told nothing, or (public target) gets only what is hers to get
     if case.kind == PRIVATE:
-        _assert_refused(field, case, body.get("errors"), body.get("data"))
+        _assert_refused(field, case.codes, body.get("errors"), body.get("data"))
     else:
         assert not body.get("errors"), body["errors"]
         assert case.reveals_nothing is not None
@@ -694,7 +815,7 @@ async def test_a_stranger_gets_nothing_through_subscriptions(
     if case.kind == PRIVATE:
         # then the operation ends with the refusal, before a single event
         assert refusal is not None, f"{field} delivered a stranger {first}"
-        _assert_refused(field, case, refusal.errors, refusal.data)
+        _assert_refused(field, case.codes, refusal.errors, refusal.data)
     else:
         # or (public target) what she hears is only what is hers to hear
         assert refusal is None, refusal
@@ -703,3 +824,259 @@ async def test_a_stranger_gets_nothing_through_subscriptions(
     # and alice's things are as they were
     after = await _owner_view(world.owner, world.conversation_id, world.group_id)
     assert after == case.owner_view_after(world, world.owner_view)
+
+
+# -- the former member --------------------------------------------------------------------
+
+STANDINGS = ("removed", "left")
+REMOVE_GROUP_MEMBER = _on_group_member("removeGroupMember")
+
+# Everything a conversation shows, and what its last message leads back to. (Not `messages`:
+# history has always checked membership itself, and its refusal would hide what the others
+# leak by nulling the whole answer.)
+DEEP_CONVERSATION = """
+  id name description lastSeq lastActivityAt myRole unreadCount
+  members { user { id } role lastReadSeq lastDeliveredSeq }
+  invitedMembers { user { id } }
+  myMembership { lastReadSeq }
+  lastMessage { seq body conversation { id name lastSeq } }
+"""
+DEEP_SEND = f"""
+mutation Send($input: SendMessageInput!) {{
+  sendMessage(input: $input) {{ seq body conversation {{ {DEEP_CONVERSATION} }} }}
+}}
+"""
+DEEP_INBOX = f"""
+query Inbox {{ conversations(first: 100) {{ edges {{ node {{ {DEEP_CONVERSATION} }} }} }} }}
+"""
+DEEP_REQUESTS = f"""
+query Requests {{ messageRequests(first: 100) {{ edges {{ node {{ {DEEP_CONVERSATION} }} }} }} }}
+"""
+DEEP_MY_EVENTS = f"""
+subscription Mine($after: String) {{
+  myEvents(after: $after) {{
+    __typename conversationId cursor
+    ... on MessagePostedEvent {{ message {{ seq body conversation {{ {DEEP_CONVERSATION} }} }} }}
+    ... on ReceiptUpdatedEvent {{ user {{ id }} lastReadSeq }}
+  }}
+}}
+"""
+# Every field of any type that leads to a Conversation or a page of them.
+FIELD_TYPES = """
+query FieldTypes {
+  __schema { types { kind name fields { name type { ...TypeRef } } } }
+}
+fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { name } } } }
+"""
+CONVERSATION_TYPES = frozenset({"Conversation", "ConversationConnection"})
+
+
+async def _build_former(app: RunningApp, standing: str) -> Former:
+    """alice's group: bob and frank joined and frank posted; then frank was removed (or left),
+    and the group was renamed, written in, read and someone new invited."""
+    alice, bob, frank, carol = await asyncio.gather(*(register(app.http) for _ in range(4)))
+    created = await alice.call(
+        CREATE_GROUP, input={"name": "Book club", "inviteeIds": [bob.id, frank.id]}
+    )
+    group_id = created["createGroup"]["id"]
+    await bob.call(ACCEPT_GROUP_INVITE, c=group_id)
+    await frank.call(ACCEPT_GROUP_INVITE, c=group_id)
+    await frank.send("frank was here", conversation_id=group_id, client_id=FORMER_CLIENT_ID)
+    direct_id = (await alice.send("hi frank", to=frank))["conversationId"]
+    # while he is in it, frank sees the group like anyone else in it
+    seen = (await frank.call(CONVERSATION, id=group_id))["conversation"]
+    assert {m["user"]["id"] for m in seen["members"]} == {alice.id, bob.id, frank.id}
+    if standing == "removed":
+        await alice.call(REMOVE_GROUP_MEMBER, c=group_id, u=frank.id)
+    else:
+        await frank.call(LEAVE_GROUP, c=group_id)
+    details = {"name": SECRETS[0], "description": SECRETS[1]}
+    await alice.call(UPDATE_GROUP, input={"conversationId": group_id, **details})
+    await alice.send(SECRETS[2], conversation_id=group_id)
+    await alice.call(INVITE_TO_GROUP, c=group_id, u=[carol.id])
+    await bob.call(MARK_READ, c=group_id, s=100)
+    view = await _owner_view(alice, direct_id, group_id)
+    assert (view["group"]["name"], view["group"]["description"]) == SECRETS[:2]
+    assert {m["user"]["id"] for m in view["group"]["members"]} == {alice.id, bob.id}
+    assert view["group"]["invitedMembers"] == [{"user": {"id": carol.id}}]
+    return Former(alice, bob, frank, carol, group_id, direct_id, view)
+
+
+def _learns_nothing_new(body: object) -> None:
+    text = json.dumps(body)
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert not leaked, f"a former member learnt {leaked}: {text}"
+
+
+def _former_params(operations: set[str]) -> list[Any]:
+    return [
+        pytest.param(standing, *param.values, id=f"{standing}-{param.id}")
+        for standing in STANDINGS
+        for param in _params(operations)
+        if param.values[1].former is not None
+    ]
+
+
+@pytest.mark.parametrize(("standing", "field", "case"), _former_params({"query", "mutation"}))
+async def test_a_former_member_gets_nothing_through_queries_and_mutations(
+    app: RunningApp, standing: str, field: str, case: Case
+) -> None:
+    # given a group frank was in, and what happened there after he had gone
+    former = await _build_former(app, standing)
+    assert case.former is not None
+    # when frank calls the field with the group's id
+    body = await graphql(app.http, case.document, case.former(former), token=former.former.token)
+    # then he is told NOT_FOUND, as for a group that does not exist, and nothing new
+    _assert_refused(field, case.codes, body.get("errors"), body.get("data"))
+    _learns_nothing_new(body)
+    # and the group is as alice left it
+    after = await _owner_view(former.owner, former.direct_id, former.group_id)
+    assert after == former.owner_view
+
+
+@pytest.mark.parametrize(("standing", "field", "case"), _former_params({"subscription"}))
+async def test_a_former_member_gets_nothing_through_subscriptions(
+    server: RunningApp, standing: str, field: str, case: Case
+) -> None:
+    # given a group frank was in
+    assert server.ws_url and case.former is not None
+    former = await _build_former(server, standing)
+    # when he subscribes to it from its first message
+    async with subscribe(
+        server.ws_url, former.former.token, case.document, case.former(former)
+    ) as feed:
+        with pytest.raises(TransportQueryError) as refusal:
+            await feed.next()
+    # then it ends with NOT_FOUND before a single event
+    _assert_refused(field, case.codes, refusal.value.errors, refusal.value.data)
+    _learns_nothing_new(refusal.value.errors)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A former member's call through a field that leads to a Conversation."""
+
+    document: str
+    variables: Callable[[Former], dict[str, Any]]
+    #: Asserts what he got; None: refused with NOT_FOUND.
+    check: Callable[[Former, dict[str, Any]], None] | None = None
+
+
+def _not_the_group(former: Former, body: dict[str, Any]) -> None:
+    assert not body.get("errors"), body["errors"]
+    (connection,) = body["data"].values()
+    ids = [edge["node"]["id"] for edge in connection["edges"]]
+    assert former.group_id not in ids
+
+
+def _only_the_new_group(former: Former, body: dict[str, Any]) -> None:
+    assert not body.get("errors"), body["errors"]
+    created = body["data"]["createGroup"]
+    assert created["id"] != former.group_id
+    assert created["members"] == [{"user": {"id": former.former.id}, "role": "OWNER"}]
+
+
+#: Every field that leads to a Conversation: root fields whose MATRIX entry has `former`
+#: cases are covered there; the others are probed here.
+PROBES: dict[str, Probe] = {
+    # The inbox and the message requests list only conversations he is in.
+    "Query.conversations": Probe(DEEP_INBOX, lambda f: {}, _not_the_group),
+    "Query.messageRequests": Probe(DEEP_REQUESTS, lambda f: {}, _not_the_group),
+    # A new group is the creator's own, and nothing else.
+    "Mutation.createGroup": Probe(
+        CREATE_GROUP, lambda f: {"input": {"name": "Frank's"}}, _only_the_new_group
+    ),
+    # A message he sent while a member (here, handed back by retrying its send) does not lead
+    # back into the group: its `conversation` is NOT_FOUND for him, however deep the selection.
+    # (Event payloads reach the same field: test_a_former_member_hears_nothing_of_the_group.)
+    "Message.conversation": Probe(
+        DEEP_SEND,
+        lambda f: {
+            "input": {
+                "body": "frank was here",
+                "clientMessageId": FORMER_CLIENT_ID,
+                "conversationId": f.group_id,
+            }
+        },
+    ),
+}
+
+
+async def test_every_path_to_a_conversation_has_a_probe(app: RunningApp) -> None:
+    # given every field of the API that leads to a Conversation (or a page of them)
+    schema = (await data(app.http, FIELD_TYPES))["__schema"]
+    roots = {"Query", "Mutation", "Subscription"}
+    paths = {
+        f"{t['name']}.{field['name']}": t["name"]
+        for t in schema["types"]
+        if t["kind"] == "OBJECT"
+        and not t["name"].startswith("__")
+        and t["name"] != "ConversationEdge"
+        for field in t["fields"] or []
+        if _named(field["type"])["name"] in CONVERSATION_TYPES
+    }
+    assert {"Message.conversation", "Query.conversation", "Mutation.updateGroup"} <= paths.keys()
+    # then a former member's way through each is tested
+    problems = []
+    for path, owner in sorted(paths.items()):
+        field = path.split(".", 1)[1]
+        in_matrix = (
+            owner in roots
+            and field in MATRIX
+            and all(case.former is not None for case in _cases(field))
+        )
+        if not in_matrix and path not in PROBES:
+            problems.append(
+                f"{path} leads to a Conversation: add a PROBE (or a `former` MATRIX case) "
+                "showing a former member gets nothing through it"
+            )
+    problems += [
+        f"PROBES has {path}, which no longer leads to a Conversation"
+        for path in sorted(PROBES.keys() - paths.keys())
+    ]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("path", sorted(PROBES))
+async def test_a_former_member_reaches_nothing_through(
+    app: RunningApp, path: str, standing: str
+) -> None:
+    # given a group frank was in
+    former = await _build_former(app, standing)
+    probe = PROBES[path]
+    # when he takes this way towards it
+    body = await graphql(
+        app.http, probe.document, probe.variables(former), token=former.former.token
+    )
+    # then it leads nowhere, and tells him nothing that happened after he had gone
+    if probe.check is None:
+        field = _operation(probe.document)[1]
+        _assert_refused(field, NOT_YOURS, body.get("errors"), body.get("data"))
+    else:
+        probe.check(former, body)
+    _learns_nothing_new(body)
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+async def test_a_former_member_hears_nothing_of_the_group(
+    server: RunningApp, standing: str
+) -> None:
+    # given a group frank was in, and a direct conversation with alice he is still in
+    assert server.ws_url
+    former = await _build_former(server, standing)
+    # when he replays all his events from the very start, then alice writes to him directly
+    async with subscribe(
+        server.ws_url, former.former.token, DEEP_MY_EVENTS, {"after": "0"}
+    ) as feed:
+        await former.owner.send("ping", conversation_id=former.direct_id)
+        events = [await feed.next()]
+        while (events[-1].get("message") or {}).get("body") != "ping":
+            events.append(await feed.next())
+    # then he hears only of the conversation he is still in, and nothing of the group
+    assert {event["conversationId"] for event in events} == {former.direct_id}
+    assert [e["message"]["conversation"]["id"] for e in events if "message" in e] == [
+        former.direct_id,
+        former.direct_id,
+    ]
+    _learns_nothing_new(events)
