@@ -144,9 +144,9 @@ async def test_removed_group_member_cannot_replay_an_old_message_to_read_the_gro
     new_send = _send("after removal", "b-2", conversationId=group_id)
     # when he replays that send (asking for the conversation with it)
     replayed = await _refusal(bob, REPLAY_WITH_CONVERSATION, **replay)
-    # then he gets what a new send gets: FORBIDDEN, and nothing of the group
+    # then he gets what a new send gets: NOT_FOUND (the group is not his), and nothing of it
     assert replayed == await _refusal(bob, REPLAY_WITH_CONVERSATION, **new_send)
-    assert [e["code"] for e in replayed] == ["FORBIDDEN"]
+    assert [e["code"] for e in replayed] == ["NOT_FOUND"]
 
 
 @pytest.mark.parametrize("target", ["conversationId", "recipientId"])
