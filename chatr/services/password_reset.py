@@ -26,6 +26,9 @@ async def request(rt: Runtime, *, email: str, client_ip: str) -> bool:
     return True
 
 
+#: The id an unknown address's code is looked up under: ids start at 1.
+NO_ACCOUNT = 0
+
 #: The outbox channel name of the job above (for its log lines).
 RESET_JOB = "password-reset"
 
@@ -53,10 +56,18 @@ async def reset(rt: Runtime, *, email: str, code: str, new_password: str) -> boo
     new_password = validation.password(new_password)
     async with rt.db.reader() as session:
         user = await users.find_by_login(session, login=email)
-    if user is None or "@" not in email:
-        # Same answer as a wrong code: nothing here says whether the address is registered.
+    # An unknown address looks for its code like a known one (under an id no account has),
+    # so the answer and the statements it took are those of a known address with no pending
+    # code: nothing here says whether the address is registered.
+    registered = user is not None and "@" in email
+    await verification.consume(
+        rt,
+        user_id=user.id if registered and user is not None else NO_ACCOUNT,
+        purpose=verification.PASSWORD_RESET,
+        code=code,
+    )
+    if not registered or user is None:  # consume found no code for NO_ACCOUNT and raised
         raise BadUserInput("The code is wrong or has expired; request a new one.", field="code")
-    await verification.consume(rt, user_id=user.id, purpose=verification.PASSWORD_RESET, code=code)
     password_hash = await security.hash_password(new_password)
     async with rt.db.session() as session, session.begin():
         await session.execute(

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import event
 
 from chatr.outbox import Delivery
-from tests.support.api import data, register
+from tests.api.test_email_flows import NEW_PASSWORD, RESET
+from tests.support.api import data, graphql, register
 from tests.support.servers import RunningApp
 from tests.support.smtp_sink import SmtpSink
 
@@ -120,3 +121,21 @@ async def test_a_reset_request_takes_as_long_for_a_real_as_for_an_unknown_addres
     # cost: the tolerance is generous for a shared machine, far below that gap
     difference = abs(statistics.median(real) - statistics.median(unknown))
     assert difference < 0.01, (statistics.median(real), statistics.median(unknown))
+
+
+async def test_a_wrong_reset_code_costs_the_same_statements_for_a_real_and_an_unknown_address(
+    mail_app: RunningApp, smtp: SmtpSink
+) -> None:
+    # given a registered address with no reset pending, and one nobody has
+    await register(mail_app.http, "guessed")
+    await smtp.next_code("guessed@example.com")
+    # when someone tries a code for each
+    work = {}
+    for email in ("guessed@example.com", "unheard@example.com"):
+        variables = {"email": email, "code": "123456", "password": NEW_PASSWORD}
+        with work_of_this_request(mail_app) as work[email]:
+            body = await graphql(mail_app.http, RESET, variables)
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    # then both answers took the same statements (an unknown address looks for a code too)
+    assert work["guessed@example.com"].statements == work["unheard@example.com"].statements
+    assert work["guessed@example.com"].statements  # the code lookup itself
