@@ -211,16 +211,19 @@ MESSAGE_FIELDS = "id seq kind body createdAt editedAt deletedAt conversationId c
 
 
 def wide_valid_operations(n: int, rnd: random.Random) -> str:
-    """Up to 20 operations (the most a document may define), each selecting distinct fields
+    """Up to 5 operations (the most a document may define), each selecting distinct fields
     three types deep: valid, and as much for the rules to visit as the limits allow."""
     tag = _tag(rnd)
     users = " ".join(USER_FIELDS)
     body = (
         f"conversations(first: 5) {{ edges {{ cursor node {{ {CONVERSATION_FIELDS} "
         f"lastMessage {{ {MESSAGE_FIELDS} sender {{ {users} }} }} }} }} "
-        f"pageInfo {{ hasNextPage endCursor }} }} me {{ {users} }}"
+        f"pageInfo {{ hasNextPage endCursor }} }} me {{ {users} }} "
+        f"friends(first: 5) {{ edges {{ cursor node {{ user {{ {users} }} }} }} }} "
+        f"blockedUsers(first: 5) {{ edges {{ cursor node {{ user {{ {users} }} }} }} }} "
+        f"messageRequests(first: 5) {{ edges {{ cursor node {{ {CONVERSATION_FIELDS} }} }} }}"
     )
-    return " ".join(f"query Q{tag}{i} {{ {body} }}" for i in range(min(n, 20)))
+    return " ".join(f"query Q{tag}{i} {{ {body} }}" for i in range(min(n, 5)))
 
 
 FAMILIES: dict[str, Builder] = {

@@ -146,10 +146,14 @@ def in_process(variants: int) -> tuple[list[str], float]:
 # -- 2. a server under attack --------------------------------------------------------------
 
 
-def _attack(url: str, sizes: dict[str, int], stop: Any, counter: Any, seed: int) -> None:
+def _attack(
+    url: str, sizes: dict[str, int], stop: Any, ready: Any, counter: Any, seed: int
+) -> None:
     """One attacker process: fresh adversarial documents, one request at a time."""
     rnd = random.Random(seed)
     with httpx.Client(base_url=url, timeout=30) as client:
+        with ready.get_lock():
+            ready.value += 1
         while not stop.is_set():
             for name, builder in FAMILIES.items():
                 document = builder(sizes[name], rnd)
@@ -193,12 +197,13 @@ async def under_attack(seconds: float) -> list[str]:
         context = multiprocessing.get_context("spawn")
         stop = context.Event()
         counter = context.Value("l", 0)
+        ready = context.Value("l", 0)
         settings = Settings()
         limits = Limits(settings.max_query_tokens, settings.max_request_body_bytes)
         sizes = {name: largest(builder, limits) for name, builder in FAMILIES.items()}
         attackers = [
             context.Process(
-                target=_attack, args=(server.url, sizes, stop, counter, seed), daemon=True
+                target=_attack, args=(server.url, sizes, stop, ready, counter, seed), daemon=True
             )
             for seed in (1, 2)
         ]
@@ -210,7 +215,10 @@ async def under_attack(seconds: float) -> list[str]:
                 lines.append(f"{'baseline: no attacker':38s} {_percentiles(baseline)}")
                 for attacker in attackers:
                     attacker.start()
-                await asyncio.sleep(2.0)  # the attackers start (a fresh interpreter each)
+                async with asyncio.timeout(120):  # a fresh interpreter each: imports first
+                    while ready.value < len(attackers):  # noqa: ASYNC110 (another process)
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)
                 before = counter.value
                 attacked = await _probe(client, seconds)
                 sent = counter.value - before

@@ -82,7 +82,7 @@ MAX_LITERAL_ITEMS = 150
 
 #: Operations in one document: each is checked on its own (its variables traced through its
 #: fragments), and a request runs only one of them.
-MAX_OPERATIONS = 20
+MAX_OPERATIONS = 5
 
 #: Fragments spread within fragments, this many deep at most: strawberry's depth limiter
 #: recurses once per level (a chain of 250 exhausts Python's stack), and so does `measure`.
