@@ -1,7 +1,9 @@
 """Suite-wide fixtures: real PostgreSQL and Redis (or the embedded default for smoke tests).
 
 Every test gets a clean database (tables truncated after each test) and a unique pub/sub
-channel prefix, so tests never see each other's rows or messages.
+channel prefix, so tests never see each other's rows or messages. Under pytest-xdist
+(`./scripts/test` runs the suite in parallel) each worker is its own test session, so it has
+its own database: the truncation of one worker never touches another's rows.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     return Settings(
         database_url=database_url,
         broker_url=broker_url,
-        channel_prefix=f"chatr-test-{uuid.uuid4().hex[:10]}",
+        channel_prefix=f"chatr-test-{services.worker()}-{uuid.uuid4().hex[:10]}",
         jwt_secret=secrets.token_urlsafe(48),
         # Tests sign up far more users from one address than a person would; the rate-limit
         # tests switch limits back on.

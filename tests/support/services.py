@@ -48,9 +48,18 @@ async def require_redis() -> None:
         await client.aclose()
 
 
+def worker() -> str:
+    """This pytest process's name under pytest-xdist ("gw0", "gw1"...), "main" without it.
+
+    Parallel workers share PostgreSQL and Redis: whatever a test session makes there carries
+    this name, so two workers never share a database and a leftover names its run's worker.
+    """
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 async def create_database() -> str:
-    """A fresh, uniquely named database; returns its URL."""
-    name = f"chatr_test_{uuid.uuid4().hex[:12]}"
+    """A fresh, uniquely named database (one per worker and session); returns its URL."""
+    name = f"chatr_test_{worker()}_{uuid.uuid4().hex[:12]}"
     connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
