@@ -89,8 +89,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f}"
 
 
-def in_process(variants: int) -> tuple[list[str], float]:
-    settings = Settings()
+def in_process(variants: int, settings: Settings) -> tuple[list[str], float]:
     schema = build_schema(settings)._schema
     limits = Limits(settings.max_query_tokens, settings.max_request_body_bytes)
     gc.collect()
@@ -185,20 +184,24 @@ def _percentiles(samples: list[float]) -> str:
     return f"{len(samples):6d} {_ms(at(0.5))} {_ms(at(0.9))} {_ms(at(0.99))} {_ms(ordered[-1])}"
 
 
-async def under_attack(seconds: float) -> list[str]:
+async def under_attack(seconds: float, settings: Settings) -> list[str]:
     lines = [
         f"{'{__typename} over HTTP':38s} {'n':>6s} {'p50 ms':>8s} {'p90 ms':>8s} "
         f"{'p99 ms':>8s} {'max ms':>8s}"
     ]
     with tempfile.TemporaryDirectory(prefix="chatr-bench-validation-") as directory:
-        env = {**base_env(), "CHATR_DATA_DIR": directory, "CHATR_LOG_LEVEL": "warning"}
+        env = {
+            **base_env(),
+            "CHATR_DATA_DIR": directory,
+            "CHATR_LOG_LEVEL": "warning",
+            "CHATR_MAX_QUERY_TOKENS": str(settings.max_query_tokens),
+        }
         await migrate(env)
         server = start_server("chatr", "chatr.asgi:app", env, Path(directory))
         context = multiprocessing.get_context("spawn")
         stop = context.Event()
         counter = context.Value("l", 0)
         ready = context.Value("l", 0)
-        settings = Settings()
         limits = Limits(settings.max_query_tokens, settings.max_request_body_bytes)
         sizes = {name: largest(builder, limits) for name, builder in FAMILIES.items()}
         attackers = [
@@ -239,12 +242,16 @@ async def under_attack(seconds: float) -> list[str]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    lines, worst = in_process(args.variants)
+    settings = Settings()
+    if args.max_tokens:
+        settings = settings.with_overrides(max_query_tokens=args.max_tokens)
+    print(f"parse limit: {settings.max_query_tokens} tokens (CHATR_MAX_QUERY_TOKENS)")
+    lines, worst = in_process(args.variants, settings)
     print("Validation of adversarial documents at the parse limits (chatr.schema.validation)")
     print("\n".join(lines))
     print(f"worst CPU time of any adversarial document: {worst * 1000:.1f} ms (target <= 20 ms)")
     print()
-    print("\n".join(await under_attack(args.seconds)))
+    print("\n".join(await under_attack(args.seconds, settings)))
     print("target: p99 under attack <= 50 ms")
 
 
@@ -252,6 +259,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--variants", type=int, default=5, help="random documents per family")
     parser.add_argument("--seconds", type=float, default=10.0, help="per latency phase")
+    parser.add_argument(
+        "--max-tokens", type=int, default=0, help="parse limit to try (default: the setting's)"
+    )
     return parser.parse_args(argv)
 
 
