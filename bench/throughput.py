@@ -23,6 +23,12 @@ What it measures
     in. Server CPU per send is read from
     /proc for the two uvicorn processes of each stack.
 
+    Then the database write path alone (`--statement-connections`, default 1, 8, 32): chatr's
+    one-statement send (the compiled statement of chatr.services.messages, through chatr's
+    autocommit engine) against the baseline's transaction (its UPDATE seq + INSERT, asyncpg),
+    from N connections, one conversation each, same rounds and window. On a machine whose
+    CPU the servers saturate, this is where a lock shared by all writers shows (or not).
+
     The client is this one process: a minimal keep-alive HTTP/1.1 client on asyncio streams
     (one connection per loop), so that the client's own CPU is small next to the servers'
     and the same for both stacks.
@@ -50,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -58,9 +65,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -69,6 +77,7 @@ ROOT = SCRIPT.parent.parent
 if str(ROOT) not in sys.path:  # run as `python bench/throughput.py`
     sys.path.insert(0, str(ROOT))
 
+from bench.baseline_app import INSERT_MESSAGE, NEXT_SEQ  # noqa: E402
 from bench.fanout import PASSWORD, bounded, raise_open_files_limit  # noqa: E402
 from bench.latency import (  # noqa: E402
     PG_URL,
@@ -260,6 +269,8 @@ async def run_round(
 @dataclass
 class ChatrSeed:
     conversation_ids: list[int]
+    #: The sender (owner) of each conversation.
+    user_ids: list[int]
     tokens: list[str]
     seconds: float
 
@@ -312,6 +323,7 @@ async def seed_chatr(env: dict[str, str], count: int) -> ChatrSeed:
         )
     return ChatrSeed(
         [group.id for group in created],
+        [user.id for user in accounts],
         [i.access_token for i in issued],
         time.monotonic() - started,
     )
@@ -415,6 +427,117 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     return "\n".join(lines)
 
 
+# -- the database write path alone -------------------------------------------------------------
+
+
+async def run_statements(
+    connections: list[Any],
+    send: Callable[[Any, int, int], Awaitable[None]],
+    level: Level,
+    args: argparse.Namespace,
+) -> None:
+    """`send(connection, index, number)` back to back on every connection; the window as
+    `run_round` counts it."""
+    window_start = time.perf_counter() + args.warmup
+    window_end = window_start + args.seconds
+
+    async def loop(connection: Any, index: int) -> None:
+        number = 0
+        while (sent := time.perf_counter()) < window_end:
+            await send(connection, index, number)
+            answered = time.perf_counter()
+            number += 1
+            if window_start <= answered <= window_end:
+                level.latencies.append(answered - sent)
+
+    await asyncio.gather(*(loop(c, i) for i, c in enumerate(connections)))
+    level.seconds += args.seconds
+
+
+async def measure_statements(
+    env: dict[str, str], seed: ChatrSeed, args: argparse.Namespace
+) -> dict[int, dict[str, Level]]:
+    """chatr's one-statement send (its own compiled statement, through its own autocommit
+    engine) against the baseline's transaction (UPDATE seq + INSERT, asyncpg), each from N
+    connections, one conversation per connection: the persisted writes/s of the database
+    work alone, without the servers' CPU. This is where a lock shared by all writers shows."""
+    from chatr.db import create_engine
+    from chatr.models.base import utcnow
+    from chatr.services import messages
+    from chatr.settings import load_settings
+
+    engine = create_engine(load_settings(env), autocommit=True)
+    results: dict[int, dict[str, Level]] = {}
+    tag = secrets.token_hex(3)
+    client_ids = itertools.count()
+    try:
+        for count in args.statement_connections:
+            results[count] = {"chatr": Level(), "baseline": Level()}
+
+            async def chatr_send(connection: Any, index: int, number: int) -> None:
+                stored = messages.StoredMessage(
+                    seed.conversation_ids[index],
+                    seed.user_ids[index],
+                    f"db-{tag}-{next(client_ids)}",
+                    f"m{number}",
+                    utcnow(),
+                )
+                # (A tree from before the Core send statement bound the plain field names.)
+                parameters = (
+                    stored.parameters() if hasattr(stored, "parameters") else asdict(stored)
+                )
+                await connection.execute(messages._SEND_IN_ONE_STATEMENT, parameters)
+
+            async def baseline_send(connection: Any, index: int, number: int) -> None:
+                async with connection.transaction():
+                    seq = await connection.fetchval(NEXT_SEQ, index + 1)
+                    await connection.fetchval(INSERT_MESSAGE, index + 1, seq, f"m{number}")
+
+            for number in range(args.rounds):
+                for name in ("chatr", "baseline") if number % 2 == 0 else ("baseline", "chatr"):
+                    async with contextlib.AsyncExitStack() as stack:
+                        if name == "chatr":
+                            connections = [
+                                await stack.enter_async_context(engine.connect())
+                                for _ in range(count)
+                            ]
+                            send = chatr_send
+                        else:
+                            url = env["BASELINE_DATABASE_URL"]
+                            connections = [await asyncpg.connect(url) for _ in range(count)]
+                            for connection in connections:
+                                stack.push_async_callback(connection.close)
+                            send = baseline_send
+                        await run_statements(connections, send, results[count][name], args)
+            chatr, base = results[count]["chatr"], results[count]["baseline"]
+            print(
+                f"  database only, {count} connections: chatr {chatr.rate:.0f}/s, "
+                f"baseline {base.rate:.0f}/s",
+                flush=True,
+            )
+    finally:
+        await engine.dispose()
+    return results
+
+
+def report_statements(results: dict[int, dict[str, Level]]) -> str:
+    header = (
+        f"{'conns':>6} | {'chatr statement/s':>17} {'p50':>7} {'p99':>7} | "
+        f"{'baseline txn/s':>14} {'p50':>7} {'p99':>7} | {'ratio':>6}"
+    )
+    lines = ["database write path alone (no HTTP, no GraphQL):", header, "-" * len(header)]
+    for count, pair in results.items():
+        chatr, base = pair["chatr"], pair["baseline"]
+        ratio = chatr.rate / base.rate if base.rate else float("nan")
+        lines.append(
+            f"{count:>6} | {chatr.rate:17.0f} {percentile_ms(chatr.latencies, 50):7.1f} "
+            f"{percentile_ms(chatr.latencies, 99):7.1f} | {base.rate:14.0f} "
+            f"{percentile_ms(base.latencies, 50):7.1f} {percentile_ms(base.latencies, 99):7.1f} | "
+            f"{ratio:5.2f}x"
+        )
+    return "\n".join(lines)
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -445,7 +568,7 @@ async def run(args: argparse.Namespace) -> None:
     run_started = time.monotonic()
     tag = secrets.token_hex(4)
     log_dir = Path(tempfile.mkdtemp(prefix="chatr-throughput-"))
-    largest = max(args.conversations)
+    largest = max([*args.conversations, *args.statement_connections])
     raise_open_files_limit(4 * largest + 1024)
     servers: list[Server] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -481,6 +604,9 @@ async def run(args: argparse.Namespace) -> None:
             busy0, total0 = machine_busy_seconds()
             results = await measure(stacks, args.conversations, args)
             busy1, total1 = machine_busy_seconds()
+            statements = (
+                await measure_statements(env, seed, args) if args.statement_connections else {}
+            )
         except BaseException:
             for server in servers:
                 tail = server.log_tail()
@@ -488,6 +614,8 @@ async def run(args: argparse.Namespace) -> None:
                     print(f"--- {server.name} log (last lines) ---\n{tail}", file=sys.stderr)
             raise
     print(report(args.conversations, results))
+    if statements:
+        print(report_statements(statements))
     busy = (busy1 - busy0) / max(total1 - total0, 1e-9)
     print(
         f"machine busy during measurement: {busy * 100:.0f}% of {os.cpu_count()} cores "
@@ -507,6 +635,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--conversations", type=parse_levels, default=[1, 10, 100, 1000], help="e.g. 1,10,100"
+    )
+    parser.add_argument(
+        "--statement-connections",
+        type=parse_levels,
+        default=[1, 8, 32],
+        help="database-only levels (connections; the cluster's max_connections is shared)",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per round")
     parser.add_argument("--warmup", type=float, default=1.0, help="discarded seconds per round")
