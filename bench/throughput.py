@@ -23,7 +23,7 @@ What it measures
     in. Server CPU per send is read from
     /proc for the two uvicorn processes of each stack.
 
-    Then the database write path alone (`--statement-connections`, default 1, 8, 32): chatr's
+    Then the database write path alone (`--statement-connections`, default 1, 4, 16): chatr's
     one-statement send (the compiled statement of chatr.services.messages, through chatr's
     autocommit engine) against the baseline's transaction (its UPDATE seq + INSERT, asyncpg),
     from N connections, one conversation each, same rounds and window. On a machine whose
@@ -639,7 +639,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--statement-connections",
         type=parse_levels,
-        default=[1, 8, 32],
+        default=[1, 4, 16],
         help="database-only levels (connections; the cluster's max_connections is shared)",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per round")
