@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -150,9 +151,25 @@ _NEXT_POSITION = (
 )
 _ORDER_COLUMNS = (_events.c.xid, _events.c.id)
 _COUNTER = select(EventStream.__table__.c.position).where(EventStream.__table__.c.id == 1)
-#: PostgreSQL: the oldest transaction still running anywhere on the server (the statement's
-#: snapshot's xmin). Every transaction below it has committed or aborted.
-HORIZON_XID = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+#: PostgreSQL: the oldest transaction that was running when the statement's snapshot was
+#: taken and may be writing to this database (every transaction below it has committed or
+#: aborted, or belongs to another database); the snapshot's xmax when there is none.
+#: The snapshot's running xids (`xip`) are cluster-wide: those still running in ANOTHER
+#: database (pg_stat_activity, read once per transaction) are left out, so a long
+#: transaction elsewhere on the cluster does not hold back delivery here. An xid that cannot
+#: be placed (finished since, hidden, a prepared transaction) counts as ours: later, never
+#: wrong.
+HORIZON_XID = literal_column(
+    """(SELECT COALESCE(
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
+         WHERE x::text::bigint % 4294967296 NOT IN (
+             SELECT a.backend_xid::text::bigint FROM pg_stat_get_activity(NULL) AS a
+             WHERE a.backend_xid IS NOT NULL AND a.datid <> (
+                 SELECT oid FROM pg_database WHERE datname = current_database()))),
+        pg_snapshot_xmax(s)::text::bigint)
+     FROM pg_current_snapshot() AS s)""",
+    BigInteger,
+)
 #: PostgreSQL: this transaction's 64-bit id (assigned now if it had none).
 CURRENT_XID = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
 
@@ -355,15 +372,20 @@ _MESSAGE_KEYS = tuple(f"m_{name}" for name in _SNAPSHOT_FIELDS)
 _ORDER = _ORDER_COLUMNS
 
 
-def _after_and_final(dialect_name: str) -> list[ColumnElement[bool]]:
+def _after_and_final(
+    dialect_name: str, horizon_xid: ColumnElement[int] | None = None
+) -> list[ColumnElement[bool]]:
     """Events after the position bound as (after_xid, after_id) and, on PostgreSQL, below the
-    horizon: the part of the log no transaction can still add to."""
+    horizon (`horizon_xid`, else the statement's own): the part of the log no transaction can
+    still add to."""
     after = tuple_(*_ORDER) > tuple_(
         bindparam("after_xid", type_=BigInteger), bindparam("after_id", type_=BigInteger)
     )
     if dialect_name != "postgresql":
         return [after]
-    return [after, _events.c.xid < select(HORIZON_XID).scalar_subquery()]
+    if horizon_xid is None:
+        horizon_xid = select(HORIZON_XID).scalar_subquery()
+    return [after, _events.c.xid < horizon_xid]
 
 
 def _after(position: int) -> dict[str, int]:
@@ -445,9 +467,9 @@ def _one_of(column: Column[Any], name: str, dialect_name: str) -> ColumnElement[
 
 
 @functools.cache
-def _listener_page(dialect_name: str) -> Any:
+def _listener_page(dialect_name: str, horizon_xid: ColumnElement[int] | None = None) -> Any:
     """A page of events after `after` in `conversation_ids` or where one of `user_ids` is an
-    accepted member."""
+    accepted member (below `horizon_xid`: see `_after_and_final`)."""
     is_member = exists().where(
         _memberships.c.conversation_id == _events.c.conversation_id,
         _one_of(_memberships.c.user_id, "user_ids", dialect_name),
@@ -457,7 +479,7 @@ def _listener_page(dialect_name: str) -> Any:
         select(_events, *_MESSAGE_COLUMNS)
         .outerjoin(_messages, _messages.c.id == _events.c.message_id)
         .where(
-            *_after_and_final(dialect_name),
+            *_after_and_final(dialect_name, horizon_xid),
             or_(_one_of(_events.c.conversation_id, "conversation_ids", dialect_name), is_member),
         )
         .order_by(*_ORDER)
@@ -497,7 +519,9 @@ def _listener_round_trip() -> Any:
 
     Each conversation's members ride on its first event's row only.
     """
-    page = _listener_page("postgresql").cte("page")
+    # The page is read below the very horizon the statement reports.
+    horizon = select(HORIZON_XID.label("xmin")).cte("horizon")
+    page = _listener_page("postgresql", select(horizon.c.xmin).scalar_subquery()).cte("page")
     members = (
         select(
             _memberships.c.conversation_id,
@@ -507,7 +531,6 @@ def _listener_round_trip() -> Any:
         .group_by(_memberships.c.conversation_id)
         .cte("members")
     )
-    horizon = select(HORIZON_XID.label("xmin")).cte("horizon")
     first_of_its_conversation = (
         func.row_number().over(
             partition_by=page.c.conversation_id, order_by=(page.c.xid, page.c.id)

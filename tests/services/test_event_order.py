@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import select, text
 
@@ -19,6 +20,7 @@ from chatr.models import EventType
 from chatr.services import event_log, streams
 from chatr.services.event_log import LoggedEvent
 from chatr.services.live import StreamItem, drain_log
+from tests.support import services
 from tests.support.api import Account, register
 from tests.support.servers import RunningApp
 
@@ -201,3 +203,24 @@ def test_a_position_keeps_its_transaction_and_event_id() -> None:
     assert event_log.position_from_cursor(event_log.cursor_of(position), field="after") == position
     # transaction order first, then id order within a transaction
     assert event_log.position_of(7, 1) > event_log.position_of(6, 10**12)
+
+
+async def test_a_transaction_in_another_database_does_not_hold_back_the_log(
+    app: RunningApp,
+) -> None:
+    # given a transaction with an xid, open in another database of the same cluster
+    other = await asyncpg.connect(services.POSTGRES_ADMIN_URL)
+    transaction = other.transaction()
+    await transaction.start()
+    try:
+        await other.fetchval("SELECT pg_current_xact_id()")
+        # when a message is sent here meanwhile
+        alice, bob = await register(app.http), await register(app.http)
+        await bob.send("not held back", to=alice)
+        # then the log here becomes final past it while that transaction is still open
+        events = await _all_events(app, int(alice.id))
+        assert [e.message.body for e in events if e.message] == ["not held back"]
+        assert not other.is_closed() and other.is_in_transaction()
+    finally:
+        await transaction.rollback()
+        await other.close()
