@@ -276,7 +276,7 @@ async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[i
         raise _AlreadySent from error
     if row is None:
         raise _NotPostable
-    message_id, seq, xid, event_id = row
+    message_id, seq, xid, event_id = row  # type: ignore[misc]  (a Row unpacks like its tuple)
     return message_id, seq, event_log.position_of(xid, event_id)
 
 

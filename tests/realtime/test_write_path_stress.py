@@ -218,9 +218,9 @@ async def test_every_subscriber_gets_every_event_once_in_one_order_under_concurr
     # every subscriber has every event exactly once, each conversation in seq order
     for s in mine:
         assert len({r.cursor for r in s.kept}) == len(s.kept) == len(stored), (s.name, context)
-        for conversation_id in conversation_ids:
-            seqs = [r.seq for r in s.kept if r.conversation_id == conversation_id]
-            assert seqs == list(range(1, last_seq[conversation_id] + 1)), (s.name, context)
+        for conversation in conversation_ids:
+            seqs = [r.seq for r in s.kept if r.conversation_id == conversation]
+            assert seqs == list(range(1, last_seq[conversation] + 1)), (s.name, context)
     for s in per_conversation:
         seqs = [r.seq for r in s.kept]
         assert seqs == list(range(1, last_seq[s.conversation_id or ""] + 1)), (s.name, context)
