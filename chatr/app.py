@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from json import JSONDecodeError
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError
+from cross_web import HTTPException
+from graphql import GraphQLError, GraphQLSyntaxError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -29,6 +32,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from chatr import frames
 from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database
@@ -38,21 +42,25 @@ from chatr.outbox import Outbox
 from chatr.presence_store import create_presence_store
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
+from chatr.resolvers.auth import _client_ip
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation
 from chatr.schema.errors import with_code
 from chatr.services import auth, presence, rate_limits
+from chatr.services.auth import Viewer
 from chatr.services.live import LiveHub
 from chatr.services.rate_limits import RateLimiter
 from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 from chatr.sms import create_sms_sender
+from chatr.socket_registry import SocketRegistry, SocketSlot
 from chatr.supervision import Supervisor, run_all
 
 if TYPE_CHECKING:
     from cross_web import AsyncHTTPRequestAdapter  # strawberry's own dependency
+    from strawberry.schema import BaseSchema
 
 log = logging.getLogger("chatr.app")
 
@@ -75,25 +83,93 @@ class _ChatrProtocol:
     strawberry would close with 4403 or 1011), and stamps `extensions.code` on the error
     frames the protocol layer writes itself (they never pass through the schema's error
     extension), so every error a client sees has a stable code.
+
+    Holds the socket's slot in the per-IP and per-user caps (chatr.socket_registry) for
+    exactly as long as the handler runs, and closes it (4408) while it idles unauthenticated.
     """
 
     context: Context
+    websocket: Any
+    _idle_watch: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: Any) -> None:
         try:
             await super().handle_connection_init(message)  # type: ignore[misc]
         except ws_lifecycle.Refused as refused:
             await self.refuse(refused)
+        if self.context.authenticated_viewer is not None and self._idle_watch is not None:
+            self._idle_watch.cancel()
 
     async def refuse(self, refused: ws_lifecycle.Refused) -> None:
-        websocket = self.websocket  # type: ignore[attr-defined]
-        await websocket.close(code=refused.close_code, reason=refused.reason)
+        await self.websocket.close(code=refused.close_code, reason=refused.reason)
 
     async def handle(self) -> None:
+        sockets = self._view.sockets
+        slot: SocketSlot | None = None
         try:
+            slot = sockets.open(_client_ip(self.context))
+            if slot is None:
+                await self.refuse(ws_lifecycle.too_many_sockets("Too many sockets from your IP"))
+                return
+            self.context.request.state.socket_slot = slot  # for the per-user cap at connect
+            self._idle_watch = self._watch_idling(sockets)
             await super().handle()  # type: ignore[misc]
         finally:
+            if slot is not None:
+                sockets.release(slot)
             await self.context.close()
+
+    @property
+    def _view(self) -> ChatrGraphQL:
+        return self.view  # type: ignore[attr-defined,no-any-return]
+
+    def running_operations(self) -> int:
+        raise NotImplementedError
+
+    def _watch_idling(self, sockets: SocketRegistry) -> asyncio.Task[None] | None:
+        """Close the socket once it ran no operation for the idle timeout, until it
+        authenticates; under a per-connection supervisor, like the socket's other tasks."""
+        timeout = self._view.anonymous_idle_seconds
+        if timeout <= 0:
+            return None
+
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            idle_since = loop.time()
+            while True:
+                await asyncio.sleep(timeout / 4)
+                if self.running_operations():
+                    idle_since = loop.time()
+                elif loop.time() - idle_since >= timeout:
+                    sockets.closed_idle()
+                    reason = "Idle without authentication"
+                    await self.websocket.close(ws_lifecycle.CLOSE_IDLE_UNAUTHENTICATED, reason)
+                    return
+
+        record = Supervisor().spawn(
+            "socket-idle",
+            watch,
+            restart=False,
+            on_failure=ws_lifecycle.close_on_failure(self.context.request),  # type: ignore[arg-type]
+        )
+        assert record.task is not None
+        self.context.connection_tasks.append(record.task)
+        return record.task
+
+    async def handle_message(self, message: Any) -> None:
+        # strawberry indexes messages as it expects them: a list, a string payload or a
+        # non-string id crashed the socket (no close code, a traceback in the log).
+        problem = frames.message_problem(message)
+        if problem is not None:
+            await self.refuse_malformed(problem)
+            return
+        await super().handle_message(message)  # type: ignore[misc]
+
+    async def refuse_malformed(self, reason: str) -> None:
+        """Close with 4400 (graphql-transport-ws's code for a malformed message)."""
+        await self.websocket.close(
+            code=frames.CLOSE_BAD_REQUEST, reason=frames.close_reason(reason)
+        )
 
     async def send_message(self, message: Any) -> None:
         if message.get("type") == "error":
@@ -113,6 +189,17 @@ def _frame_send(context: Context) -> Send:
 
 
 class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, None]):
+    def running_operations(self) -> int:
+        return len(self.operations)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        # strawberry's parser cache raises a syntax error out of `schema.stream` instead of
+        # returning it, and this hook would log it as a crash; the spec says 4400.
+        if isinstance(error, GraphQLSyntaxError):
+            await self.refuse_malformed(error.message)
+            return
+        await super().handle_task_exception(error)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # The operation's own task: what is set here is seen by its resolvers only.
         LIVE_OPERATION.set(
@@ -129,11 +216,22 @@ class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, 
 
 
 class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
+    def running_operations(self) -> int:
+        return len(self.tasks)
+
     async def refuse(self, refused: ws_lifecycle.Refused) -> None:
         # graphql-ws says why in a frame before closing.
         payload = {"message": refused.reason, "extensions": {"code": refused.error_code.value}}
         await self.send_message({"type": "connection_error", "payload": payload})
         await super().refuse(refused)
+
+    async def refuse_malformed(self, reason: str) -> None:
+        # graphql-ws has no close code of its own for this (strawberry ignored non-JSON frames
+        # and crashed on the rest): say why in a frame, then close as graphql-transport-ws does.
+        payload = {"message": reason, "extensions": {"code": ErrorCode.BAD_REQUEST.value}}
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self.send_message({"type": "connection_error", "payload": payload})
+        await super().refuse_malformed(reason)
 
     async def handle_async_results(
         self,
@@ -153,12 +251,93 @@ class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
                 send=_frame_send(self.context),
             )
         )
-        await super().handle_async_results(operation_id, query, operation_name, variables)
+        try:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+        except GraphQLSyntaxError as error:
+            # Raised out of `schema.subscribe` by strawberry's parser cache, not returned:
+            # answer it like any other pre-execution error, with its code.
+            payload = {
+                "message": error.message,
+                "extensions": {"code": ErrorCode.GRAPHQL_PARSE_FAILED.value},
+            }
+            await self.send_message({"type": "error", "id": operation_id, "payload": payload})
+
+
+class ChatrWebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry's, but a frame that is not JSON text is handed on as a `MalformedFrame`
+    instead of ending the loop (graphql-ws silently skipped it; a frame nested too deep
+    escaped as a RecursionError and dropped the socket without a close code)."""
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        while self.ws.application_state != WebSocketState.DISCONNECTED:
+            try:
+                text = await self.ws.receive_text()
+            except KeyError:  # a binary frame
+                yield frames.MalformedFrame("WebSocket message type must be text")
+                continue
+            except WebSocketDisconnect:
+                return
+            try:
+                yield self.view.decode_json(text)
+            except JSONDecodeError:
+                yield frames.MalformedFrame("WebSocket message must be valid JSON")
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):  # already closing from the other side
+                await self.ws.close(code=code, reason=reason)
+
+
+def _bad_request(error: HTTPException) -> Response:
+    """strawberry's plain-text refusal as a GraphQL error with a code, like every other."""
+    code = ErrorCode.NOT_FOUND if error.status_code == 404 else ErrorCode.BAD_REQUEST
+    body = {"errors": [{"message": error.reason, "extensions": {"code": code.value}}]}
+    return JSONResponse(body, status_code=error.status_code)
 
 
 class ChatrGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = ChatrWebSocketAdapter  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        sockets: SocketRegistry,
+        anonymous_idle_seconds: float,
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, **options)
+        #: This instance's socket caps and counts (shown by `sockets.metrics()`).
+        self.sockets = sockets
+        self.anonymous_idle_seconds = anonymous_idle_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            response = _bad_request(error)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return frames.decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """The POST body (GET, which reads its variables through here too, cannot run).
+
+        strawberry checks the shape of a JSON object, but calls `.get` on whatever else the
+        body holds (`42`, `null`, `"str"`): refused here, before that. A list is a batch,
+        which strawberry refuses as such."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, list) and (problem := frames.operation_problem(parsed)):
+            raise HTTPException(400, problem)
+        return parsed
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         runtime: Runtime = request.app.state.runtime
@@ -183,9 +362,19 @@ class ChatrGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> None:
         try:
-            await ws_lifecycle.on_connect(context)
+            await ws_lifecycle.on_connect(context, admit=self._admitter(context))
         except Exception as error:
             raise ws_lifecycle.refusal(error) from error
+
+    def _admitter(self, context: Context) -> Callable[[Viewer], None]:
+        """Count the socket as its viewer's, or refuse it (4429) over the per-user cap."""
+        slot: SocketSlot = context.request.state.socket_slot
+
+        def admit(viewer: Viewer) -> None:
+            if not self.sockets.claim_user(slot, viewer.id):
+                raise ws_lifecycle.too_many_sockets("Too many sockets for this account")
+
+        return admit
 
     async def execute_single(
         self,
@@ -358,6 +547,10 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema(settings)
     graphql = ChatrGraphQL(
         schema,
+        sockets=SocketRegistry(
+            per_ip=settings.max_sockets_per_ip, per_user=settings.max_sockets_per_user
+        ),
+        anonymous_idle_seconds=settings.anonymous_socket_idle_seconds,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
@@ -440,6 +633,7 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    app.state.sockets = graphql.sockets
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RawWebSocketSend)
     return app

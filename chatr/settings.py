@@ -65,6 +65,15 @@ class Settings:
     max_request_body_bytes: int = 256 * 1024
     max_websocket_frame_bytes: int = 64 * 1024
     max_subscriptions_per_connection: int = 100
+    #: WebSockets one user may hold open on one instance (0: no cap): a tab each, over a
+    #: few devices. Counted per instance (chatr.socket_registry).
+    max_sockets_per_user: int = 20
+    #: WebSockets one client address may hold open on one instance (0: no cap): room for an
+    #: office or campus behind one NAT address. Counted per instance.
+    max_sockets_per_ip: int = 100
+    #: An unauthenticated socket running no operation for this long is closed with 4408
+    #: (0: never); connecting needs no token, holding a socket idle should.
+    anonymous_socket_idle_seconds: float = 60.0
     #: Live events a subscriber may have queued before it is cut off (it resumes by cursor).
     subscriber_queue_size: int = 1000
     db_pool_size: int = 10
@@ -183,6 +192,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_request_body_bytes=_int(env.get("CHATR_MAX_REQUEST_BYTES"), 256 * 1024),
         max_websocket_frame_bytes=_int(env.get("CHATR_MAX_WS_FRAME_BYTES"), 64 * 1024),
         max_subscriptions_per_connection=_int(env.get("CHATR_MAX_SUBSCRIPTIONS"), 100),
+        max_sockets_per_user=_int(env.get("CHATR_MAX_SOCKETS_PER_USER"), 20),
+        max_sockets_per_ip=_int(env.get("CHATR_MAX_SOCKETS_PER_IP"), 100),
+        anonymous_socket_idle_seconds=float(env.get("CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS") or 60.0),
         subscriber_queue_size=_int(env.get("CHATR_SUBSCRIBER_QUEUE_SIZE"), 1000),
         db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
         session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),

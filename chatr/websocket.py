@@ -6,6 +6,14 @@ every call, so the socket must too. Close codes (both protocols):
 - 4401: the token is not usable: refused at connect (garbage, expired, its session ended) or
   expired while connected. Refresh the token (or log in) and reconnect.
 - 4403: the session was revoked while connected (logout, refresh-token reuse, suspension).
+- 4429: too many sockets: this user, or this client address, already holds as many open
+  sockets on this instance as it may (CHATR_MAX_SOCKETS_PER_USER / _PER_IP). Close another
+  one (a tab) first. Legacy graphql-ws first gets `connection_error` with RATE_LIMITED.
+- 4408: closed for idling unauthenticated: no token and no running operation for
+  CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS (graphql-transport-ws also uses it when no
+  `connection_init` arrives in time). Reconnect with a token, or when there is work to do.
+- 4400: a malformed message (not JSON, binary, a wrong shape; chatr.frames). Legacy
+  graphql-ws first gets `connection_error` with BAD_REQUEST.
 - 1013: the server cannot check the token right now (database unreachable); reconnect later.
 - 1011: an internal failure (logged).
 
@@ -39,6 +47,8 @@ CLOSE_TOKEN_UNUSABLE = 4401
 CLOSE_SESSION_REVOKED = 4403
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_IDLE_UNAUTHENTICATED = 4408
 
 
 class Refused(Exception):
@@ -148,8 +158,16 @@ def close_on_failure(websocket: WebSocket) -> Callable[[BaseException], Awaitabl
     return close
 
 
-async def on_connect(context: Context) -> None:
-    """Authenticate from `connectionParams.authorization`; anonymous sockets are allowed."""
+def too_many_sockets(reason: str) -> Refused:
+    return Refused(CLOSE_TOO_MANY_SOCKETS, reason, ErrorCode.RATE_LIMITED)
+
+
+async def on_connect(context: Context, *, admit: Callable[[Viewer], None] | None = None) -> None:
+    """Authenticate from `connectionParams.authorization`; anonymous sockets are allowed.
+
+    `admit` may refuse the viewer (`Refused`, e.g. over the per-user socket cap) before
+    anything is started for them.
+    """
     params = context.connection_params or {}
     authorization = params.get("authorization") or params.get("Authorization")
     if authorization is not None and not isinstance(authorization, str):
@@ -157,6 +175,8 @@ async def on_connect(context: Context) -> None:
     viewer = await context.authenticate(authorization)
     if viewer is None:
         return
+    if admit is not None:
+        admit(viewer)
     websocket = context.request
     assert isinstance(websocket, WebSocket)
     tracked = presence.ConnectionPresence(viewer.id)

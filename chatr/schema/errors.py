@@ -12,6 +12,7 @@ import logging
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from chatr import db
 from chatr.errors import ChatrError, ErrorCode, ServiceUnavailable
@@ -45,6 +46,8 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, dict[str, object]]:
         return original.code, original.extensions
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return ErrorCode.GRAPHQL_PARSE_FAILED, {}
+    if isinstance(original, InvalidOperationTypeError):
+        return ErrorCode.BAD_REQUEST, {}  # a query over legacy graphql-ws, say: no bug
     if error.message.startswith(_VARIABLE_ERROR_PREFIX):
         return ErrorCode.BAD_USER_INPUT, {}
     if original is None:
