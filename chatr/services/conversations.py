@@ -22,6 +22,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
+from chatr.services import accounts
 from chatr.services.pagination import Page, PageRequest, paginate
 
 #: Who may talk with support-widget guests.
@@ -151,8 +152,7 @@ async def _create_direct(rt: Runtime, *, viewer_id: int, recipient_id: int, key:
         recipient = await session.get(User, recipient_id)
         if recipient is None or recipient.suspended_at is not None:
             raise NotFound("No such user.", field="recipientId")
-        sender = await session.get(User, viewer_id)
-        assert sender is not None
+        sender = await accounts.require_viewer(session, viewer_id=viewer_id)
         # Support-widget guests talk to support staff only, in either direction.
         if UserKind.GUEST in (sender.kind, recipient.kind) and not (
             sender.role in STAFF_ROLES or recipient.role in STAFF_ROLES

@@ -44,7 +44,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log, social, validation
+from chatr.services import accounts, conversations, event_log, social, validation
 from chatr.services.conversations import STAFF_ROLES
 
 #: Accepted and invited together; the fan-out is tested with fewer, the design aims at this.
@@ -355,8 +355,7 @@ async def create(
         cover_url=_url(cover_url, field="coverUrl"),
     )
     async with rt.db.session() as session, session.begin():
-        creator = await session.get(User, creator_id)
-        assert creator is not None
+        creator = await accounts.require_viewer(session, viewer_id=creator_id)
         if creator.kind == UserKind.GUEST:
             raise Forbidden("Guests can only talk to support staff.")
         now = utcnow()
@@ -442,8 +441,7 @@ async def invite(
         raise BadUserInput("Invite at least one person.", field="userIds")
     async with _locked(rt, viewer_id=viewer_id, conversation_id=conversation_id) as change:
         _require_role(change, MANAGERS, "owner or an admin")
-        inviter = await change.session.get(User, viewer_id)
-        assert inviter is not None
+        inviter = await accounts.require_viewer(change.session, viewer_id=viewer_id)
         await _add_invitees(change, inviter=inviter, user_ids=user_ids)
     return change.conversation
 

@@ -233,15 +233,14 @@ async def _explain_refusal(rt: Runtime, *, sender_id: int, conversation_id: int)
 
 
 async def _ensure_may_write_to(rt: Runtime, *, sender_id: int, recipient_id: int) -> None:
-    """By recipient the DM may not exist yet, so the rules are checked before it is made:
-    the sender's account still exists, and neither of the two blocked the other.
+    """By recipient the DM may not exist yet, so the block rule is checked before it is made.
+    (A vanished sender is refused where the DM is made, or by the send statement itself.)
 
     (Into an existing conversation they ride on the send statement itself, at no extra
     round trip.) Accepted race: a block committed between this check and the send lets that
     one message through, as if sent a moment before the block; later sends see it.
     """
     async with rt.db.reader() as session:
-        await accounts.require_viewer(session, viewer_id=sender_id)
         await social.ensure_not_blocked(
             session, user_id=sender_id, other_id=recipient_id, field="recipientId"
         )

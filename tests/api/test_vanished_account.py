@@ -78,11 +78,6 @@ async def test_deleted_account_enrolling_an_authenticator_is_unauthenticated(
     assert await _codes(alice, "mutation { enrollTotp { secret } }") == ["UNAUTHENTICATED"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chatr/services/groups.py create() asserts the creator exists; it must call "
-    "accounts.require_viewer (owned by the groups helper)",
-)
 async def test_deleted_account_creating_a_group_is_unauthenticated(app: RunningApp) -> None:
     alice, bob = await register(app.http), await register(app.http)
     await alice.send("before", to=bob)
