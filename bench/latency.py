@@ -630,6 +630,9 @@ async def prepare_environment(
         # The per-user send guard stays on (its cost is measured) but cannot trip.
         "CHATR_SEND_MESSAGE_LIMIT": "1000000 per minute",
         "CHATR_ACCESS_TOKEN_TTL": "7200",
+        # Every bench client connects from loopback (bench/fanout.py: 1,000 sockets): the
+        # per-IP socket cap would refuse all but the first CHATR_MAX_SOCKETS_PER_IP.
+        "CHATR_MAX_SOCKETS_PER_IP": "0",
         "CHATR_DATA_DIR": str(log_dir / "data"),
         "BASELINE_DATABASE_URL": database_url,
         "BASELINE_CHANNEL_PREFIX": f"bench-{tag}-baseline",
