@@ -2,7 +2,7 @@
 
 Why not `broadcaster.Broadcast`: measured on this machine it loses concurrent first subscribers
 (check-await-assign race), its Redis listener dies silently after a restart, and its queues are
-unbounded (see ../shared/design.md, "Real-time delivery"). This module keeps its shape
+unbounded (see docs/architecture.md, "Pub/sub"). This module keeps its shape
 (`publish(channel, data)`, `async with subscribe(channel)`) and fixes the behaviour:
 
 * One owner task per Broker is the only code that opens the subscription connection or sends
