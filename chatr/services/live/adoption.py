@@ -25,8 +25,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from chatr import db
 from chatr.db import Database
-from chatr.errors import StreamFailed
+from chatr.errors import ChatrError, ServiceUnavailable, StreamFailed
 from chatr.services import event_log
 from chatr.services.event_log import LoggedEvent
 from chatr.services.live.tap import ReadLog, StreamItem, Tap, drain_log
@@ -217,19 +218,44 @@ class Adopter:
                     if tap.ended:
                         return
                     newcomer.cursor = event.id
-            except Exception:
-                log.exception("catching up a live subscription failed; ending it")
-                tap.end(failed(tap))
+            except Exception as error:
+                failed([tap], error, doing="catching up a live subscription")
                 return
         if not tap.ended:
             self._hand_over(tap, max(newcomer.cursor, position))
 
 
-def failed(tap: Tap) -> StreamFailed:
-    return StreamFailed(
-        "The live stream failed; resubscribe with the last cursor you received.",
-        cursor=str(tap.acknowledged),
+def failed(taps: Sequence[Tap], error: BaseException, *, doing: str) -> None:
+    """End `taps`, whose work (`doing`) raised `error`, each with the cursor to resume from.
+
+    SERVICE_UNAVAILABLE (retryable; one warning) when the database is unreachable, else
+    STREAM_FAILED (a bug; logged once with its traceback).
+    """
+    original = getattr(error, "original_error", None)  # a GraphQLError wraps the real one
+    unavailable = db.is_unavailable(error) or (
+        isinstance(original, BaseException) and db.is_unavailable(original)
     )
+    if unavailable:
+        log.warning("%s failed: the database is unavailable (%s)", doing, error)
+    else:
+        log.error("%s failed; ending it", doing, exc_info=error)
+    for tap in taps:
+        tap.end(_ending(tap, unavailable=unavailable))
+
+
+def _ending(tap: Tap, *, unavailable: bool) -> ChatrError:
+    if not unavailable:
+        return StreamFailed(
+            "The live stream failed; resubscribe with the last cursor you received.",
+            cursor=str(tap.acknowledged),
+        )
+    ending = ServiceUnavailable(
+        "The database is unavailable; resubscribe with the last cursor you received "
+        f"in {db.RETRY_AFTER_SECONDS} s.",
+        retry_after=db.RETRY_AFTER_SECONDS,
+    )
+    ending.extensions["cursor"] = str(tap.acknowledged)
+    return ending
 
 
 def _near(cursor: int, head: int) -> bool:

@@ -509,9 +509,7 @@ class LiveHub:
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
-                log.error("rendering a live event failed", exc_info=result)
-                for tap in group:
-                    tap.end(failed(tap))
+                failed(group, result, doing="rendering a live event")
                 continue
             self.counters["deliveries"] += len(group)
             result()
