@@ -722,6 +722,20 @@ async def run_until_signalled(
     await run(args)
 
 
+def run_script(
+    run: Callable[[argparse.Namespace], Awaitable[None]], args: argparse.Namespace
+) -> int:
+    """Every bench's entry: `run(args)` until done or signalled, leftovers cleaned up after."""
+    try:
+        asyncio.run(run_until_signalled(run, args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        last_resort_cleanup(getattr(args, "postgres", ""))
+    return 0
+
+
 def last_resort_cleanup(postgres: str) -> None:
     """Only reached with leftovers when the orderly cleanup itself was interrupted."""
     for process in list(_live_processes):
@@ -734,15 +748,7 @@ def last_resort_cleanup(postgres: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run_until_signalled(run, args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        last_resort_cleanup(args.postgres)
-    return 0
+    return run_script(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -85,10 +85,9 @@ from bench.latency import (  # noqa: E402
     Server,
     background_load,
     create_baseline_tables,
-    last_resort_cleanup,
     machine_busy_seconds,
     prepare_environment,
-    run_until_signalled,
+    run_script,
     start_server,
     wait_until_up,
 )
@@ -654,15 +653,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run_until_signalled(run, args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        last_resort_cleanup(args.postgres)
-    return 0
+    return run_script(run, parse_args(argv))
 
 
 if __name__ == "__main__":

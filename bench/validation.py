@@ -51,9 +51,8 @@ if str(ROOT) not in sys.path:
 from bench.adversarial import FAMILIES, Limits, largest, repeated_fields  # noqa: E402
 from bench.latency import (  # noqa: E402
     base_env,
-    last_resort_cleanup,
     migrate,
-    run_until_signalled,
+    run_script,
     start_server,
     wait_until_up,
 )
@@ -266,15 +265,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run_until_signalled(run, args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        last_resort_cleanup("")
-    return 0
+    return run_script(run, parse_args(argv))
 
 
 if __name__ == "__main__":
