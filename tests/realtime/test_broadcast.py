@@ -4,9 +4,10 @@ exactly what privacy allows them, and cursors that do not split subscribers apar
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from types import SimpleNamespace
@@ -445,6 +446,22 @@ async def _per_viewer(
     return json.loads(json.dumps(payload))  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+def collect_dropped_coroutines() -> Iterator[None]:
+    """Collect the dropped coroutines (below) while this test's warning filters apply, so the
+    report cannot land in whichever test happens to run next."""
+    yield
+    gc.collect()
+
+
+# When a field errors for a viewer (a former member's nested conversation, say), graphql-core
+# nulls its parent and drops the sibling resolvers' coroutines it had created but no longer
+# needs; the garbage collector then reports them as "never awaited" at an arbitrary later
+# moment. That is the library's behaviour, not a rendering difference: the comparisons below
+# are what this test judges.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+@pytest.mark.usefixtures("collect_dropped_coroutines")
 async def test_the_shared_render_of_every_event_matches_each_viewers_own_execution(
     app: RunningApp, settings: Settings
 ) -> None:
