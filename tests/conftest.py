@@ -98,6 +98,9 @@ def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
         # Tests sign up far more users from one address than a person would; the rate-limit
         # tests switch limits back on.
         rate_limits=False,
+        # A small pool (at most 2 x 5 connections per app instance) keeps three workers, each
+        # running two-instance tests, well under PostgreSQL's 100 connections.
+        db_pool_size=5,
     )
 
 
