@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from json import JSONDecodeError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cross_web import HTTPException
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -46,7 +46,7 @@ from chatr.resolvers.auth import _client_ip
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
-from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation
+from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation, SocketSend
 from chatr.schema.errors import with_code
 from chatr.services import auth, presence, rate_limits
 from chatr.services.auth import Viewer
@@ -121,7 +121,7 @@ class _ChatrProtocol:
 
     @property
     def _view(self) -> ChatrGraphQL:
-        return self.view  # type: ignore[attr-defined,no-any-return]
+        return self.view  # type: ignore[attr-defined]
 
     def running_operations(self) -> int:
         raise NotImplementedError
@@ -181,11 +181,13 @@ class _ChatrProtocol:
         await super().send_message(message)  # type: ignore[misc]
 
 
-def _frame_send(context: Context) -> Send:
+def _frame_send(context: Context) -> SocketSend:
     """How live fan-out writes this socket's frames: the server's own send when
     `RawWebSocketSend` kept it, else starlette's."""
     websocket = context.request
-    return websocket.scope.get(RAW_SEND) or websocket.send  # type: ignore[no-any-return]
+    assert isinstance(websocket, WebSocket), "live operations run on WebSockets only"
+    raw: SocketSend | None = websocket.scope.get(RAW_SEND)
+    return raw or websocket.send
 
 
 class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, None]):
@@ -300,7 +302,7 @@ def _bad_request(error: HTTPException) -> Response:
 class ChatrGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
-    websocket_adapter_class = ChatrWebSocketAdapter  # type: ignore[assignment]
+    websocket_adapter_class = ChatrWebSocketAdapter
 
     def __init__(
         self,
@@ -354,9 +356,11 @@ class ChatrGraphQL(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
         if result.errors:
+            # strawberry types the formatted errors as objects; they are graphql-core's dicts
+            formatted_errors = cast("list[Mapping[str, Any]]", response["errors"])
             response["errors"] = [
-                with_code(formatted, error)  # type: ignore[misc]
-                for formatted, error in zip(response["errors"], result.errors, strict=True)
+                with_code(formatted, error)
+                for formatted, error in zip(formatted_errors, result.errors, strict=True)
             ]
         return response
 

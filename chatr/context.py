@@ -165,7 +165,7 @@ def _refused(name: str) -> property:
 class SharedRenderContext(Context):
     """The context of a shared execution (`shared` is set): per-connection state refused."""
 
-    request = _refused("request")  # type: ignore[assignment]
-    connection_params = _refused("connection_params")  # type: ignore[assignment]
-    presence = _refused("presence")  # type: ignore[assignment]
-    authenticated_viewer = _refused("authenticated_viewer")  # type: ignore[assignment]
+    request = _refused("request")
+    connection_params = _refused("connection_params")
+    presence = _refused("presence")
+    authenticated_viewer = _refused("authenticated_viewer")

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.base import Executable
 
 from chatr.settings import Settings
 
@@ -76,7 +78,15 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
-def insert_ignoring_conflicts(dialect_name: str, model: type[Any]) -> Any:
+async def rows_changed(session: AsyncSession, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and say how many rows it changed: how a conditional UPDATE
+    tells which of two racing requests won. (`AsyncSession.execute` is typed as returning a
+    plain `Result`; for DML it is a `CursorResult`, which has the count.)"""
+    result = await session.execute(statement)
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def insert_ignoring_conflicts(dialect_name: str, model: Any) -> Any:
     """`INSERT … ON CONFLICT DO NOTHING` for either dialect (both spell it the same way)."""
     if dialect_name == "postgresql":
         return postgresql.insert(model)

@@ -185,7 +185,7 @@ class RedisPresenceStore:
                     conns, states, _ = self._keys(user_id)
                     pipe.zrangebyscore(conns, now, "+inf")
                     pipe.hgetall(states)
-                return await pipe.execute()  # type: ignore[no-any-return]
+                return await pipe.execute()
 
         replies = await self._call(read)
         result: dict[int, Status] = {}

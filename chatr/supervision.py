@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("chatr.supervision")
 
-Run = Callable[[], Awaitable[None]]
+#: What a supervised task runs; whatever it returns is ignored.
+Run = Callable[[], Awaitable[object]]
 OnFailure = Callable[[BaseException], Awaitable[None]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import strawberry
@@ -61,7 +62,7 @@ SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription, PresenceSub
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The Schema with the request limits of `settings`: parse (tokens), validation (see
     chatr.schema.validation) and, in production, no introspection and no hints."""
-    extensions: list[type[SchemaExtension] | partial[SchemaExtension]] = [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ChatrErrors,
         partial(ParserCache, maxsize=512),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
@@ -72,7 +73,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS),
         types=EVENT_TYPES,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
         execution_context_class=HintlessExecutionContext if settings.is_production else None,
     )

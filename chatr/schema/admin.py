@@ -12,7 +12,8 @@ from chatr.schema.pagination import Connection
 from chatr.schema.types import ChatrInfo
 from chatr.services.pagination import PageRequest
 
-UserRoleEnum = strawberry.enum(UserRole, name="UserRole", description="What an account may do.")
+strawberry.enum(UserRole, name="UserRole", description="What an account may do.")
+UserRoleEnum = UserRole
 
 
 @strawberry.type(name="UserAccount", description="An account as an administrator sees it.")
@@ -21,7 +22,7 @@ class UserAccountType:
     username: str
     display_name: str
     email: str | None
-    role: UserRoleEnum  # type: ignore[valid-type]
+    role: UserRoleEnum
     created_at: datetime
     suspended_at: datetime | None
     email_verified_at: datetime | None
@@ -47,7 +48,7 @@ class AdminQuery:
             page=PageRequest(first=first, after=after, last=last, before=before),
             search=search,
         )
-        return Connection.from_page(page)  # type: ignore[return-value]
+        return Connection.from_page(page)
 
 
 @strawberry.type

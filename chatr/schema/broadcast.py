@@ -25,10 +25,10 @@ import json
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from graphql import (
     DocumentNode,
@@ -44,7 +44,7 @@ from graphql import (
     parse,
     visit,
 )
-from starlette.types import Send
+from starlette.types import Message
 from starlette.websockets import WebSocket
 from strawberry.execution import optimized_is_awaitable
 
@@ -64,6 +64,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: An ASGI send that is a coroutine function (uvicorn's and starlette's are), so a frame's
+#: write can start at once in the caller's task (`start_eagerly`).
+SocketSend = Callable[[Message], Coroutine[Any, Any, None]]
+#: strawberry's fast check, typed as graphql-core's `is_awaitable` parameter wants it.
+_is_awaitable = cast(Callable[[Any], TypeGuard[Awaitable[Any]]], optimized_is_awaitable)
+
 
 @dataclass(frozen=True, slots=True)
 class LiveOperation:
@@ -75,7 +81,7 @@ class LiveOperation:
     #: The operation's frame up to its payload, e.g. '{"id":"1","type":"next","payload":'.
     frame_head: str
     #: The socket's ASGI send (it takes `{"type": "websocket.send", "text": ...}`).
-    send: Send
+    send: SocketSend
 
     @classmethod
     def create(
@@ -86,7 +92,7 @@ class LiveOperation:
         query: str,
         variables: Mapping[str, Any] | None,
         operation_name: str | None,
-        send: Send,
+        send: SocketSend,
     ) -> LiveOperation:
         """Results are `next` messages on graphql-transport-ws, `data` on the legacy graphql-ws."""
         frame_id = json.dumps(operation_id)
@@ -254,7 +260,7 @@ class BroadcastRenderer:
             variable_values=self._variables,
             operation_name=self._operation_name,
             executor_class=self._executor_class,
-            is_awaitable=optimized_is_awaitable,
+            is_awaitable=_is_awaitable,
         )
         if optimized_is_awaitable(result):
             result = await cast(Awaitable[ExecutionResult], result)

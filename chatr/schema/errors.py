@@ -9,6 +9,8 @@ its traceback, and shown to the client only as INTERNAL_SERVER_ERROR.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
@@ -125,9 +127,9 @@ def _describe(error: BaseException | None) -> str:
     return "unknown" if error is None else f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def with_code(formatted: dict[str, object], error: GraphQLError) -> dict[str, object]:
+def with_code(formatted: Mapping[str, Any], error: GraphQLError) -> dict[str, Any]:
     """Last line of defence for errors raised before any extension ran (parse errors)."""
-    extensions = dict(formatted.get("extensions") or {})  # type: ignore[call-overload]
+    extensions = dict(formatted.get("extensions") or {})
     if "code" not in extensions:
         code, extra = classify(error)
         extensions.update(extra, code=code.value)

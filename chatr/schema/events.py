@@ -50,13 +50,13 @@ class ReceiptUpdatedEvent(ConversationEvent):
     async def user(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
         if root.actor_id is None:
             return None
-        return await info.context.loaders.user_by_id.load(root.actor_id)
+        return await info.context.loaders.user_by_id.load(root.actor_id)  # type: ignore[return-value]
 
     @strawberry.field(
         description="Null when the member's read-receipt privacy setting hides it from me."
     )
     async def last_read_seq(self, root: Parent[LoggedEvent], info: ChatrInfo) -> int | None:
-        seq = int((root.data or {}).get("lastReadSeq", 0))  # type: ignore[call-overload]
+        seq = int((root.data or {}).get("lastReadSeq", 0))
         member = (
             None
             if root.actor_id is None
@@ -72,7 +72,7 @@ class ReceiptUpdatedEvent(ConversationEvent):
 
     @strawberry.field
     def last_delivered_seq(self, root: Parent[LoggedEvent]) -> int:
-        return int((root.data or {}).get("lastDeliveredSeq", 0))  # type: ignore[call-overload]
+        return int((root.data or {}).get("lastDeliveredSeq", 0))
 
 
 @strawberry.type(description="Someone started or stopped typing. Not stored; expires by itself.")
@@ -85,7 +85,7 @@ class TypingEvent(ConversationEvent):
 
     @strawberry.field
     async def user(self, root: Parent[Typing], info: ChatrInfo) -> UserType | None:
-        return await info.context.loaders.user_by_id.load(root.user_id)
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
     @strawberry.field(description="Treat as stopped after this unless refreshed.")
     def expires_at(self, root: Parent[Typing]) -> datetime:

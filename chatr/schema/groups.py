@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry import Parent
@@ -14,32 +15,33 @@ from chatr.schema.types import ChatrInfo, ConversationType, UserType
 from chatr.services import groups
 from chatr.services.groups import GroupDetails
 
-SystemActionEnum = strawberry.enum(
+strawberry.enum(
     groups.SystemAction,
     name="SystemAction",
     description="What a SYSTEM message records: the group was created, renamed or its details "
     "updated; people were invited, joined, left or were removed; a role changed; ownership "
     "moved.",
 )
+SystemActionEnum = groups.SystemAction
 
-SystemDetails = dict[str, object]
+SystemDetails = dict[str, Any]
 
 
 @strawberry.type(name="SystemDetails", description="What a SYSTEM message says happened.")
 class SystemDetailsType:
     @strawberry.field
-    def action(self, root: Parent[SystemDetails]) -> SystemActionEnum:  # type: ignore[valid-type]
+    def action(self, root: Parent[SystemDetails]) -> SystemActionEnum:
         return groups.SystemAction(root["action"])
 
     @strawberry.field(description="Whom it happened to (the message's sender is who did it).")
     async def targets(self, root: Parent[SystemDetails], info: ChatrInfo) -> list[UserType]:
         ids = root.get("targetIds") or []
-        users = await info.context.loaders.user_by_id.load_many(ids)  # type: ignore[arg-type]
+        users = await info.context.loaders.user_by_id.load_many(ids)
         return [user for user in users if user is not None]  # type: ignore[misc]
 
     @strawberry.field(description="ROLE_CHANGED: the new role.")
-    def role(self, root: Parent[SystemDetails]) -> MemberRoleEnum | None:  # type: ignore[valid-type]
-        return root.get("role")  # type: ignore[return-value]
+    def role(self, root: Parent[SystemDetails]) -> MemberRoleEnum | None:
+        return root.get("role")
 
     @strawberry.field(description="CREATED and RENAMED: the group's (new) name.")
     def name(self, root: Parent[SystemDetails]) -> str | None:
@@ -75,7 +77,7 @@ class GroupInviteType:
     async def invited_by(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
         if root.invited_by_id is None:
             return None
-        return await info.context.loaders.user_by_id.load(root.invited_by_id)
+        return await info.context.loaders.user_by_id.load(root.invited_by_id)  # type: ignore[return-value]
 
     @strawberry.field
     def invited_at(self, root: Parent[Membership]) -> datetime:
@@ -165,8 +167,10 @@ class GroupMutation:
     async def accept_group_invite(
         self, info: ChatrInfo, conversation_id: strawberry.ID
     ) -> ConversationType:
-        return await resolvers.in_group(  # type: ignore[return-value]
-            info.context, groups.accept_invite, conversation_id=conversation_id
+        return await resolvers.in_group(
+            info.context,
+            groups.accept_invite,  # type: ignore[arg-type]
+            conversation_id=conversation_id,
         )
 
     @strawberry.mutation(description="Turn an invitation down; I can be invited again.")
@@ -191,33 +195,42 @@ class GroupMutation:
     async def remove_group_member(
         self, info: ChatrInfo, conversation_id: strawberry.ID, user_id: strawberry.ID
     ) -> ConversationType:
-        return await resolvers.on_member(  # type: ignore[return-value]
-            info.context, groups.kick, conversation_id=conversation_id, user_id=user_id
+        return await resolvers.on_member(
+            info.context,
+            groups.kick,  # type: ignore[arg-type]
+            conversation_id=conversation_id,
+            user_id=user_id,
         )
 
     @strawberry.mutation(description="Make a member an admin (owner).")
     async def promote_group_member(
         self, info: ChatrInfo, conversation_id: strawberry.ID, user_id: strawberry.ID
     ) -> ConversationType:
-        return await resolvers.on_member(  # type: ignore[return-value]
-            info.context, groups.promote, conversation_id=conversation_id, user_id=user_id
+        return await resolvers.on_member(
+            info.context,
+            groups.promote,  # type: ignore[arg-type]
+            conversation_id=conversation_id,
+            user_id=user_id,
         )
 
     @strawberry.mutation(description="Make an admin a plain member again (owner).")
     async def demote_group_member(
         self, info: ChatrInfo, conversation_id: strawberry.ID, user_id: strawberry.ID
     ) -> ConversationType:
-        return await resolvers.on_member(  # type: ignore[return-value]
-            info.context, groups.demote, conversation_id=conversation_id, user_id=user_id
+        return await resolvers.on_member(
+            info.context,
+            groups.demote,  # type: ignore[arg-type]
+            conversation_id=conversation_id,
+            user_id=user_id,
         )
 
     @strawberry.mutation(description="Hand the group to a member (owner); I stay on as an admin.")
     async def transfer_group_ownership(
         self, info: ChatrInfo, conversation_id: strawberry.ID, user_id: strawberry.ID
     ) -> ConversationType:
-        return await resolvers.on_member(  # type: ignore[return-value]
+        return await resolvers.on_member(
             info.context,
-            groups.transfer_ownership,
+            groups.transfer_ownership,  # type: ignore[arg-type]
             conversation_id=conversation_id,
             user_id=user_id,
         )

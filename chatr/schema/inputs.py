@@ -21,7 +21,7 @@ class RegisterInput:
     display_name: str | None = None
     first_name: str | None = strawberry.field(default=None, description="At most 80 characters.")
     last_name: str | None = strawberry.field(default=None, description="At most 80 characters.")
-    gender: GenderEnum | None = None  # type: ignore[valid-type]
+    gender: GenderEnum | None = None
 
 
 @strawberry.input

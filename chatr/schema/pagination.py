@@ -33,7 +33,9 @@ class Connection(Generic[N]):
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, page: Page[N]) -> Connection[N]:
+    def from_page(cls, page: Page[Any]) -> Connection[Any]:
+        """The page's nodes are models; strawberry resolves each as the node type N (a view
+        of that model), which is why any page is accepted here."""
         return cls(
             edges=[Edge(cursor=cursor, node=node) for cursor, node in page.edges],
             page_info=PageInfo(

@@ -17,7 +17,7 @@ from chatr.schema.types import ChatrInfo, PresenceStatusEnum, UserType
 )
 class PresenceEventType:
     user: UserType
-    status: PresenceStatusEnum | None  # type: ignore[valid-type]
+    status: PresenceStatusEnum | None
     last_seen_at: datetime | None
 
 
@@ -27,7 +27,7 @@ class PresenceMutation:
         description="Mark this connection away (tab hidden, idle) or back. Send it over the "
         "WebSocket whose presence it is; returns my combined status."
     )
-    async def set_away(self, info: ChatrInfo, away: bool) -> PresenceStatusEnum:  # type: ignore[valid-type]
+    async def set_away(self, info: ChatrInfo, away: bool) -> PresenceStatusEnum:
         return await resolvers.set_away(info.context, away=away)
 
 

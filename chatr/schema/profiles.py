@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from strawberry import UNSET
+from strawberry.utils.str_converters import to_camel_case
 
 from chatr.errors import BadUserInput
 from chatr.resolvers import profiles as resolvers
@@ -27,21 +28,21 @@ class UpdateProfileInput:
     display_name: str | None = strawberry.field(default=UNSET, description="1-80 characters.")
     first_name: str | None = strawberry.field(default=UNSET, description="At most 80 characters.")
     last_name: str | None = strawberry.field(default=UNSET, description="At most 80 characters.")
-    gender: GenderEnum | None = UNSET  # type: ignore[valid-type]
+    gender: GenderEnum | None = UNSET
     avatar_url: str | None = strawberry.field(default=UNSET, description="An http(s) URL.")
     cover_url: str | None = strawberry.field(default=UNSET, description="An http(s) URL.")
 
 
 @strawberry.input(description="Privacy changes: leave a setting out to keep it.")
 class PrivacySettingsInput:
-    online_status: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    last_seen: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    phone: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    email: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    full_name: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    gender: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    joined_date: AudienceEnum | None = UNSET  # type: ignore[valid-type]
-    read_receipts: AudienceEnum | None = UNSET  # type: ignore[valid-type]
+    online_status: AudienceEnum | None = UNSET
+    last_seen: AudienceEnum | None = UNSET
+    phone: AudienceEnum | None = UNSET
+    email: AudienceEnum | None = UNSET
+    full_name: AudienceEnum | None = UNSET
+    gender: AudienceEnum | None = UNSET
+    joined_date: AudienceEnum | None = UNSET
+    read_receipts: AudienceEnum | None = UNSET
 
 
 def _keep_unset(value: Any) -> Any:
@@ -68,7 +69,7 @@ def _privacy_changes(data: PrivacySettingsInput) -> dict[Detail, Audience]:
         if value is None:
             raise BadUserInput(
                 "A privacy setting cannot be null; leave it out to keep it.",
-                field=strawberry.utils.str_converters.to_camel_case(detail.name.lower()),
+                field=to_camel_case(detail.name.lower()),
             )
         changes[detail] = Audience(value)
     return changes

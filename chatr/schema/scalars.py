@@ -1,4 +1,9 @@
-"""Enums exposed to GraphQL, taken from the models so the two can never disagree."""
+"""Enums exposed to GraphQL, taken from the models so the two can never disagree.
+
+`strawberry.enum(Model, ...)` registers the model's enum in place and returns that same class,
+so each `XEnum` name is a plain alias of it: a type checker accepts it in annotations, which
+it would not for the result of a call.
+"""
 
 from __future__ import annotations
 
@@ -13,34 +18,39 @@ from chatr.models import (
 )
 from chatr.services.two_factor_codes import CodeMethod, TwoFactorMethod
 
-ConversationKindEnum = strawberry.enum(
+strawberry.enum(
     ConversationKind, name="ConversationKind", description="DIRECT (two people) or GROUP."
 )
-ConversationStatusEnum = strawberry.enum(
+ConversationKindEnum = ConversationKind
+strawberry.enum(
     ConversationStatus,
     name="ConversationStatus",
     description="ACTIVE, or PENDING while a message request awaits the recipient's answer.",
 )
-MessageKindEnum = strawberry.enum(
-    MessageKind, name="MessageKind", description="What a message holds."
-)
-TwoFactorMethodEnum = strawberry.enum(
+ConversationStatusEnum = ConversationStatus
+strawberry.enum(MessageKind, name="MessageKind", description="What a message holds.")
+MessageKindEnum = MessageKind
+strawberry.enum(
     TwoFactorMethod,
     name="TwoFactorMethod",
     description="The second sign-in step: TOTP (authenticator app), or a code by SMS or EMAIL.",
 )
-TwoFactorCodeMethodEnum = strawberry.enum(
+TwoFactorMethodEnum = TwoFactorMethod
+strawberry.enum(
     CodeMethod,
     name="TwoFactorCodeMethod",
     description="Where sign-in codes are sent: SMS (verified phone) or EMAIL (verified address).",
 )
-MemberRoleEnum = strawberry.enum(
+TwoFactorCodeMethodEnum = CodeMethod
+strawberry.enum(
     MemberRole,
     name="MemberRole",
     description="In a group: OWNER (exactly one), ADMIN or MEMBER. Both people in a DM are MEMBER.",
 )
-MembershipStateEnum = strawberry.enum(
+MemberRoleEnum = MemberRole
+strawberry.enum(
     MembershipState,
     name="MembershipState",
     description="PENDING while invited (no access to history yet), ACCEPTED once joined.",
 )
+MembershipStateEnum = MembershipState

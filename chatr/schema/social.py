@@ -14,24 +14,26 @@ from chatr.schema.pagination import Connection, connection_field
 from chatr.schema.types import ChatrInfo, UserType
 from chatr.services import social
 
-FriendshipStateEnum = strawberry.enum(
+strawberry.enum(
     FriendshipState,
     name="FriendshipState",
     description="REQUESTED (waiting for an answer) or ACCEPTED (friends).",
 )
-FriendEventKindEnum = strawberry.enum(
+FriendshipStateEnum = FriendshipState
+strawberry.enum(
     social.FriendChange,
     name="FriendEventKind",
     description="What changed between me and someone: a request was sent, accepted, declined "
     "or cancelled; a friend was removed; someone was blocked or unblocked.",
 )
+FriendEventKindEnum = social.FriendChange
 
 
 @strawberry.type(
     name="Friendship", description="A friendship or a pending friend request, seen from my side."
 )
 class FriendshipType:
-    state: FriendshipStateEnum  # type: ignore[valid-type]
+    state: FriendshipStateEnum
     created_at: datetime = strawberry.field(description="When the request was sent.")
     accepted_at: datetime | None = strawberry.field(description="When we became friends.")
 
@@ -39,7 +41,7 @@ class FriendshipType:
     async def user(self, root: Parent[Friendship], info: ChatrInfo) -> UserType | None:
         viewer = await info.context.viewer()
         other = social.other_party(root, viewer_id=viewer.id)
-        return await info.context.loaders.user_by_id.load(other)
+        return await info.context.loaders.user_by_id.load(other)  # type: ignore[return-value]
 
     @strawberry.field(description="True when I sent the request, false when they did.")
     async def requested_by_me(self, root: Parent[Friendship], info: ChatrInfo) -> bool:
@@ -51,7 +53,7 @@ class FriendshipType:
 class BlockedUserType:
     @strawberry.field
     async def user(self, root: Parent[Block], info: ChatrInfo) -> UserType | None:
-        return await info.context.loaders.user_by_id.load(root.blocked_id)
+        return await info.context.loaders.user_by_id.load(root.blocked_id)  # type: ignore[return-value]
 
     @strawberry.field
     def blocked_at(self, root: Parent[Block]) -> datetime:
@@ -66,12 +68,12 @@ class BlockedUserType:
 )
 class FriendEventType:
     @strawberry.field
-    def kind(self, root: Parent[social.FriendEvent]) -> FriendEventKindEnum:  # type: ignore[valid-type]
+    def kind(self, root: Parent[social.FriendEvent]) -> FriendEventKindEnum:
         return root.change
 
     @strawberry.field(description="The other person.")
     async def user(self, root: Parent[social.FriendEvent], info: ChatrInfo) -> UserType | None:
-        return await info.context.loaders.user_by_id.load(root.user_id)
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
     @strawberry.field(
         description="True when I made this change (on any of my devices), false when they did."
@@ -84,15 +86,14 @@ class FriendEventType:
         return root.occurred_at
 
 
-RelationEnum = strawberry.enum(
-    social.Relation, name="Relation", description="How a person relates to me."
-)
+strawberry.enum(social.Relation, name="Relation", description="How a person relates to me.")
+RelationEnum = social.Relation
 
 
 @strawberry.type(name="PersonMatch", description="A search result: someone and how we relate.")
 class PersonMatchType:
     user: UserType
-    relation: RelationEnum  # type: ignore[valid-type]
+    relation: RelationEnum
 
 
 @strawberry.type

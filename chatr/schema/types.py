@@ -38,6 +38,7 @@ from chatr.schema.scalars import (
 from chatr.services import privacy, profiles
 from chatr.services.pagination import PageRequest
 from chatr.services.privacy import Audience, Detail
+from chatr.services.receipts import ReceiptState
 from chatr.services.two_factor_codes import TwoFactorMethod
 
 if TYPE_CHECKING:
@@ -47,28 +48,31 @@ ChatrInfo = Info[Context, None]
 T = TypeVar("T")
 
 
-GenderEnum = strawberry.enum(profiles.Gender, name="Gender")
-PresenceStatusEnum = strawberry.enum(
+strawberry.enum(profiles.Gender, name="Gender")
+GenderEnum = profiles.Gender
+strawberry.enum(
     Status,
     name="PresenceStatus",
     description="ONLINE while any of their connections is active, AWAY when every one is away, "
     "OFFLINE when none is open on any server.",
 )
-AudienceEnum = strawberry.enum(
+PresenceStatusEnum = Status
+strawberry.enum(
     Audience, name="Audience", description="Who may see a detail: EVERYONE, FRIENDS or NOBODY."
 )
+AudienceEnum = Audience
 
 
 @strawberry.type(name="PrivacySettings", description="Who may see each of my details.")
 class PrivacySettingsType:
-    online_status: AudienceEnum  # type: ignore[valid-type]
-    last_seen: AudienceEnum  # type: ignore[valid-type]
-    phone: AudienceEnum  # type: ignore[valid-type]
-    email: AudienceEnum  # type: ignore[valid-type]
-    full_name: AudienceEnum = strawberry.field(description="First and last name.")  # type: ignore[valid-type]
-    gender: AudienceEnum  # type: ignore[valid-type]
-    joined_date: AudienceEnum  # type: ignore[valid-type]
-    read_receipts: AudienceEnum = strawberry.field(  # type: ignore[valid-type]
+    online_status: AudienceEnum
+    last_seen: AudienceEnum
+    phone: AudienceEnum
+    email: AudienceEnum
+    full_name: AudienceEnum = strawberry.field(description="First and last name.")
+    gender: AudienceEnum
+    joined_date: AudienceEnum
+    read_receipts: AudienceEnum = strawberry.field(
         description="Whether others see how far I have read (`lastReadSeq`)."
     )
 
@@ -114,7 +118,7 @@ class UserType:
         return await _detail(info, root, Detail.FULL_NAME, root.last_name)
 
     @strawberry.field(description="Privacy: gender.")
-    async def gender(self, root: Parent[User], info: ChatrInfo) -> GenderEnum | None:  # type: ignore[valid-type]
+    async def gender(self, root: Parent[User], info: ChatrInfo) -> GenderEnum | None:
         value = profiles.Gender(root.gender) if root.gender else None
         return await _detail(info, root, Detail.GENDER, value)
 
@@ -131,7 +135,7 @@ class UserType:
         return await _detail(info, root, Detail.JOINED_DATE, root.created_at)
 
     @strawberry.field(description="Online, away or offline. Privacy: online status.")
-    async def presence(self, root: Parent[User], info: ChatrInfo) -> PresenceStatusEnum | None:  # type: ignore[valid-type]
+    async def presence(self, root: Parent[User], info: ChatrInfo) -> PresenceStatusEnum | None:
         if not await profile_resolvers.may_see(info.context, root, Detail.ONLINE_STATUS):
             return None
         return await info.context.loaders.presence.load(root.id)
@@ -171,7 +175,7 @@ class UserType:
     @strawberry.field(description="The second sign-in step, null when off; only for yourself.")
     async def two_factor_method(
         self, root: Parent[User], info: ChatrInfo
-    ) -> TwoFactorMethodEnum | None:  # type: ignore[valid-type]
+    ) -> TwoFactorMethodEnum | None:
         if root.two_factor_method is None or not await info.context.viewer_is(root.id):
             return None
         return TwoFactorMethod(root.two_factor_method)
@@ -190,7 +194,7 @@ class MessageType:
     seq: int = strawberry.field(
         description="Position in its conversation: 1, 2, 3… without gaps. Order and resume by it."
     )
-    kind: MessageKindEnum  # type: ignore[valid-type]
+    kind: MessageKindEnum
     body: str | None
     created_at: datetime
     edited_at: datetime | None
@@ -221,7 +225,7 @@ class MessageType:
     async def sender(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:
         if root.sender_id is None:
             return None
-        return await info.context.loaders.user_by_id.load(root.sender_id)
+        return await info.context.loaders.user_by_id.load(root.sender_id)  # type: ignore[return-value]
 
     @strawberry.field(
         description="For SYSTEM messages (kind SYSTEM): what changed in the group, so clients "
@@ -240,14 +244,14 @@ class MemberType:
     joined_at: datetime = strawberry.field(
         description="When they joined (for a PENDING member: when they were invited)."
     )
-    role: MemberRoleEnum  # type: ignore[valid-type]
-    state: MembershipStateEnum  # type: ignore[valid-type]
+    role: MemberRoleEnum
+    state: MembershipStateEnum
 
     @strawberry.field(description="Who invited them (groups), if anyone.")
     async def invited_by(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
         if root.invited_by_id is None:
             return None
-        return await info.context.loaders.user_by_id.load(root.invited_by_id)
+        return await info.context.loaders.user_by_id.load(root.invited_by_id)  # type: ignore[return-value]
 
     @strawberry.field(
         description="How far their devices have received; null while they have not answered "
@@ -270,14 +274,14 @@ class MemberType:
 
     @strawberry.field
     async def user(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
-        return await info.context.loaders.user_by_id.load(root.user_id)
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
 
 @strawberry.type(name="Conversation", description="A direct conversation or a group.")
 class ConversationType:
     id: strawberry.ID
-    kind: ConversationKindEnum  # type: ignore[valid-type]
-    status: ConversationStatusEnum  # type: ignore[valid-type]
+    kind: ConversationKindEnum
+    status: ConversationStatusEnum
     name: str | None
     description: str | None = strawberry.field(description="Groups only.")
     avatar_url: str | None = strawberry.field(description="Groups only.")
@@ -288,7 +292,7 @@ class ConversationType:
 
     @strawberry.field(description="Everyone who has joined (ACCEPTED), oldest membership first.")
     async def members(self, root: Parent[Conversation], info: ChatrInfo) -> list[MemberType]:
-        return await info.context.loaders.members_by_conversation.load(root.id)
+        return await info.context.loaders.members_by_conversation.load(root.id)  # type: ignore[return-value]
 
     @strawberry.field(description="Groups: people invited who have not answered yet (PENDING).")
     async def invited_members(
@@ -296,10 +300,10 @@ class ConversationType:
     ) -> list[MemberType]:
         if root.kind != ConversationKind.GROUP:
             return []
-        return await info.context.loaders.invitees_by_conversation.load(root.id)
+        return await info.context.loaders.invitees_by_conversation.load(root.id)  # type: ignore[return-value]
 
     @strawberry.field(description="My role here: OWNER, ADMIN or MEMBER.")
-    async def my_role(self, root: Parent[Conversation], info: ChatrInfo) -> MemberRoleEnum | None:  # type: ignore[valid-type]
+    async def my_role(self, root: Parent[Conversation], info: ChatrInfo) -> MemberRoleEnum | None:
         viewer = await info.context.viewer()
         membership = await info.context.loaders.membership.load((root.id, viewer.id))
         return None if membership is None else membership.role
@@ -311,13 +315,13 @@ class ConversationType:
         viewer = await info.context.viewer()
         members = await info.context.loaders.members_by_conversation.load(root.id)
         other = next((m.user_id for m in members if m.user_id != viewer.id), None)
-        return None if other is None else await info.context.loaders.user_by_id.load(other)
+        return None if other is None else await info.context.loaders.user_by_id.load(other)  # type: ignore[return-value]
 
     @strawberry.field
     async def last_message(self, root: Parent[Conversation], info: ChatrInfo) -> MessageType | None:
         if root.last_seq == 0:
             return None
-        return await info.context.loaders.message_by_conversation_seq.load((root.id, root.last_seq))
+        return await info.context.loaders.message_by_conversation_seq.load((root.id, root.last_seq))  # type: ignore[return-value]
 
     @strawberry.field(description="Messages after the viewer's read marker.")
     async def unread_count(self, root: Parent[Conversation], info: ChatrInfo) -> int:
@@ -328,7 +332,7 @@ class ConversationType:
     @strawberry.field(description="The viewer's own receipts in this conversation.")
     async def my_membership(self, root: Parent[Conversation], info: ChatrInfo) -> MemberType | None:
         viewer = await info.context.viewer()
-        return await info.context.loaders.membership.load((root.id, viewer.id))
+        return await info.context.loaders.membership.load((root.id, viewer.id))  # type: ignore[return-value]
 
     @strawberry.field(
         description="History, newest first. `first`/`last` at most 100; keyset cursors."
@@ -347,7 +351,7 @@ class ConversationType:
             conversation_id=root.id,
             page=PageRequest(first=first, after=after, last=last, before=before),
         )
-        return Connection.from_page(page)  # type: ignore[return-value]
+        return Connection.from_page(page)
 
 
 @strawberry.type(name="Receipt", description="A member's delivered/read markers.")
@@ -356,12 +360,12 @@ class ReceiptType:
     last_delivered_seq: int
 
     @strawberry.field
-    def conversation_id(self, root: Parent[object]) -> strawberry.ID:
-        return strawberry.ID(str(root.conversation_id))  # type: ignore[attr-defined]
+    def conversation_id(self, root: Parent[ReceiptState]) -> strawberry.ID:
+        return strawberry.ID(str(root.conversation_id))
 
     @strawberry.field
-    async def user(self, root: Parent[object], info: ChatrInfo) -> UserType | None:
-        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[attr-defined]
+    async def user(self, root: Parent[ReceiptState], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
 
 @strawberry.type(description="Tokens for a signed-in session.")

@@ -125,7 +125,10 @@ def fragment_nesting(document: DocumentNode) -> int:
                 for selection in pending.pop().selections:
                     if isinstance(selection, FragmentSpreadNode):
                         found.add(selection.name.value)
-                    elif selection.selection_set is not None:
+                    elif (
+                        isinstance(selection, FieldNode | InlineFragmentNode)
+                        and selection.selection_set is not None
+                    ):
                         pending.append(selection.selection_set)
             spreads[definition.name.value] = found
     depth: dict[str, int] = {}

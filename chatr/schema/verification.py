@@ -39,12 +39,12 @@ class VerificationMutation:
     async def set_two_factor_method(
         self,
         info: ChatrInfo,
-        method: TwoFactorCodeMethodEnum,  # type: ignore[valid-type]
+        method: TwoFactorCodeMethodEnum,
         code: str | None = None,
     ) -> bool:
         return await resolvers.set_two_factor_method(
             info.context,
-            method=method.value,  # type: ignore[attr-defined]
+            method=method.value,
             code=code,
         )
 

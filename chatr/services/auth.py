@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
+from chatr.db import rows_changed
 from chatr.errors import NotFound, TwoFactorRequired, Unauthenticated
 from chatr.models import AuthSession, RefreshToken, User, UserKind
 from chatr.models.base import utcnow
@@ -188,13 +189,14 @@ async def refresh(rt: Runtime, *, refresh_token: str) -> IssuedTokens:
             raise Unauthenticated("This account is suspended.")
         # Claimed by a conditional UPDATE: of two racing requests exactly one spends it, on
         # SQLite (no row locks) as on PostgreSQL.
-        claimed = await db.execute(
+        claimed = await rows_changed(
+            db,
             update(RefreshToken)
             .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
             .values(used_at=now)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
-        if claimed.rowcount == 1:
+        if claimed == 1:
             auth_session.last_used_at = now
             db.add(RefreshToken(session_id=auth_session.id, token_hash=successor_hash))
         elif not await _replayed_in_grace(rt, db, token_id=token.id, successor_hash=successor_hash):
@@ -247,16 +249,19 @@ async def watch_revocations(rt: Runtime) -> None:
 
 async def revoke_session(rt: Runtime, *, user_id: int, session_id: int, reason: str) -> bool:
     async with rt.db.session() as db, db.begin():
-        result = await db.execute(
-            update(AuthSession)
-            .where(
-                AuthSession.id == session_id,
-                AuthSession.user_id == user_id,
-                AuthSession.revoked_at.is_(None),
+        revoked = (
+            await rows_changed(
+                db,
+                update(AuthSession)
+                .where(
+                    AuthSession.id == session_id,
+                    AuthSession.user_id == user_id,
+                    AuthSession.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow(), revoked_reason=reason),
             )
-            .values(revoked_at=utcnow(), revoked_reason=reason)
+            > 0
         )
-    revoked = result.rowcount > 0
     if revoked:
         await _announce_revoked(rt, user_id=user_id, session_id=session_id)
     return revoked
@@ -280,13 +285,14 @@ async def list_sessions(rt: Runtime, *, viewer: Viewer) -> list[AuthSession]:
 async def revoke_all_sessions(rt: Runtime, *, user_id: int, reason: str) -> int:
     """End every session of a user (password reset, suspension); their sockets close."""
     async with rt.db.session() as db, db.begin():
-        result = await db.execute(
+        revoked = await rows_changed(
+            db,
             update(AuthSession)
             .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_reason=reason)
+            .values(revoked_at=utcnow(), revoked_reason=reason),
         )
     await _announce_revoked(rt, user_id=user_id, session_id=None)
-    return result.rowcount
+    return revoked
 
 
 async def revoke_own_session(rt: Runtime, *, viewer: Viewer, session_id: int) -> bool:

@@ -212,7 +212,7 @@ async def list_for(
 
 
 async def page_by_activity(
-    session: AsyncSession, statement: Select[tuple[Conversation]], page: PageRequest
+    session: AsyncSession, statement: Select[Conversation], page: PageRequest
 ) -> Page[Conversation]:
     """A page of conversations, most recent activity first (the inbox order)."""
     return await paginate(

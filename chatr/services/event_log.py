@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.schema import Column
 
 from chatr.errors import BadUserInput
@@ -137,7 +138,7 @@ class LoggedEvent:
     conversation_id: int
     actor_id: int | None
     seq: int | None
-    data: dict[str, object] | None
+    data: dict[str, Any] | None
     message: MessageSnapshot | None
 
 
@@ -504,7 +505,7 @@ def _listener_members(dialect_name: str) -> Any:
         if dialect_name == "postgresql"
         else func.group_concat(_memberships.c.user_id)
     )
-    conversations = bindparam("page_conversation_ids", expanding=True)
+    conversations: BindParameter[list[int]] = bindparam("page_conversation_ids", expanding=True)
     return (
         select(_memberships.c.conversation_id, aggregate)
         .where(*_members_where(dialect_name, conversations))

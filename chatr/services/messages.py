@@ -145,7 +145,7 @@ def _insert_message(dialect_name: str) -> Any:
     )
 
 
-def _send_in_one_statement() -> Select[tuple[int, int, int, int]]:
+def _send_in_one_statement() -> Select[int, int, int, int]:
     """PostgreSQL: the whole send as one statement, run in autocommit: one round trip.
 
     Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
@@ -275,7 +275,7 @@ async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[i
         raise _AlreadySent from error
     if row is None:
         raise _NotPostable
-    message_id, seq, xid, event_id = row  # type: ignore[misc]  (a Row unpacks like its tuple)
+    message_id, seq, xid, event_id = row
     return message_id, seq, event_log.position_of(xid, event_id)
 
 

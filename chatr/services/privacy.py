@@ -87,7 +87,7 @@ def settings_of(user: User) -> dict[Detail, Audience]:
     settings = dict(DEFAULTS)
     for detail in Detail:
         value = stored.get(detail.value)
-        if value in Audience.__members__:
+        if isinstance(value, str) and value in Audience.__members__:
             settings[detail] = Audience(value)
     return settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 from chatr.errors import BadUserInput, NotFound
@@ -23,20 +24,27 @@ class Gender(enum.StrEnum):
     PREFER_NOT_TO_SAY = "PREFER_NOT_TO_SAY"
 
 
+class Keep(enum.Enum):
+    """A one-member enum rather than a bare `object()`, so that `value is not KEEP` narrows
+    a field's type to the value (or None) for the type checker."""
+
+    KEEP = "KEEP"
+
+
 #: "Leave this as it is", as opposed to None, which clears the field.
-KEEP: object = object()
+KEEP: Final = Keep.KEEP
 
 
 @dataclass(frozen=True)
 class ProfileChanges:
     """Each field is KEEP (unchanged), None (cleared) or the new value."""
 
-    display_name: str | object = KEEP
-    first_name: str | object | None = KEEP
-    last_name: str | object | None = KEEP
-    gender: Gender | object | None = KEEP
-    avatar_url: str | object | None = KEEP
-    cover_url: str | object | None = KEEP
+    display_name: str | Keep = KEEP
+    first_name: str | Keep | None = KEEP
+    last_name: str | Keep | None = KEEP
+    gender: Gender | Keep | None = KEEP
+    avatar_url: str | Keep | None = KEEP
+    cover_url: str | Keep | None = KEEP
 
 
 def _name(value: str | None, field: str) -> str | None:
@@ -67,15 +75,15 @@ def validated(changes: ProfileChanges) -> dict[str, object]:
             raise BadUserInput("Display name must not be empty.", field="displayName")
         values["display_name"] = validation.display_name(changes.display_name, "")
     if changes.first_name is not KEEP:
-        values["first_name"] = _name(changes.first_name, "firstName")  # type: ignore[arg-type]
+        values["first_name"] = _name(changes.first_name, "firstName")
     if changes.last_name is not KEEP:
-        values["last_name"] = _name(changes.last_name, "lastName")  # type: ignore[arg-type]
+        values["last_name"] = _name(changes.last_name, "lastName")
     if changes.gender is not KEEP:
         values["gender"] = None if changes.gender is None else Gender(changes.gender).value
     if changes.avatar_url is not KEEP:
-        values["avatar_url"] = _picture_url(changes.avatar_url, "avatarUrl")  # type: ignore[arg-type]
+        values["avatar_url"] = _picture_url(changes.avatar_url, "avatarUrl")
     if changes.cover_url is not KEEP:
-        values["cover_url"] = _picture_url(changes.cover_url, "coverUrl")  # type: ignore[arg-type]
+        values["cover_url"] = _picture_url(changes.cover_url, "coverUrl")
     return values
 
 

@@ -18,7 +18,7 @@ ends, with the error that ended the tap if there was one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from chatr.runtime import Runtime
 from chatr.services import conversations, event_log
@@ -32,7 +32,7 @@ BACKLOG_RETRY_SECONDS = (0.002, 0.05)
 
 async def _replay_then_live(
     rt: Runtime, tap: Tap, *, cursor: int | None, read: ReadLog
-) -> AsyncIterator[StreamItem]:
+) -> AsyncGenerator[StreamItem, None]:
     """Replay, then hand the tap to the hub. `cursor` None: from now (see `event_log.Start`).
 
     The replay reads on until the horizon has passed every transaction that was running when
@@ -89,7 +89,7 @@ async def conversation_events(
     after_seq: int | None,
     renderer: Renderer | None = None,
     outlet: Outlet | None = None,
-) -> AsyncIterator[StreamItem]:
+) -> AsyncGenerator[StreamItem, None]:
     """One conversation's events; with `after_seq`, first everything after that message.
 
     NOT_FOUND unless the viewer is in the conversation (chatr.services.conversations); a
@@ -131,7 +131,7 @@ async def user_events(
     after: int | None,
     renderer: Renderer | None = None,
     outlet: Outlet | None = None,
-) -> AsyncIterator[StreamItem]:
+) -> AsyncGenerator[StreamItem, None]:
     """Every event of every conversation the viewer is in, including ones they join later."""
 
     async def read(after_id: int) -> Sequence[LoggedEvent]:

@@ -20,6 +20,7 @@ import segno
 from sqlalchemy import or_, update
 
 from chatr import security
+from chatr.db import rows_changed
 from chatr.errors import BadUserInput, Conflict
 from chatr.models import User
 from chatr.runtime import Runtime
@@ -64,15 +65,18 @@ async def verify_code(rt: Runtime, *, user: User, secret: str, code: str) -> Non
         # Record the step only if it is newer than the last one used: the replay guard,
         # race-free because the comparison is in the UPDATE itself.
         async with rt.db.session() as session, session.begin():
-            result = await session.execute(
-                update(User)
-                .where(
-                    User.id == user.id,
-                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+            used = (
+                await rows_changed(
+                    session,
+                    update(User)
+                    .where(
+                        User.id == user.id,
+                        or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                    )
+                    .values(totp_last_step=step),
                 )
-                .values(totp_last_step=step)
+                == 1
             )
-        used = result.rowcount == 1
     if not used:
         await rt.limits.hit(rate_limits.TWO_FACTOR_FAILURES, key)
         raise BadUserInput("That code is wrong or was already used.", field="code")
