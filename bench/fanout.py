@@ -518,7 +518,8 @@ async def worker_main() -> None:
 
     commander = asyncio.create_task(follow_commands())
     opening = asyncio.ensure_future(asyncio.gather(*chatr, *baseline))
-    await asyncio.wait([opening, commander], return_when=asyncio.FIRST_COMPLETED)
+    racing: list[asyncio.Future[Any]] = [opening, commander]
+    await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
     if not opening.done():  # told to stop while still opening: the exit closes the sockets
         opening.cancel()
         return

@@ -78,7 +78,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     redis = Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
     services = Services(pool, redis, os.environ.get("BASELINE_CHANNEL_PREFIX", "bench"))
     app.state.services = services
-    app.state.sockets = sockets = {}
+    sockets: Sockets = {}
+    app.state.sockets = sockets
     pubsub = redis.pubsub()
     await pubsub.psubscribe(services.channel(0).rsplit(":", 1)[0] + ":*")
     await wait_subscribed(pubsub, "psubscribe")

@@ -135,8 +135,8 @@ def in_process(variants: int, settings: Settings) -> tuple[list[str], float]:
         n = largest(builder, limits)
         samples = []
         for seed in range(variants):
-            document = parse(builder(n, random.Random(seed)), max_tokens=settings.max_query_tokens)
-            samples.append(_time(validator(schema, settings), document))
+            variant = parse(builder(n, random.Random(seed)), max_tokens=settings.max_query_tokens)
+            samples.append(_time(validator(schema, settings), variant))
         worst = max(worst, row(name, f"n={n}", samples))
     return lines, worst
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,8 @@ from tests.support.api import ME, graphql, register
 from tests.support.servers import RunningApp, in_process_app
 
 
-def _codes(body: dict[str, object]) -> list[str]:
-    return [e["extensions"]["code"] for e in body["errors"]]  # type: ignore[index,union-attr]
+def _codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body["errors"]]
 
 
 def _nested(depth: int) -> str:

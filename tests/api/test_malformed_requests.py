@@ -196,7 +196,7 @@ async def _next_reply(socket: ClientConnection) -> dict[str, Any]:
     while True:
         reply = json.loads(await asyncio.wait_for(socket.recv(), 5))
         if reply["type"] != "ka":
-            return reply  # type: ignore[no-any-return]
+            return reply
 
 
 async def test_a_well_formed_query_still_runs_over_graphql_transport_ws(server: RunningApp) -> None:

@@ -113,7 +113,7 @@ async def test_sender_over_a_hundred_messages_a_minute_is_rate_limited_and_nothi
     assert (await bob.send("still here", to=alice))["seq"] == 101
 
 
-async def test_the_send_guard_is_a_setting(settings, database) -> None:  # type: ignore[no-untyped-def]
+async def test_the_send_guard_is_a_setting(settings, database) -> None:
     tight = settings.with_overrides(rate_limits=True, send_message_limit="2 per minute")
     async with in_process_app(tight) as app:
         alice, bob = await register(app.http), await register(app.http)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tests.support.api import Account
@@ -69,9 +70,9 @@ query History($id: ID!) {
 async def create_group(
     owner: Account,
     *,
-    invitees: list[Account] = (),
+    invitees: Sequence[Account] = (),
     name: str = "Team",
-    **fields: Any,  # type: ignore[assignment]
+    **fields: Any,
 ) -> dict[str, Any]:
     group_input = {"name": name, "inviteeIds": [a.id for a in invitees], **fields}
     return (await owner.call(CREATE_GROUP, input=group_input))["createGroup"]

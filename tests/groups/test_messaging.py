@@ -32,7 +32,7 @@ async def _people(app: RunningApp, count: int) -> list[Account]:
 
 
 async def _message(feed: Feed) -> dict[str, object]:
-    return (await feed.next_of("MessagePostedEvent"))["message"]  # type: ignore[no-any-return]
+    return (await feed.next_of("MessagePostedEvent"))["message"]
 
 
 async def test_group_messages_take_seqs_and_receipts_are_per_member(app: RunningApp) -> None:

@@ -145,7 +145,7 @@ async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIter
         await redis_store.close()
 
 
-async def test_a_lapsed_connection_is_swept_offline_exactly_once(store) -> None:  # type: ignore[no-untyped-def]
+async def test_a_lapsed_connection_is_swept_offline_exactly_once(store) -> None:
     # given alice's only connection, on an instance that died without closing it
     transition = await store.set_connection(7, "dead-instance", Status.ONLINE, time.time() + 0.2)
     assert (transition.before, transition.after) == (Status.OFFLINE, Status.ONLINE)

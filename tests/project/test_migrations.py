@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ from tests.support import services
 
 
 @pytest.fixture
-async def empty_postgres() -> str:
+async def empty_postgres() -> AsyncIterator[str]:
     await services.require_postgres()
     url = await services.create_database()
-    yield url  # type: ignore[misc]
+    yield url
     await services.drop_database(url)
 
 

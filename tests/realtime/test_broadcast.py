@@ -7,7 +7,7 @@ import asyncio
 import gc
 import json
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, MutableMapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from types import SimpleNamespace
@@ -89,7 +89,7 @@ async def _people(app: RunningApp, count: int) -> list[Account]:
 
 
 async def _message(feed: Feed) -> dict[str, Any]:
-    return (await feed.next_of("MessagePostedEvent"))["message"]  # type: ignore[no-any-return]
+    return (await feed.next_of("MessagePostedEvent"))["message"]
 
 
 def _counts(app: RunningApp) -> tuple[int, int]:
@@ -206,7 +206,7 @@ class _Connection:
 def _tap_with_outlet(send_text: Any, *, limit: int) -> tuple[Tap, SocketOutlet]:
     """A tap whose socket is `send_text(frame)` (wrapped as the ASGI send it would be)."""
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         assert message["type"] == "websocket.send"
         await send_text(message["text"])
 
@@ -443,7 +443,7 @@ async def _per_viewer(
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [error.formatted for error in present(list(result.errors))]
-    return json.loads(json.dumps(payload))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(payload))
 
 
 @pytest.fixture
@@ -495,15 +495,15 @@ async def test_the_shared_render_of_every_event_matches_each_viewers_own_executi
     async with asyncio.timeout(10):  # the log shows an event once older writes have ended
         while not all(by_type.get(kind) for kind in exposed):
             by_type = {}
-            for item in await _items(app, alice, group_id):
-                by_type.setdefault(item.type, []).append(item)
+            for logged in await _items(app, alice, group_id):
+                by_type.setdefault(logged.type, []).append(logged)
             await asyncio.sleep(0.05)
     assert produced.keys() == exposed
     typing = [
         Typing(int(group_id), int(user.id), typing, time.time() + 5)
         for user, typing in ((alice, True), (friend, False))
     ]
-    everything: list[StreamItem] = [i for kind in exposed for i in by_type[kind]] + typing
+    everything: list[StreamItem] = [*(i for kind in exposed for i in by_type[kind]), *typing]
     # when each is rendered once for all of them, as the live fan-out does
     schema = build_schema(settings)
     viewers = {
@@ -521,9 +521,11 @@ async def test_the_shared_render_of_every_event_matches_each_viewers_own_executi
     }
     await former.call(LEAVE, c=group_id)
     [alices_message] = [
-        item
-        for item in by_type[EventType.MESSAGE_POSTED]
-        if isinstance(item, LoggedEvent) and item.message and item.message.body == "from alice"
+        posted
+        for posted in by_type[EventType.MESSAGE_POSTED]
+        if isinstance(posted, LoggedEvent)
+        and posted.message
+        and posted.message.body == "from alice"
     ]
     views_of_alices_message: set[str] = set()
     shared_renders = 0

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from chatr.settings import Settings
 from tests.support.api import register
@@ -23,8 +24,8 @@ async def _open(
     headers = {"Origin": origin} if origin else None
     socket = await websockets.connect(
         ws_url,
-        subprotocols=[TRANSPORT_WS],
-        additional_headers=headers,  # type: ignore[list-item]
+        subprotocols=[Subprotocol(TRANSPORT_WS)],
+        additional_headers=headers,
     )
     await socket.send(
         json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})

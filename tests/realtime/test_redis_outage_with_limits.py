@@ -42,7 +42,7 @@ async def _send(account: Account, conversation_id: str, body: str) -> int:
 
 
 async def _readiness(instance: RunningApp) -> dict[str, Any]:
-    return (await instance.http.get("/readyz")).json()  # type: ignore[no-any-return]
+    return (await instance.http.get("/readyz")).json()
 
 
 async def _until(condition: Any, timeout: float = 20.0) -> None:

@@ -55,7 +55,7 @@ async def no_proxy(settings: Settings, database: str) -> AsyncIterator[RunningAp
 
 
 def _sockets(server: RunningApp) -> SocketRegistry:
-    return server.app.state.sockets  # type: ignore[no-any-return]
+    return server.app.state.sockets
 
 
 async def _open(
@@ -74,7 +74,7 @@ async def _init(socket: ClientConnection, token: str | None = None) -> dict[str,
     """Send connection_init (with a token if given) and return the server's answer."""
     payload = {"authorization": f"Bearer {token}"} if token else {}
     await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
-    return json.loads(await asyncio.wait_for(socket.recv(), 5))  # type: ignore[no-any-return]
+    return json.loads(await asyncio.wait_for(socket.recv(), 5))
 
 
 async def _connected(

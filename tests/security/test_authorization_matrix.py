@@ -728,9 +728,8 @@ async def _build_world(app: RunningApp) -> World:
         await bob.send("first chapter?", conversation_id=group_id)
         return group_id
 
-    conversation_id, group_id, *_ = await asyncio.gather(
-        conversation(),
-        group(),
+    (conversation_id, group_id), *_ = await asyncio.gather(
+        asyncio.gather(conversation(), group()),
         friendship(),
         carol.call(ASK_TO_BE_FRIENDS, u=alice.id),
         alice.call(BLOCK, u=dave.id),
@@ -809,7 +808,7 @@ async def test_a_stranger_gets_nothing_through_subscriptions(
         try:
             first = await feed.next()
         except TransportQueryError as error:
-            refusal = error
+            refusal: TransportQueryError | None = error
         else:
             refusal = None
     if case.kind == PRIVATE:

@@ -39,11 +39,17 @@ async def embedded_app(settings: Settings, tmp_path: Path) -> AsyncIterator[Runn
         yield running
 
 
-def _send(sender: str, body: str, key: str, *, to: str | None = None, into: str | None = None):  # type: ignore[no-untyped-def]
+def _send(
+    sender: str, body: str, key: str, *, to: str | None = None, into: str | None = None
+) -> Step:
     """A step: `sender` sends `body` under `key`, to a person or into a named conversation."""
 
     async def step(people: dict[str, Account], conversations: dict[str, str]) -> dict[str, Any]:
-        target = {"recipientId": people[to].id} if to else {"conversationId": conversations[into]}
+        target = (
+            {"recipientId": people[to].id}
+            if to is not None
+            else {"conversationId": conversations[str(into)]}
+        )
         message_input = {"body": body, "clientMessageId": key, **target}
         sent = (await people[sender].call(SEND, input=message_input))["sendMessage"]
         return {"seq": sent["seq"], "body": sent["body"], "key": sent["clientMessageId"]}
@@ -105,7 +111,7 @@ async def _play(app: RunningApp) -> list[tuple[str, object]]:
     return answers
 
 
-async def _stored(app: RunningApp) -> dict[str, list[tuple[object, ...]]]:
+async def _stored(app: RunningApp) -> dict[str, list[tuple[Any, ...]]]:
     """Every row a send touches, with ids replaced by names (users) and order (the rest)."""
     c = Conversation.__table__.c
     m = Message.__table__.c
@@ -206,7 +212,7 @@ async def test_a_send_into_a_conversation_is_one_statement_on_postgresql(app: Ru
     await alice.send("warm", conversation_id=conversation_id)
     statements: list[str] = []
 
-    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
     engines = [app.runtime.db.engine.sync_engine, app.runtime.db.autocommit_engine.sync_engine]

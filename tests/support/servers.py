@@ -50,9 +50,9 @@ async def in_process_app(settings: Settings) -> AsyncIterator[RunningApp]:
 
 
 @asynccontextmanager
-async def served_app(settings: Settings, **config: Any) -> AsyncIterator[RunningApp]:
+async def served_app(settings: Settings, **options: Any) -> AsyncIterator[RunningApp]:
     """The app behind a real uvicorn server on a free loopback port, in this event loop;
-    `config` adds uvicorn options (e.g. `chatr.cli.proxy_options`)."""
+    `options` adds uvicorn options (e.g. `chatr.cli.proxy_options`)."""
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
@@ -65,7 +65,7 @@ async def served_app(settings: Settings, **config: Any) -> AsyncIterator[Running
         ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
-        **config,
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

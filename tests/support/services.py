@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Awaitable
+from typing import cast
 
 import asyncpg
 import pytest
@@ -37,7 +39,8 @@ async def require_postgres() -> None:
 async def require_redis() -> None:
     client = aioredis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:
-        await client.ping()
+        # redis-py types its commands for both clients (`Awaitable[bool] | bool`)
+        await cast(Awaitable[bool], client.ping())
     except (OSError, aioredis.RedisError) as error:
         pytest.fail(
             f"Redis is required at {REDIS_URL} and is not reachable ({error}). Start it: "

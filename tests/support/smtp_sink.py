@@ -52,7 +52,9 @@ class SmtpSink:
         async with asyncio.timeout(timeout):
             while len(self.mail_to(address)) <= after:
                 await asyncio.sleep(0.02)
-        body = self.mail_to(address)[after].get_payload(decode=True).decode()
+        payload = self.mail_to(address)[after].get_payload(decode=True)
+        assert isinstance(payload, bytes), payload
+        body = payload.decode()
         match = CODE.search(body)
         assert match, body
         return match.group(1)
