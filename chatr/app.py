@@ -37,9 +37,14 @@ from chatr import websocket as ws_lifecycle
 from chatr.context import Context
 from chatr.db import Database
 from chatr.errors import BadRequest, ErrorCode
-from chatr.mailer import create_mailer
-from chatr.outbox import Outbox
-from chatr.presence_store import create_presence_store
+from chatr.infra import rate_limits
+from chatr.infra.live import LiveHub
+from chatr.infra.mailer import create_mailer
+from chatr.infra.outbox import Outbox
+from chatr.infra.presence_store import create_presence_store
+from chatr.infra.rate_limits import RateLimiter
+from chatr.infra.session_cache import SessionCache
+from chatr.infra.sms import create_sms_sender
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.resolvers.auth import _client_ip
@@ -48,13 +53,9 @@ from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation, SocketSend
 from chatr.schema.errors import with_code
-from chatr.services import auth, presence, rate_limits
+from chatr.services import auth, presence
 from chatr.services.auth import Viewer
-from chatr.services.live import LiveHub
-from chatr.services.rate_limits import RateLimiter
-from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
-from chatr.sms import create_sms_sender
 from chatr.socket_registry import SocketRegistry, SocketSlot
 from chatr.supervision import Supervisor, run_all
 

@@ -6,7 +6,7 @@ A module-level app is needed for `--workers N`; building it opens nothing (the l
 import sys
 
 from chatr.app import create_app
-from chatr.outbox import undelivered_codes_problem
+from chatr.infra.outbox import undelivered_codes_problem
 from chatr.settings import load_settings
 
 _settings = load_settings()

@@ -15,7 +15,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from chatr import migrations
-    from chatr.outbox import undelivered_codes_problem
+    from chatr.infra.outbox import undelivered_codes_problem
 
     settings = load_settings()
     if problem := undelivered_codes_problem(settings):

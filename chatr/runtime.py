@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatr.db import Database
-from chatr.outbox import Outbox
-from chatr.presence_store import PresenceStore
+from chatr.infra.live import LiveHub
+from chatr.infra.outbox import Outbox
+from chatr.infra.presence_store import PresenceStore
+from chatr.infra.rate_limits import RateLimiter
+from chatr.infra.session_cache import SessionCache
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker
-from chatr.services.live import LiveHub
-from chatr.services.rate_limits import RateLimiter
-from chatr.services.session_cache import SessionCache
 from chatr.settings import Settings
 from chatr.supervision import Supervisor
 

@@ -88,7 +88,7 @@ class Settings:
     #: `smtp://user:pass@host:port?starttls=1` / `smtps://…`; empty: mail goes to the log.
     smtp_url: str = ""
     mail_from: str = "chatr <no-reply@chatr.local>"
-    #: SMS webhook (chatr.sms): codes are POSTed as JSON here; empty: texts go to the log.
+    #: SMS webhook (chatr.infra.sms): codes are POSTed as JSON here; empty: texts go to the log.
     sms_webhook_url: str = ""
     #: Sent as `Authorization: Bearer …` to the SMS webhook when set.
     sms_webhook_token: str = ""
@@ -96,7 +96,7 @@ class Settings:
     #: reset codes would reach nobody; this opt-out starts it anyway (codes are then dropped,
     #: never logged). Development logs codes instead.
     accept_undelivered_codes: bool = False
-    #: Per-IP and per-user rate limits (chatr.services.rate_limits); off only for tests/dev.
+    #: Per-IP and per-user rate limits (chatr.infra.rate_limits); off only for tests/dev.
     rate_limits: bool = True
     #: The per-user flood guard on sendMessage, in `limits` notation ("100 per minute").
     send_message_limit: str = "100 per minute"

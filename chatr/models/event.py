@@ -5,7 +5,7 @@ event, `id` comes from a plain sequence (no lock). A reader only reads events wh
 below the oldest transaction still running on the server (`pg_snapshot_xmin`): every writer
 below it has finished, so that part of the log can no longer change, and every reader sees
 it in the same order. Writers never wait for each other, except per conversation (see
-`chatr.services.event_log.serialise`). See docs/architecture.md, "The write path and the
+`chatr.infra.event_log.serialise`). See docs/architecture.md, "The write path and the
 event order", for why this design and not another.
 
 On SQLite (one writer at a time) `xid` is always 0 and `id` comes from the `event_stream`

@@ -87,7 +87,7 @@ class PresenceChanged:
 
     kind: ClassVar[str] = "presence"
     user_id: int
-    status: str  # a chatr.presence_store.Status value
+    status: str  # a chatr.infra.presence_store.Status value
     occurred_at: float  # epoch seconds
 
 

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from chatr.infra.presence_store import Status
 from chatr.models import Conversation, Membership, MembershipState, Message, User
-from chatr.presence_store import Status
 from chatr.runtime import Runtime
 from chatr.services import conversations, messages, presence, privacy, users
 from chatr.services.privacy import Standing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from chatr.context import Context
-from chatr.presence_store import Status
+from chatr.infra.presence_store import Status
 from chatr.services import presence, validation
 from chatr.services.presence import PresenceUpdate
 

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 from chatr.context import Context
 from chatr.errors import BadUserInput
-from chatr.services import event_log, streams, validation
-from chatr.services.live import Outlet, Renderer, StreamItem
+from chatr.infra import event_log
+from chatr.infra.live import Outlet, Renderer, StreamItem
+from chatr.services import streams, validation
 
 
 async def conversation_events(

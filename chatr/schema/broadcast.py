@@ -50,13 +50,13 @@ from strawberry.execution import optimized_is_awaitable
 
 from chatr.aio import start_eagerly
 from chatr.context import IDENTITY, Context, Fact, SharedFacts, SharedRenderContext
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import Deliver, StreamItem, Tap
 from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema.errors import present
 from chatr.schema.events import is_exposed
 from chatr.services.auth import Viewer
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import Deliver, StreamItem, Tap
 from chatr.services.privacy import Standing
 
 if TYPE_CHECKING:

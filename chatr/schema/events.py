@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import strawberry
 from strawberry import Parent
 
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import StreamItem, Typing
 from chatr.models import EventType
 from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.types import ChatrInfo, MessageType, UserType
-from chatr.services import event_log
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import StreamItem, Typing
 from chatr.services.privacy import Detail
 
 

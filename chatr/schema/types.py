@@ -14,6 +14,7 @@ from strawberry import Parent
 from strawberry.types import Info
 
 from chatr.context import Context
+from chatr.infra.presence_store import Status
 from chatr.models import (
     AuthSession,
     Conversation,
@@ -23,7 +24,6 @@ from chatr.models import (
     MessageKind,
     User,
 )
-from chatr.presence_store import Status
 from chatr.resolvers import conversations as conversation_resolvers
 from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.pagination import Connection

@@ -1,7 +1,7 @@
 """Loading the account a viewer acts as, which may be gone (deleted meanwhile).
 
 A token is trusted for a few seconds without asking the database (see
-chatr.services.session_cache), so an instance that missed the revocation of a deleted account
+chatr.infra.session_cache), so an instance that missed the revocation of a deleted account
 still lets its token through. Whichever service then finds the account gone answers
 UNAUTHENTICATED, as the session check would have: the client must sign in again. Never an
 assertion (INTERNAL_SERVER_ERROR) and never NOT_FOUND (which would blame the request).

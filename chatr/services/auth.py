@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatr import security
 from chatr.db import rows_changed
 from chatr.errors import NotFound, TwoFactorRequired, Unauthenticated
+from chatr.infra import rate_limits
 from chatr.models import AuthSession, RefreshToken, User, UserKind
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Resync
 from chatr.runtime import Runtime
-from chatr.services import rate_limits, two_factor, two_factor_codes, users
+from chatr.services import two_factor, two_factor_codes, users
 
 
 @dataclass(frozen=True)

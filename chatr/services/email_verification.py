@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from chatr.errors import BadUserInput, NotFound
+from chatr.infra import rate_limits
 from chatr.models import User
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import rate_limits, verification
+from chatr.services import verification
 
 
 async def send_code(rt: Runtime, *, user_id: int, email: str) -> None:

@@ -5,7 +5,7 @@ Every membership change runs in one transaction that first locks the group's con
 once, or the owner leaving while someone promotes, therefore run one after the other, and the
 invariant "exactly one OWNER while the group exists" holds. The change and its system
 messages (kind SYSTEM, with the next seqs) commit together; the events are appended last, as
-chatr.services.event_log requires, and announced after commit like any message.
+chatr.infra.event_log requires, and announced after commit like any message.
 
 A membership row is deleted when someone declines, leaves or is removed, so every query that
 joins on accepted membership (history, receipts, typing, the replay of live streams) stops
@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr.errors import BadUserInput, Forbidden, NotFound
+from chatr.infra import event_log
 from chatr.models import (
     Conversation,
     ConversationKind,
@@ -44,7 +45,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import accounts, conversations, event_log, social, validation
+from chatr.services import accounts, conversations, social, validation
 from chatr.services.conversations import STAFF_ROLES
 
 #: Accepted and invited together; the fan-out is tested with fewer, the design aims at this.

@@ -14,9 +14,10 @@ from __future__ import annotations
 import secrets
 
 from chatr.errors import BadUserInput, Forbidden
+from chatr.infra import rate_limits
 from chatr.models import User, UserKind
 from chatr.runtime import Runtime
-from chatr.services import auth, rate_limits, validation
+from chatr.services import auth, validation
 from chatr.services.auth import IssuedTokens, Viewer
 
 GUEST_SESSION_SECONDS = 24 * 3600

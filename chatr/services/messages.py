@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Conflict, Forbidden
+from chatr.infra import event_log, rate_limits
 from chatr.models import (
     Conversation,
     ConversationStatus,
@@ -40,14 +41,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import (
-    accounts,
-    conversations,
-    event_log,
-    rate_limits,
-    social,
-    validation,
-)
+from chatr.services import accounts, conversations, social, validation
 from chatr.services.pagination import Page, PageRequest, paginate
 
 

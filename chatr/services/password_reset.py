@@ -9,10 +9,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from chatr import security
 from chatr.errors import BadUserInput
+from chatr.infra import rate_limits
+from chatr.infra.outbox import Delivery, DeliveryFailed
 from chatr.models import User
-from chatr.outbox import Delivery, DeliveryFailed
 from chatr.runtime import Runtime
-from chatr.services import auth, rate_limits, users, validation, verification
+from chatr.services import auth, users, validation, verification
 
 
 async def request(rt: Runtime, *, email: str, client_ip: str) -> bool:

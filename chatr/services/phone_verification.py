@@ -6,10 +6,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from chatr.errors import BadUserInput, Conflict
+from chatr.infra import rate_limits
 from chatr.models import User
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import accounts, rate_limits, validation, verification
+from chatr.services import accounts, validation, verification
 from chatr.services.two_factor_codes import SMS
 
 

@@ -1,7 +1,7 @@
 """Presence: online / away / offline across every tab, device and instance, privacy-filtered.
 
 Each authenticated WebSocket is one connection in the shared presence store (see
-`chatr.presence_store`), kept alive by a heartbeat. A user is ONLINE while any connection
+`chatr.infra.presence_store`), kept alive by a heartbeat. A user is ONLINE while any connection
 says so, AWAY when all of them are away, OFFLINE when the last one anywhere closes or lapses.
 Only a change of that combined status is announced, by whichever instance caused it; going
 offline also records `last_seen_at`, so "last seen" survives restarts.
@@ -21,9 +21,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from chatr.errors import BadUserInput
+from chatr.infra.presence_store import Status, Transition
 from chatr.models import User
 from chatr.models.base import utcnow
-from chatr.presence_store import Status, Transition
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Resync
 from chatr.runtime import Runtime

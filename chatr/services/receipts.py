@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import case, update
 
 from chatr.errors import BadUserInput
+from chatr.infra import event_log
 from chatr.models import ConversationKind, EventType, Membership
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log, message_requests, social
+from chatr.services import conversations, message_requests, social
 
 #: Clients refresh typing every few seconds; a signal older than this is stale.
 TYPING_TTL_SECONDS = 6.0

@@ -7,7 +7,7 @@ Ordering of the steps is the whole guarantee:
    it from then on, reading the log once per round for every tap on the instance. A lost or
    reordered announcement can only delay an event, never drop or duplicate it.
 The log is only read below its horizon, where no transaction can still add to it
-(chatr.services.event_log), so "after the last position sent" can never skip an event that
+(chatr.infra.event_log), so "after the last position sent" can never skip an event that
 commits later.
 
 Without a renderer the stream yields each item and the caller renders it; with one (the
@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import Outlet, ReadLog, Renderer, StreamItem, Tap, drain_log
 from chatr.runtime import Runtime
-from chatr.services import conversations, event_log
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import Outlet, ReadLog, Renderer, StreamItem, Tap, drain_log
+from chatr.services import conversations
 
 #: While the replay has not reached what was committed before it started (an older
 #: transaction holds the horizon back), read again after this long, doubling to the maximum.
@@ -93,7 +94,7 @@ async def conversation_events(
     """One conversation's events; with `after_seq`, first everything after that message.
 
     NOT_FOUND unless the viewer is in the conversation (chatr.services.conversations); a
-    running stream ends when the viewer leaves or is removed (chatr.services.live).
+    running stream ends when the viewer leaves or is removed (chatr.infra.live).
     """
     async with rt.db.reader() as session:
         await conversations.get_membership_or_raise(

@@ -22,9 +22,10 @@ from sqlalchemy import or_, update
 from chatr import security
 from chatr.db import rows_changed
 from chatr.errors import BadUserInput, Conflict
+from chatr.infra import rate_limits
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import accounts, rate_limits
+from chatr.services import accounts
 
 ISSUER = "chatr"
 METHOD = "TOTP"

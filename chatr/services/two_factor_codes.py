@@ -19,9 +19,10 @@ from sqlalchemy import update
 
 from chatr import security
 from chatr.errors import BadUserInput, Conflict, Unauthenticated
+from chatr.infra import rate_limits
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import accounts, rate_limits, verification
+from chatr.services import accounts, verification
 
 
 class TwoFactorMethod(enum.StrEnum):

@@ -13,15 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
 from chatr.errors import BadUserInput, Conflict, NotFound
+from chatr.infra import rate_limits
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import (
-    email_verification,
-    phone_verification,
-    profiles,
-    rate_limits,
-    validation,
-)
+from chatr.services import email_verification, phone_verification, profiles, validation
 
 
 async def get(session: AsyncSession, *, user_id: int) -> User | None:

@@ -17,7 +17,7 @@ import uvicorn
 
 from chatr import cli
 from chatr.cli import proxy_options
-from chatr.services import rate_limits
+from chatr.infra import rate_limits
 from chatr.settings import Settings
 from tests.support.api import LOGIN, PASSWORD, register
 from tests.support.servers import RunningApp, served_app

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from chatr.outbox import Delivery
+from chatr.infra.outbox import Delivery
 from tests.api.test_email_flows import NEW_PASSWORD, RESET
 from tests.support.api import data, graphql, register
 from tests.support.servers import RunningApp

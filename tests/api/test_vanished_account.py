@@ -1,6 +1,6 @@
 """An account deleted while its token is still trusted is UNAUTHENTICATED, never a crash.
 
-An instance keeps sessions it found live for a few seconds (chatr.services.session_cache); one
+An instance keeps sessions it found live for a few seconds (chatr.infra.session_cache); one
 that missed the revocation broadcast still lets the token through. Here the account is deleted
 in the database behind the instance's back, so its cache keeps the session: every mutation
 that then finds the account gone must answer UNAUTHENTICATED (the client logs in again), not

@@ -11,7 +11,7 @@ import pytest
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 
-from chatr.presence_store import MemoryPresenceStore, RedisPresenceStore, Status
+from chatr.infra.presence_store import MemoryPresenceStore, RedisPresenceStore, Status
 from chatr.settings import Settings
 from tests.support.api import BLOCK_USER, UNBLOCK_USER, Account, register
 from tests.support.servers import RunningApp, served_app

@@ -11,10 +11,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import StreamItem
 from chatr.runtime import Runtime
 from chatr.services import streams
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import StreamItem
 
 
 class Stream:

@@ -27,6 +27,9 @@ from graphql import (
 
 from chatr.context import Context, SharedFacts, SharedRenderContext, SharedRenderMisuse
 from chatr.errors import SubscriberOverflowError
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import QUEUE, StreamItem, Tap, Typing
 from chatr.models import EventType
 from chatr.resolvers.loaders import Loaders
 from chatr.schema import build_schema
@@ -38,10 +41,8 @@ from chatr.schema.broadcast import (
 )
 from chatr.schema.errors import present
 from chatr.schema.events import is_exposed
-from chatr.services import auth, event_log
+from chatr.services import auth
 from chatr.services.auth import Viewer
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import QUEUE, StreamItem, Tap, Typing
 from chatr.services.privacy import Standing
 from chatr.settings import Settings
 from tests.groups.helpers import LEAVE, group_with

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from chatr.errors import ChatrError, ErrorCode, ServiceUnavailable, StreamFailed
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import Tap, adoption
 from chatr.pubsub import envelopes
-from chatr.services import event_log
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import Tap, adoption
 from chatr.settings import Settings
 from tests.realtime.live_streams import Stream, running
 from tests.support.api import Account, register

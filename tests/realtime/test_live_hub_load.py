@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import Deliver, ReadLog, StreamItem, Tap, drain_log
 from chatr.runtime import Runtime
-from chatr.services import event_log, messages
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import Deliver, ReadLog, StreamItem, Tap, drain_log
+from chatr.services import messages
 from tests.groups.helpers import group_with
 from tests.realtime.live_streams import Stream, running
 from tests.support.api import Account, register

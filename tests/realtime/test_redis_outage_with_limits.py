@@ -1,6 +1,6 @@
 """With rate limits on, a Redis outage costs no message and no sign-in.
 
-Limits are counted per instance while Redis is gone (see `chatr.services.rate_limits`); the
+Limits are counted per instance while Redis is gone (see `chatr.infra.rate_limits`); the
 database keeps sends working and subscribers resync from it once Redis is back.
 """
 

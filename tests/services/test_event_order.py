@@ -1,6 +1,6 @@
 """The event log's one order: late commits, per-conversation seq order, cursors, no shared lock.
 
-The log is read only below the oldest running transaction (chatr.services.event_log), so an
+The log is read only below the oldest running transaction (chatr.infra.event_log), so an
 event whose transaction commits late is delivered late, never skipped; one conversation's
 sends are serialised before they get a transaction id; sends to different conversations
 share no lock.
@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import select, text
 
 from chatr.errors import BadUserInput, ErrorCode
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live import StreamItem, drain_log
 from chatr.models import EventType
-from chatr.services import event_log, streams
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live import StreamItem, drain_log
+from chatr.services import streams
 from tests.support import services
 from tests.support.api import Account, register
 from tests.support.servers import RunningApp

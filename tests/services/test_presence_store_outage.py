@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from chatr import presence_store
 from chatr.errors import ErrorCode, ServiceUnavailable
-from chatr.presence_store import RedisPresenceStore, Status
+from chatr.infra import presence_store
+from chatr.infra.presence_store import RedisPresenceStore, Status
 from tests.support.redis_server import RedisServer
 
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 
 from chatr.errors import RateLimited
-from chatr.services import rate_limits
-from chatr.services.rate_limits import RateLimiter
+from chatr.infra import rate_limits
+from chatr.infra.rate_limits import RateLimiter
 from chatr.supervision import Supervisor
 from tests.support.redis_server import RedisServer
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chatr.infra.session_cache import SessionCache
 from chatr.security import AccessClaims
-from chatr.services.session_cache import SessionCache
 
 
 def test_a_live_session_is_trusted_only_for_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from chatr.db import Database
-from chatr.outbox import Outbox
+from chatr.infra.outbox import Outbox
 from chatr.pubsub.announcer import Announcer
 from chatr.settings import Settings
 from tests.support.servers import in_process_app

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chatr.errors import ErrorCode, StreamFailed, SubscriberOverflowError
+from chatr.infra.event_log import LoggedEvent
 from chatr.services import messages, streams
-from chatr.services.event_log import LoggedEvent
 from chatr.settings import Settings
 from tests.support.api import register
 from tests.support.servers import RunningApp, in_process_app
@@ -67,8 +67,8 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
 def test_message_snapshot_carries_exactly_the_message_columns() -> None:
     from dataclasses import fields
 
+    from chatr.infra.event_log import MessageSnapshot
     from chatr.models import Message
-    from chatr.services.event_log import MessageSnapshot
 
     assert [f.name for f in fields(MessageSnapshot)] == [c.name for c in Message.__table__.c]
 

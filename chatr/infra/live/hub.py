@@ -9,10 +9,10 @@ many of them (see `chatr.schema.broadcast`).
 What a tap is promised, as before:
 - every durable event it may see after its cursor, once, in log order (the log is only read
   below the horizon, where it is final, so reading "after the position" never skips a late
-  commit; see chatr.services.event_log);
+  commit; see chatr.infra.event_log);
 - subscribe, then replay: its channels are live before it replays from its cursor, and the hub
   adopts it (catches it up from where its replay ended, then includes it in dispatch; see
-  `chatr.services.live.adoption`), so no event falls between replay and live;
+  `chatr.infra.live.adoption`), so no event falls between replay and live;
 - who may see an event is decided by accepted membership when the event is read, as the
   replay queries decide it; typing reaches the conversations a tap follows;
 - a tap that falls `queue_size` items behind is ended with SUBSCRIBER_OVERFLOW and the cursor
@@ -39,12 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatr.db import Database
 from chatr.errors import Forbidden, ServiceUnavailable
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live.adoption import Adopter, failed
+from chatr.infra.live.tap import Deliver, ReadLog, Renderer, StreamItem, Tap, Typing
 from chatr.pubsub import channels, envelopes
 from chatr.pubsub.broker import Backoff, Broker, Message, Resync, Subscriber, SubscriberOverflow
-from chatr.services import event_log
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live.adoption import Adopter, failed
-from chatr.services.live.tap import Deliver, ReadLog, Renderer, StreamItem, Tap, Typing
 from chatr.supervision import SupervisedTask, Supervisor
 
 log = logging.getLogger("chatr.services.live")

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from chatr import db
 from chatr.db import Database
 from chatr.errors import ChatrError, ServiceUnavailable, StreamFailed
-from chatr.services import event_log
-from chatr.services.event_log import LoggedEvent
-from chatr.services.live.tap import ReadLog, StreamItem, Tap, drain_log
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
+from chatr.infra.live.tap import ReadLog, StreamItem, Tap, drain_log
 
 log = logging.getLogger("chatr.services.live")
 

@@ -1,8 +1,8 @@
 """Live delivery on one instance: taps (live subscriptions), the hub that fans the event log
 out to them, and their adoption between replay and live (see the modules' docstrings)."""
 
-from chatr.services.live.hub import LiveHub
-from chatr.services.live.tap import (
+from chatr.infra.live.hub import LiveHub
+from chatr.infra.live.tap import (
     QUEUE,
     Deliver,
     Outlet,

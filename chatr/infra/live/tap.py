@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chatr.errors import ChatrError, SubscriberOverflowError
-from chatr.services import event_log
-from chatr.services.event_log import LoggedEvent
+from chatr.infra import event_log
+from chatr.infra.event_log import LoggedEvent
 
 log = logging.getLogger("chatr.services.live")
 

@@ -1,6 +1,6 @@
 """Outgoing email: an SMTP (or log-only) mailer.
 
-Nothing here is called on the request path: services queue mail in `chatr.outbox`, whose
+Nothing here is called on the request path: services queue mail in `chatr.infra.outbox`, whose
 background task calls `send` and retries on `DeliveryFailed` (or a network error).
 """
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from chatr.outbox import DeliveryFailed
+from chatr.infra.outbox import DeliveryFailed
 
 log = logging.getLogger("chatr.mail")
 

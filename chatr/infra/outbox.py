@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 from chatr.supervision import SupervisedTask, Supervisor
 
 if TYPE_CHECKING:
-    from chatr.mailer import Mailer
+    from chatr.infra.mailer import Mailer
+    from chatr.infra.sms import SmsSender
     from chatr.settings import Settings
-    from chatr.sms import SmsSender
 
 log = logging.getLogger("chatr.outbox")
 

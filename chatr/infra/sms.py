@@ -5,7 +5,7 @@ Vonage, SNS…) can offer: chatr POSTs `{"to": "+15551234567", "body": "…"}` a
 configured URL, with `Authorization: Bearer <token>` when a token is set. Any 2xx answer is
 success; another status or a network error is a failure the outbox retries.
 
-Like mail, nothing here runs on the request path: services queue texts in `chatr.outbox`.
+Like mail, nothing here runs on the request path: services queue texts in `chatr.infra.outbox`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import httpx
 
-from chatr.outbox import DeliveryFailed
+from chatr.infra.outbox import DeliveryFailed
 
 log = logging.getLogger("chatr.sms")
 
@@ -45,7 +45,7 @@ class WebhookSms:
 
 class LogSms:
     """No SMS webhook: texts are written to the log, their body only in development (see
-    `chatr.mailer.LogMailer`: a code in a production log is a credential leak)."""
+    `chatr.infra.mailer.LogMailer`: a code in a production log is a credential leak)."""
 
     def __init__(self, *, show_content: bool = True) -> None:
         self._show_content = show_content
