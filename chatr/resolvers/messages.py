@@ -1,10 +1,11 @@
-"""Sending messages."""
+"""Sending messages and reading a conversation's history."""
 
 from __future__ import annotations
 
 from chatr.context import Context
 from chatr.models import Message
 from chatr.services import messages, validation
+from chatr.services.pagination import Page, PageRequest
 
 
 async def send_message(
@@ -28,3 +29,16 @@ async def send_message(
         if conversation_id is None
         else validation.parse_id(conversation_id, field="conversationId"),
     )
+
+
+async def history(ctx: Context, *, conversation_id: int, page: PageRequest) -> Page[Message]:
+    viewer = await ctx.viewer()
+    membership = await ctx.loaders.membership.load((conversation_id, viewer.id))
+    async with ctx.runtime.db.reader() as session:
+        return await messages.list_for(
+            session,
+            viewer_id=viewer.id,
+            conversation_id=conversation_id,
+            page=page,
+            membership=membership,
+        )

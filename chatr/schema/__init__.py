@@ -13,17 +13,19 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from chatr.schema.admin import AdminMutation, AdminQuery
+from chatr.schema.auth import AuthMutation, AuthQuery
+from chatr.schema.conversations import ConversationQuery
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.groups import GroupMutation, GroupQuery
 from chatr.schema.guest_scope import enforce_guest_scope
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
-from chatr.schema.mutation import Mutation
+from chatr.schema.messages import MessageMutation
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
 from chatr.schema.profiles import ProfileMutation, ProfileQuery
-from chatr.schema.query import Query
+from chatr.schema.receipts import ReceiptMutation
 from chatr.schema.social import SocialMutation, SocialQuery, SocialSubscription
-from chatr.schema.subscription import Subscription
+from chatr.schema.streams import StreamSubscription
 from chatr.schema.validation import HintlessExecutionContext, validation_extension
 from chatr.schema.verification import VerificationMutation
 from chatr.settings import Settings
@@ -37,9 +39,12 @@ class ChatrSchema(strawberry.Schema):
         return None
 
 
-#: Root fields come from one class per domain; add a domain's classes here.
+#: The root types are composed here from one class per domain (strawberry's `merge_types`);
+#: a new domain adds its classes to these tuples, whose order is the order of the root fields
+#: in the exported schema.
 QUERIES: tuple[type, ...] = (
-    Query,
+    AuthQuery,
+    ConversationQuery,
     MessageRequestQuery,
     SocialQuery,
     ProfileQuery,
@@ -47,7 +52,9 @@ QUERIES: tuple[type, ...] = (
     GroupQuery,
 )
 MUTATIONS: tuple[type, ...] = (
-    Mutation,
+    AuthMutation,
+    MessageMutation,
+    ReceiptMutation,
     MessageRequestMutation,
     SocialMutation,
     ProfileMutation,
@@ -56,7 +63,7 @@ MUTATIONS: tuple[type, ...] = (
     AdminMutation,
     GroupMutation,
 )
-SUBSCRIPTIONS: tuple[type, ...] = (Subscription, SocialSubscription, PresenceSubscription)
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, SocialSubscription, PresenceSubscription)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

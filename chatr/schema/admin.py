@@ -8,8 +8,8 @@ import strawberry
 
 from chatr.models import UserRole
 from chatr.resolvers import admin as resolvers
+from chatr.schema.info import ChatrInfo
 from chatr.schema.pagination import Connection
-from chatr.schema.types import ChatrInfo
 from chatr.services.pagination import PageRequest
 
 strawberry.enum(UserRole, name="UserRole", description="What an account may do.")

@@ -60,7 +60,7 @@ from chatr.services.auth import Viewer
 from chatr.services.privacy import Standing
 
 if TYPE_CHECKING:
-    from chatr.schema.types import ChatrInfo
+    from chatr.schema.info import ChatrInfo
 
 log = logging.getLogger(__name__)
 

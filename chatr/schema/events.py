@@ -12,7 +12,9 @@ from chatr.infra.event_log import LoggedEvent
 from chatr.infra.live import StreamItem, Typing
 from chatr.models import EventType
 from chatr.resolvers import profiles as profile_resolvers
-from chatr.schema.types import ChatrInfo, MessageType, UserType
+from chatr.schema.info import ChatrInfo
+from chatr.schema.messages import MessageType
+from chatr.schema.profiles import UserType
 from chatr.services.privacy import Detail
 
 

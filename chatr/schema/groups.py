@@ -10,8 +10,10 @@ from strawberry import Parent
 
 from chatr.models import Membership
 from chatr.resolvers import groups as resolvers
+from chatr.schema.conversations import ConversationType
+from chatr.schema.info import ChatrInfo
+from chatr.schema.profiles import UserType
 from chatr.schema.scalars import MemberRoleEnum
-from chatr.schema.types import ChatrInfo, ConversationType, UserType
 from chatr.services import groups
 from chatr.services.groups import GroupDetails
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from chatr.resolvers import conversations as resolvers
+from chatr.resolvers import message_requests as resolvers
+from chatr.schema.conversations import ConversationType
+from chatr.schema.info import ChatrInfo
 from chatr.schema.pagination import Connection, connection_field
-from chatr.schema.types import ChatrInfo, ConversationType
 
 
 @strawberry.type

@@ -8,7 +8,9 @@ from datetime import datetime
 import strawberry
 
 from chatr.resolvers import presence as resolvers
-from chatr.schema.types import ChatrInfo, PresenceStatusEnum, UserType
+from chatr.schema.info import ChatrInfo
+from chatr.schema.profiles import UserType
+from chatr.schema.scalars import PresenceStatusEnum
 
 
 @strawberry.type(

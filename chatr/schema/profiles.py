@@ -1,24 +1,162 @@
-"""Profiles and privacy: looking people up, editing my profile and privacy settings."""
+"""Profiles and privacy: people as the viewer may see them, looking them up, editing my
+profile and privacy settings.
+
+Each type declares only what is public; resolvers return model rows, so a column that is not
+declared here (a password hash, a TOTP secret) cannot leak by accident.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import strawberry
-from strawberry import UNSET
+from strawberry import UNSET, Parent
 from strawberry.utils.str_converters import to_camel_case
 
 from chatr.errors import BadUserInput
+from chatr.models import User
 from chatr.resolvers import profiles as resolvers
-from chatr.schema.types import (
-    AudienceEnum,
-    ChatrInfo,
-    GenderEnum,
-    PrivacySettingsType,
-    UserType,
-)
-from chatr.services import profiles
+from chatr.schema.info import ChatrInfo
+from chatr.schema.scalars import PresenceStatusEnum, TwoFactorMethodEnum
+from chatr.services import privacy, profiles
 from chatr.services.privacy import Audience, Detail
+from chatr.services.two_factor_codes import TwoFactorMethod
+
+T = TypeVar("T")
+
+strawberry.enum(profiles.Gender, name="Gender")
+GenderEnum = profiles.Gender
+strawberry.enum(
+    Audience, name="Audience", description="Who may see a detail: EVERYONE, FRIENDS or NOBODY."
+)
+AudienceEnum = Audience
+
+
+@strawberry.type(name="PrivacySettings", description="Who may see each of my details.")
+class PrivacySettingsType:
+    online_status: AudienceEnum
+    last_seen: AudienceEnum
+    phone: AudienceEnum
+    email: AudienceEnum
+    full_name: AudienceEnum = strawberry.field(description="First and last name.")
+    gender: AudienceEnum
+    joined_date: AudienceEnum
+    read_receipts: AudienceEnum = strawberry.field(
+        description="Whether others see how far I have read (`lastReadSeq`)."
+    )
+
+    @classmethod
+    def of(cls, user: User) -> PrivacySettingsType:
+        settings = privacy.settings_of(user)
+        return cls(**{detail.name.lower(): audience for detail, audience in settings.items()})
+
+
+@strawberry.type(
+    name="User",
+    description="A person (or bot) as the viewer may see them. Details each person controls "
+    "(see `PrivacySettings`) are null when the viewer may not see them, and always when either "
+    "of the two blocked the other.",
+)
+class UserType:
+    id: strawberry.ID
+    username: str
+    display_name: str
+
+    @strawberry.field(description="Null when either of us blocked the other.")
+    async def avatar_url(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        blocked = await resolvers.is_blocked_either_way(info.context, root)
+        return None if blocked else root.avatar_url
+
+    @strawberry.field(description="Null when either of us blocked the other.")
+    async def cover_url(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        blocked = await resolvers.is_blocked_either_way(info.context, root)
+        return None if blocked else root.cover_url
+
+    @strawberry.field(
+        description="True when I blocked them or they blocked me: all I see is that we are blocked."
+    )
+    async def blocked(self, root: Parent[User], info: ChatrInfo) -> bool:
+        return await resolvers.is_blocked_either_way(info.context, root)
+
+    @strawberry.field(description="Privacy: full name.")
+    async def first_name(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await visible(info, root, Detail.FULL_NAME, root.first_name)
+
+    @strawberry.field(description="Privacy: full name.")
+    async def last_name(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await visible(info, root, Detail.FULL_NAME, root.last_name)
+
+    @strawberry.field(description="Privacy: gender.")
+    async def gender(self, root: Parent[User], info: ChatrInfo) -> GenderEnum | None:
+        value = profiles.Gender(root.gender) if root.gender else None
+        return await visible(info, root, Detail.GENDER, value)
+
+    @strawberry.field(description="Privacy: email.")
+    async def email(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await visible(info, root, Detail.EMAIL, root.email)
+
+    @strawberry.field(description="Privacy: phone.")
+    async def phone(self, root: Parent[User], info: ChatrInfo) -> str | None:
+        return await visible(info, root, Detail.PHONE, root.phone)
+
+    @strawberry.field(description="When the account was created. Privacy: joined date.")
+    async def created_at(self, root: Parent[User], info: ChatrInfo) -> datetime | None:
+        return await visible(info, root, Detail.JOINED_DATE, root.created_at)
+
+    @strawberry.field(description="Online, away or offline. Privacy: online status.")
+    async def presence(self, root: Parent[User], info: ChatrInfo) -> PresenceStatusEnum | None:
+        if not await resolvers.may_see(info.context, root, Detail.ONLINE_STATUS):
+            return None
+        return await info.context.loaders.presence.load(root.id)
+
+    @strawberry.field(
+        description="When their last connection closed (null if never). Privacy: last seen."
+    )
+    async def last_seen_at(self, root: Parent[User], info: ChatrInfo) -> datetime | None:
+        return await visible(info, root, Detail.LAST_SEEN, root.last_seen_at)
+
+    @strawberry.field(description="My privacy settings; null for anyone else.")
+    async def privacy_settings(
+        self, root: Parent[User], info: ChatrInfo
+    ) -> PrivacySettingsType | None:
+        if not await info.context.viewer_is(root.id):
+            return None
+        return PrivacySettingsType.of(root)
+
+    @strawberry.field(description="Whether the email address is confirmed; only for yourself.")
+    async def email_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
+        if not await info.context.viewer_is(root.id):
+            return None
+        return root.email_verified_at is not None
+
+    @strawberry.field(description="Whether sign-in needs a second step; only for yourself.")
+    async def two_factor_enabled(self, root: Parent[User], info: ChatrInfo) -> bool | None:
+        if not await info.context.viewer_is(root.id):
+            return None
+        return root.two_factor_method is not None
+
+    @strawberry.field(description="Whether the phone number is confirmed; only for yourself.")
+    async def phone_verified(self, root: Parent[User], info: ChatrInfo) -> bool | None:
+        if not await info.context.viewer_is(root.id):
+            return None
+        return root.phone_verified_at is not None
+
+    @strawberry.field(description="The second sign-in step, null when off; only for yourself.")
+    async def two_factor_method(
+        self, root: Parent[User], info: ChatrInfo
+    ) -> TwoFactorMethodEnum | None:
+        if root.two_factor_method is None or not await info.context.viewer_is(root.id):
+            return None
+        return TwoFactorMethod(root.two_factor_method)
+
+
+async def visible(info: ChatrInfo, user: User, detail: Detail, value: T) -> T | None:
+    """`value` if the viewer may see `detail` of `user`, else None: the one privacy filter of
+    every type that shows someone's details."""
+    if value is None:
+        return None
+    return value if await resolvers.may_see(info.context, user, detail) else None
 
 
 @strawberry.input(

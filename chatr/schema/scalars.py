@@ -1,4 +1,5 @@
-"""Enums exposed to GraphQL, taken from the models so the two can never disagree.
+"""Enums exposed to GraphQL that several domains share, taken from the models (and the
+presence store) so the two can never disagree.
 
 `strawberry.enum(Model, ...)` registers the model's enum in place and returns that same class,
 so each `XEnum` name is a plain alias of it: a type checker accepts it in annotations, which
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import strawberry
 
+from chatr.infra.presence_store import Status
 from chatr.models import (
     ConversationKind,
     ConversationStatus,
@@ -54,3 +56,10 @@ strawberry.enum(
     description="PENDING while invited (no access to history yet), ACCEPTED once joined.",
 )
 MembershipStateEnum = MembershipState
+strawberry.enum(
+    Status,
+    name="PresenceStatus",
+    description="ONLINE while any of their connections is active, AWAY when every one is away, "
+    "OFFLINE when none is open on any server.",
+)
+PresenceStatusEnum = Status

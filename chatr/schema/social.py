@@ -10,8 +10,9 @@ from strawberry import Parent
 
 from chatr.models import Block, Friendship, FriendshipState
 from chatr.resolvers import social as resolvers
+from chatr.schema.info import ChatrInfo
 from chatr.schema.pagination import Connection, connection_field
-from chatr.schema.types import ChatrInfo, UserType
+from chatr.schema.profiles import UserType
 from chatr.services import social
 
 strawberry.enum(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from chatr.resolvers import verification as resolvers
+from chatr.schema.info import ChatrInfo
 from chatr.schema.scalars import TwoFactorCodeMethodEnum
-from chatr.schema.types import ChatrInfo
 
 
 @strawberry.type

@@ -1,4 +1,5 @@
-"""Root subscription type."""
+"""The conversation streams: `conversationEvents` and `myEvents` (their event types are in
+chatr.schema.events)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import strawberry
 from chatr.resolvers import streams
 from chatr.schema import broadcast
 from chatr.schema.events import ConversationEvent, is_exposed
-from chatr.schema.types import ChatrInfo
+from chatr.schema.info import ChatrInfo
 
 
 @strawberry.type
-class Subscription:
+class StreamSubscription:
     @strawberry.subscription(
         description="Events of one conversation. With `afterSeq`, first every message after "
         "that seq (and what happened since) from storage, then live — nothing missed, no "

@@ -1,0 +1,47 @@
+"""Delivered and read markers, and typing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from chatr.context import Context
+from chatr.services import receipts, validation
+from chatr.services.receipts import ReceiptState
+
+
+async def _move_receipt(
+    ctx: Context,
+    service: Callable[..., Awaitable[ReceiptState]],
+    *,
+    conversation_id: str,
+    up_to_seq: int,
+) -> ReceiptState:
+    viewer = await ctx.viewer()
+    return await service(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        up_to_seq=up_to_seq,
+    )
+
+
+async def mark_read(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
+    return await _move_receipt(
+        ctx, receipts.mark_read, conversation_id=conversation_id, up_to_seq=up_to_seq
+    )
+
+
+async def mark_delivered(ctx: Context, *, conversation_id: str, up_to_seq: int) -> ReceiptState:
+    return await _move_receipt(
+        ctx, receipts.mark_delivered, conversation_id=conversation_id, up_to_seq=up_to_seq
+    )
+
+
+async def set_typing(ctx: Context, *, conversation_id: str, typing: bool) -> bool:
+    viewer = await ctx.viewer()
+    return await receipts.set_typing(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        typing=typing,
+    )

@@ -1,0 +1,100 @@
+"""Messages: the Message type and sending one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import Parent
+
+from chatr.models import Message, MessageKind
+from chatr.resolvers import conversations as conversation_resolvers
+from chatr.resolvers import messages as resolvers
+from chatr.schema.info import ChatrInfo
+from chatr.schema.profiles import UserType
+from chatr.schema.scalars import MessageKindEnum
+
+if TYPE_CHECKING:
+    # Types that lead back here (a conversation lists its messages, a group's change is told
+    # by a SYSTEM message): named lazily, so these imports never run.
+    from chatr.schema.conversations import ConversationType
+    from chatr.schema.groups import SystemDetailsType
+
+
+@strawberry.type(name="Message", description="One message in a conversation.")
+class MessageType:
+    id: strawberry.ID
+    seq: int = strawberry.field(
+        description="Position in its conversation: 1, 2, 3… without gaps. Order and resume by it."
+    )
+    kind: MessageKindEnum
+    body: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+    @strawberry.field
+    def conversation_id(self, root: Parent[Message]) -> strawberry.ID:
+        return strawberry.ID(str(root.conversation_id))
+
+    @strawberry.field(description="The sender's own idempotency key; null for everyone else.")
+    async def client_message_id(self, root: Parent[Message], info: ChatrInfo) -> str | None:
+        if root.sender_id is None or not await info.context.viewer_is(root.sender_id):
+            return None
+        return root.client_id
+
+    @strawberry.field(
+        description="The conversation this message belongs to. NOT_FOUND unless I am in it "
+        "now: a message I keep (one I sent, then left the group) does not lead back in."
+    )
+    async def conversation(
+        self, root: Parent[Message], info: ChatrInfo
+    ) -> Annotated[ConversationType, strawberry.lazy("chatr.schema.conversations")]:
+        return await conversation_resolvers.reached(  # type: ignore[return-value]
+            info.context, conversation_id=root.conversation_id
+        )
+
+    @strawberry.field(description="Who sent it; for a SYSTEM message, who made the change.")
+    async def sender(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:
+        if root.sender_id is None:
+            return None
+        return await info.context.loaders.user_by_id.load(root.sender_id)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="For SYSTEM messages (kind SYSTEM): what changed in the group, so clients "
+        "can write their own text. Null for every other kind."
+    )
+    def system(
+        self, root: Parent[Message]
+    ) -> Annotated[SystemDetailsType, strawberry.lazy("chatr.schema.groups")] | None:
+        if root.kind != MessageKind.SYSTEM or not root.extra:
+            return None
+        return root.extra  # type: ignore[return-value]
+
+
+@strawberry.input(description="Send to a user (DM, created on first message) or a conversation.")
+class SendMessageInput:
+    body: str = strawberry.field(description="1-10,000 characters.")
+    client_message_id: str = strawberry.field(
+        description="Your idempotency key (1-64 chars): retrying the same send with it "
+        "returns the original message; reusing it for another body or conversation is CONFLICT."
+    )
+    recipient_id: strawberry.ID | None = None
+    conversation_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class MessageMutation:
+    @strawberry.mutation(
+        description="Send a message. Retrying it with the same clientMessageId is safe: the "
+        "original is returned, after the same permission checks as a new message."
+    )
+    async def send_message(self, info: ChatrInfo, input: SendMessageInput) -> MessageType:
+        return await resolvers.send_message(  # type: ignore[return-value]
+            info.context,
+            body=input.body,
+            client_message_id=input.client_message_id,
+            recipient_id=input.recipient_id,
+            conversation_id=input.conversation_id,
+        )
