@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +18,7 @@ import pytest
 from chatr.services import verification
 from chatr.settings import Settings
 from tests.support.api import data, register_with_phone
+from tests.support.processes import embedded_environment, serving
 from tests.support.servers import RunningApp, in_process_app
 from tests.support.services import free_port
 
@@ -30,12 +29,7 @@ REQUEST_RESET = "mutation R($email: String!) { requestPasswordReset(email: $emai
 
 def _environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     """The environment of a fresh embedded-default chatr, plus `variables`."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("CHATR_") and key not in ("DATABASE_URL", "REDIS_URL")
-    }
-    return env | {"CHATR_DATA_DIR": str(tmp_path / "data"), **variables}
+    return embedded_environment(tmp_path / "data", **variables)
 
 
 def _run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -77,27 +71,9 @@ def test_production_with_only_a_mail_server_still_names_the_missing_sms_webhook(
 def test_the_opt_out_starts_production_without_senders(tmp_path: Path) -> None:
     port = free_port()
     env = _environment(tmp_path, CHATR_ENV="production", CHATR_I_ACCEPT_UNDELIVERED_CODES="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatr.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy in 60 s"
-            time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    command = [sys.executable, "-m", "chatr.cli", "serve", "--port", str(port)]
+    with serving(command, port=port, env=env, cwd=tmp_path) as server:
+        assert httpx.get(f"{server.http_url}/healthz", timeout=5).status_code == 200
 
 
 async def _issue_every_kind_of_code(app: RunningApp) -> None:
