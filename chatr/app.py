@@ -585,7 +585,10 @@ def create_app(settings: Settings) -> Starlette:
             broker_url=settings.broker_url,
             key_prefix=f"{settings.channel_prefix}:limits",
             enabled=settings.rate_limits,
-            overrides={rate_limits.SEND_MESSAGE.name: settings.send_message_limit},
+            overrides={
+                **dict(settings.rate_limit_overrides),
+                rate_limits.SEND_MESSAGE.name: settings.send_message_limit,
+            },
         )
         supervisor = Supervisor()
         await broker.start()

@@ -27,6 +27,40 @@ def _int(value: str | None, default: int) -> int:
     return default if value is None or value == "" else int(value)
 
 
+#: Rate limits (rule name -> `limits` notation) that replace the strict ones in development,
+#: so someone exploring the API (registering test accounts, mistyping passwords, asking for
+#: codes again) is not locked out for 15 minutes after the sixth try, while each limit still
+#: exists and answers RATE_LIMITED when reached. The names are the rules of
+#: chatr.services.rate_limits (an unknown name stops the app at start-up).
+GENEROUS_RATE_LIMITS: tuple[tuple[str, str], ...] = (
+    ("register", "1000 per 15 minutes"),
+    ("login", "1000 per 15 minutes"),
+    ("login_account", "100 per 15 minutes"),
+    ("guest_session", "1000 per 15 minutes"),
+    ("resend_code", "30 per 5 minutes"),
+    ("two_factor", "60 per 15 minutes"),
+    ("two_factor_code_sends", "50 per 15 minutes"),
+    ("password_reset", "30 per 15 minutes"),
+)
+#: CHATR_RATE_LIMITS values: the rules as written, the development ones, or none at all.
+RATE_LIMIT_MODES = ("strict", "generous", "off")
+
+
+def rate_limit_mode(value: str | None, environment: str) -> str:
+    """CHATR_RATE_LIMITS: `strict`, `generous` or `off`; unset, strict in production and
+    generous otherwise. The old boolean spellings still work (on: strict, off: off)."""
+    text = (value or "").strip().lower()
+    if not text:
+        return "strict" if environment == "production" else "generous"
+    if text in RATE_LIMIT_MODES:
+        return text
+    if text in {"1", "true", "yes", "on"}:
+        return "strict"
+    if text in {"0", "false", "no"}:
+        return "off"
+    raise ValueError(f"CHATR_RATE_LIMITS: {value!r} is not one of strict, generous, off")
+
+
 def _list(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -98,6 +132,9 @@ class Settings:
     accept_undelivered_codes: bool = False
     #: Per-IP and per-user rate limits (chatr.infra.rate_limits); off only for tests/dev.
     rate_limits: bool = True
+    #: Rule name -> limit replacing that rule's strict one (`load_settings` puts
+    #: GENEROUS_RATE_LIMITS here in development); empty: every rule as written.
+    rate_limit_overrides: tuple[tuple[str, str], ...] = ()
     #: The per-user flood guard on sendMessage, in `limits` notation ("100 per minute").
     send_message_limit: str = "100 per minute"
     log_level: str = "info"
@@ -163,6 +200,8 @@ def normalise_database_url(url: str) -> str:
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from `CHATR_*` environment variables (plus DATABASE_URL / REDIS_URL)."""
     env = dict(os.environ if env is None else env)
+    environment = env.get("CHATR_ENV", "development")
+    limits_mode = rate_limit_mode(env.get("CHATR_RATE_LIMITS"), environment)
     data_dir = Path(env.get("CHATR_DATA_DIR") or DEFAULT_DATA_DIR)
     database_url = env.get("CHATR_DATABASE_URL") or env.get("DATABASE_URL") or ""
     database_url = normalise_database_url(database_url) if database_url else ""
@@ -181,7 +220,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         access_token_ttl_seconds=_int(env.get("CHATR_ACCESS_TOKEN_TTL"), 15 * 60),
         refresh_token_ttl_seconds=_int(env.get("CHATR_REFRESH_TOKEN_TTL"), 30 * 24 * 3600),
         refresh_reuse_grace_seconds=float(env.get("CHATR_REFRESH_REUSE_GRACE_SECONDS") or 20.0),
-        environment=env.get("CHATR_ENV", "development"),
+        environment=environment,
         data_dir=data_dir,
         media_dir=Path(env.get("CHATR_MEDIA_DIR") or data_dir / "media"),
         allowed_origins=_list(env.get("CHATR_ALLOWED_ORIGINS")),
@@ -200,7 +239,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
         session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),
         live_tick_seconds=float(env.get("CHATR_LIVE_TICK_SECONDS") or 2.0),
-        rate_limits=_bool(env.get("CHATR_RATE_LIMITS"), True),
+        rate_limits=limits_mode != "off",
+        rate_limit_overrides=GENEROUS_RATE_LIMITS if limits_mode == "generous" else (),
         send_message_limit=env.get("CHATR_SEND_MESSAGE_LIMIT") or "100 per minute",
         smtp_url=env.get("CHATR_SMTP_URL", ""),
         mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),

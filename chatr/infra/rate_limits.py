@@ -84,6 +84,19 @@ PASSWORD_RESET = Rule(
     "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
 )
 
+#: Every rule, for checking that configured overrides name real ones.
+RULES = (
+    REGISTER,
+    LOGIN,
+    LOGIN_ACCOUNT,
+    GUEST_SESSION,
+    RESEND_CODE,
+    TWO_FACTOR_FAILURES,
+    SEND_MESSAGE,
+    TWO_FACTOR_CODE_SENDS,
+    PASSWORD_RESET,
+)
+
 
 def _shared_storage(broker_url: str, key_prefix: str) -> tuple[RedisStorage, redis.ConnectionPool]:
     """Redis storage with bounded timeouts and one immediate retry (for a pooled connection
@@ -123,6 +136,9 @@ class RateLimiter:
         back to Redis after an outage (its probe runs under the instance's supervisor).
         """
         self._enabled = enabled
+        unknown = set(overrides or {}) - {rule.name for rule in RULES}
+        if unknown:
+            raise ValueError(f"no rate limit is named {', '.join(sorted(unknown))}")
         self._overrides = {name: parse(limit) for name, limit in (overrides or {}).items()}
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared_storage: RedisStorage | None = None
