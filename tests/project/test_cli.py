@@ -1,22 +1,122 @@
-"""The command line refuses configurations that would silently lose events."""
+"""The command line: refuses configurations that would silently lose events before it does
+anything, fails cleanly where a newcomer can go wrong, and prints nothing that is noise."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from chatr import cli
+from tests.support.processes import embedded_environment
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_serve_refuses_several_workers_without_a_shared_broker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def _chatr(
+    *arguments: str, env: dict[str, str], cwd: Path, stdin: int | None = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
+    """`python -m chatr.cli ARGUMENTS` without a terminal (stdin from /dev/null)."""
+    return subprocess.run(
+        [sys.executable, "-m", "chatr.cli", *arguments],
+        env=env,
+        cwd=cwd,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_serve_refuses_several_workers_without_a_shared_broker_before_migrating(
+    tmp_path: Path,
 ) -> None:
-    for variable in ("REDIS_URL", "CHATR_REDIS_URL", "DATABASE_URL", "CHATR_DATABASE_URL"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("CHATR_DATA_DIR", str(tmp_path))
-    assert cli.main(["serve", "--workers", "2"]) == 2
-    assert "REDIS_URL" in capsys.readouterr().err
+    result = _chatr("serve", "--workers", "2", env=embedded_environment(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    # refused before anything was done: no database was created, let alone migrated
+    assert not (tmp_path / "chatr.db").exists()
+    assert "alembic" not in result.stderr
+
+
+def test_serve_help_describes_every_option_with_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["serve", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    options = [
+        ("--host HOST", "(default: 127.0.0.1)"),
+        ("--port PORT", "(default: 8000)"),
+        ("--workers WORKERS", "(default: 1)"),
+        ("--migrate", "(default: only on SQLite"),
+        ("--trusted-proxies IPS", "(default: CHATR_TRUSTED_PROXIES"),
+    ]
+    starts = [text.index(option + " ") for option, _ in options] + [len(text)]
+    for (option, default), start, end in zip(options, starts, starts[1:], strict=False):
+        entry = text[start + len(option) : end]
+        description = entry.split("(default:")[0].split()
+        assert len(description) >= 3, (option, entry)
+        assert default in entry, (option, entry)
+
+
+def test_migrate_prints_the_revisions_it_applies_and_none_of_alembics_start_up_chatter(
+    tmp_path: Path,
+) -> None:
+    env = embedded_environment(tmp_path)
+    first = _chatr("migrate", env=env, cwd=tmp_path)
+    again = _chatr("migrate", env=env, cwd=tmp_path)
+    assert (first.returncode, again.returncode) == (0, 0)
+    assert "Running upgrade  -> 0001" in first.stderr
+    for output in (first.stderr, again.stderr):
+        assert "setup plugin" not in output
+        assert "Context impl" not in output
+        assert "Will assume" not in output
+    # nothing left to apply, nothing to say
+    assert again.stdout + again.stderr == ""
+
+
+def test_a_migration_that_cannot_reach_its_database_still_says_so(tmp_path: Path) -> None:
+    env = embedded_environment(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:1/none")
+    result = _chatr("migrate", env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Connect call failed" in result.stderr or "refused" in result.stderr
+
+
+def test_create_admin_without_a_terminal_or_password_variable_exits_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    result = _chatr("create-admin", "root", env=embedded_environment(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "set CHATR_ADMIN_PASSWORD" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "chatr.db").exists()
+
+
+def test_create_admin_takes_the_password_from_the_environment(tmp_path: Path) -> None:
+    env = embedded_environment(tmp_path, CHATR_ADMIN_PASSWORD="Admin-pass-1")
+    result = _chatr("create-admin", "root", "--email", "root@example.com", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "root (id 1) is an administrator" in result.stdout
+
+
+def test_scripts_chatr_runs_the_command_line_from_anywhere(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "chatr"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "demo", "migrate", "create-admin", "export-schema"):
+        assert command in result.stdout
 
 
 def test_export_schema_writes_the_sdl(tmp_path: Path) -> None:
