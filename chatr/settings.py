@@ -31,7 +31,7 @@ def _int(value: str | None, default: int) -> int:
 #: so someone exploring the API (registering test accounts, mistyping passwords, asking for
 #: codes again) is not locked out for 15 minutes after the sixth try, while each limit still
 #: exists and answers RATE_LIMITED when reached. The names are the rules of
-#: chatr.services.rate_limits (an unknown name stops the app at start-up).
+#: chatr.infra.rate_limits (an unknown name stops the app at start-up).
 GENEROUS_RATE_LIMITS: tuple[tuple[str, str], ...] = (
     ("register", "1000 per 15 minutes"),
     ("login", "1000 per 15 minutes"),

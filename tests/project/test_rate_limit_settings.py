@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chatr.services.rate_limits import RateLimiter
+from chatr.infra.rate_limits import RateLimiter
 from chatr.settings import GENEROUS_RATE_LIMITS, Settings, load_settings
 from tests.support.api import PASSWORD, graphql
 from tests.support.servers import in_process_app
