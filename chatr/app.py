@@ -45,10 +45,10 @@ from chatr.infra.presence_store import create_presence_store
 from chatr.infra.rate_limits import RateLimiter
 from chatr.infra.session_cache import SessionCache
 from chatr.infra.sms import create_sms_sender
+from chatr.loaders import Loaders
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.resolvers.auth import _client_ip
-from chatr.resolvers.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation, SocketSend

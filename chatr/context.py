@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from chatr.errors import Unauthenticated
-from chatr.resolvers.loaders import Loaders
+from chatr.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.security import bearer_token
 from chatr.services import auth

@@ -52,7 +52,7 @@ from chatr.aio import start_eagerly
 from chatr.context import IDENTITY, Context, Fact, SharedFacts, SharedRenderContext
 from chatr.infra.event_log import LoggedEvent
 from chatr.infra.live import Deliver, StreamItem, Tap
-from chatr.resolvers.loaders import Loaders
+from chatr.loaders import Loaders
 from chatr.runtime import Runtime
 from chatr.schema.errors import present
 from chatr.schema.events import is_exposed

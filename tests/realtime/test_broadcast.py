@@ -30,8 +30,8 @@ from chatr.errors import SubscriberOverflowError
 from chatr.infra import event_log
 from chatr.infra.event_log import LoggedEvent
 from chatr.infra.live import QUEUE, StreamItem, Tap, Typing
+from chatr.loaders import Loaders
 from chatr.models import EventType
-from chatr.resolvers.loaders import Loaders
 from chatr.schema import build_schema
 from chatr.schema.broadcast import (
     BroadcastRenderer,

@@ -1,5 +1,8 @@
 """Per-request DataLoaders: one `WHERE id IN (...)` per batch, results in key order.
 
+They batch the services' reads for one request or connection and the context (chatr.context)
+holds them, so they sit with the context, below the resolvers that use them.
+
 On a WebSocket the context lives as long as the connection, so its loaders batch but never
 cache: a cached row would go stale across hours of events.
 """
