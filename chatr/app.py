@@ -34,6 +34,7 @@ from strawberry.types.graphql import OperationType
 
 from chatr import frames
 from chatr import websocket as ws_lifecycle
+from chatr.client_address import client_ip
 from chatr.context import Context
 from chatr.db import Database
 from chatr.errors import BadRequest, ErrorCode
@@ -48,7 +49,6 @@ from chatr.infra.sms import create_sms_sender
 from chatr.loaders import Loaders
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
-from chatr.resolvers.auth import _client_ip
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation, SocketSend
@@ -108,7 +108,7 @@ class _ChatrProtocol:
         sockets = self._view.sockets
         slot: SocketSlot | None = None
         try:
-            slot = sockets.open(_client_ip(self.context))
+            slot = sockets.open(client_ip(self.context.request))
             if slot is None:
                 await self.refuse(ws_lifecycle.too_many_sockets("Too many sockets from your IP"))
                 return

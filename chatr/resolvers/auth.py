@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chatr.client_address import client_ip
 from chatr.context import Context
 from chatr.models import AuthSession, User
 from chatr.services import (
@@ -19,13 +20,6 @@ from chatr.services.profiles import ProfileChanges
 
 def _device_label(ctx: Context) -> str | None:
     return ctx.request.headers.get("user-agent")
-
-
-def _client_ip(ctx: Context) -> str:
-    # The TCP peer, or the client a trusted proxy named in X-Forwarded-For: `chatr serve`
-    # lets uvicorn believe that header only from CHATR_TRUSTED_PROXIES (chatr.cli).
-    client = ctx.request.client
-    return client.host if client else "unknown"
 
 
 async def register(
@@ -46,7 +40,7 @@ async def register(
         phone=phone,
         display_name=display_name,
         profile=profile,
-        client_ip=_client_ip(ctx),
+        client_ip=client_ip(ctx.request),
     )
     return await auth.start_session(ctx.runtime, user=user, device_label=_device_label(ctx))
 
@@ -56,7 +50,7 @@ async def login(ctx: Context, *, login: str, password: str) -> IssuedTokens:
         ctx.runtime,
         login=login,
         password=password,
-        client_ip=_client_ip(ctx),
+        client_ip=client_ip(ctx.request),
         device_label=_device_label(ctx),
     )
 
@@ -105,12 +99,12 @@ async def verify_email(ctx: Context, *, code: str) -> bool:
 async def resend_email_verification(ctx: Context) -> bool:
     viewer = await ctx.viewer()
     return await email_verification.resend(
-        ctx.runtime, viewer_id=viewer.id, client_ip=_client_ip(ctx)
+        ctx.runtime, viewer_id=viewer.id, client_ip=client_ip(ctx.request)
     )
 
 
 async def request_password_reset(ctx: Context, *, email: str) -> bool:
-    return await password_reset.request(ctx.runtime, email=email, client_ip=_client_ip(ctx))
+    return await password_reset.request(ctx.runtime, email=email, client_ip=client_ip(ctx.request))
 
 
 async def reset_password(ctx: Context, *, email: str, code: str, new_password: str) -> bool:
@@ -145,6 +139,6 @@ async def start_guest_session(
         name=name,
         email=email,
         page_context=page_context,
-        client_ip=_client_ip(ctx),
+        client_ip=client_ip(ctx.request),
         device_label=_device_label(ctx),
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from chatr.client_address import client_ip
 from chatr.context import Context
-from chatr.resolvers.auth import _client_ip as client_ip
 from chatr.services import phone_verification, two_factor_codes
 
 
@@ -15,14 +15,14 @@ async def verify_phone(ctx: Context, *, code: str) -> bool:
 async def resend_phone_verification(ctx: Context) -> bool:
     viewer = await ctx.viewer()
     return await phone_verification.resend(
-        ctx.runtime, viewer_id=viewer.id, client_ip=client_ip(ctx)
+        ctx.runtime, viewer_id=viewer.id, client_ip=client_ip(ctx.request)
     )
 
 
 async def set_phone_number(ctx: Context, *, phone: str) -> bool:
     viewer = await ctx.viewer()
     return await phone_verification.set_number(
-        ctx.runtime, viewer_id=viewer.id, phone=phone, client_ip=client_ip(ctx)
+        ctx.runtime, viewer_id=viewer.id, phone=phone, client_ip=client_ip(ctx.request)
     )
 
 
@@ -36,7 +36,7 @@ async def set_two_factor_method(ctx: Context, *, method: str, code: str | None) 
 async def request_two_factor_code(ctx: Context) -> bool:
     viewer = await ctx.viewer()
     return await two_factor_codes.request_change_code(
-        ctx.runtime, viewer_id=viewer.id, client_ip=client_ip(ctx)
+        ctx.runtime, viewer_id=viewer.id, client_ip=client_ip(ctx.request)
     )
 
 
@@ -47,5 +47,5 @@ async def disable_two_factor_codes(ctx: Context, *, code: str) -> bool:
 
 async def resend_two_factor_login_code(ctx: Context, *, challenge: str) -> bool:
     return await two_factor_codes.resend_login_code(
-        ctx.runtime, challenge=challenge, client_ip=client_ip(ctx)
+        ctx.runtime, challenge=challenge, client_ip=client_ip(ctx.request)
     )
