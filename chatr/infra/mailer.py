@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from chatr.infra.outbox import DeliveryFailed
+from chatr.infra.delivery import DeliveryFailed
 
 log = logging.getLogger("chatr.mail")
 

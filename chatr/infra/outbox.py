@@ -26,6 +26,7 @@ from email.message import EmailMessage
 from functools import partial
 from typing import TYPE_CHECKING
 
+from chatr.infra.delivery import DeliveryFailed
 from chatr.supervision import SupervisedTask, Supervisor
 
 if TYPE_CHECKING:
@@ -65,10 +66,6 @@ def undelivered_codes_problem(settings: Settings) -> str | None:
         "password-reset codes would reach nobody. Configure them (see README), or set "
         f"{OPT_OUT_VARIABLE}=1 to run without: codes are then dropped, never logged."
     )
-
-
-class DeliveryFailed(Exception):
-    """A sender could not hand a message over this time (worth retrying)."""
 
 
 @dataclass(frozen=True)

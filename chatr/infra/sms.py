@@ -15,7 +15,7 @@ from typing import Protocol
 
 import httpx
 
-from chatr.infra.outbox import DeliveryFailed
+from chatr.infra.delivery import DeliveryFailed
 
 log = logging.getLogger("chatr.sms")
 

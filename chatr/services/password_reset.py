@@ -10,7 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from chatr import security
 from chatr.errors import BadUserInput
 from chatr.infra import rate_limits
-from chatr.infra.outbox import Delivery, DeliveryFailed
+from chatr.infra.delivery import DeliveryFailed
+from chatr.infra.outbox import Delivery
 from chatr.models import User
 from chatr.runtime import Runtime
 from chatr.services import auth, users, validation, verification

@@ -8,7 +8,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from chatr.infra.outbox import DeliveryFailed, Outbox
+from chatr.infra.delivery import DeliveryFailed
+from chatr.infra.outbox import Outbox
 from chatr.infra.sms import WebhookSms
 from chatr.supervision import Supervisor
 from tests.support.sms_sink import running_sms_sink

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatr.infra.outbox import DeliveryFailed
+from chatr.infra.delivery import DeliveryFailed
 from chatr.infra.sms import LogSms, WebhookSms, create_sms_sender
 from tests.support.services import free_port
 from tests.support.sms_sink import running_sms_sink
