@@ -51,8 +51,8 @@ from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
-from chatr.schema.broadcast import LIVE_OPERATION, LiveOperation, SocketSend
 from chatr.schema.errors import with_code
+from chatr.schema.socket_outlet import LIVE_OPERATION, LiveOperation, SocketSend
 from chatr.services import auth, presence
 from chatr.services.auth import Viewer
 from chatr.settings import Settings

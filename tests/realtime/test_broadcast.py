@@ -33,14 +33,10 @@ from chatr.infra.live import QUEUE, StreamItem, Tap, Typing
 from chatr.loaders import Loaders
 from chatr.models import EventType
 from chatr.schema import build_schema
-from chatr.schema.broadcast import (
-    BroadcastRenderer,
-    LiveOperation,
-    SocketOutlet,
-    _variables_below_root,
-)
+from chatr.schema.broadcast import BroadcastRenderer, _variables_below_root
 from chatr.schema.errors import present
 from chatr.schema.events import is_exposed
+from chatr.schema.socket_outlet import LiveOperation, SocketOutlet
 from chatr.services import auth
 from chatr.services.auth import Viewer
 from chatr.services.privacy import Standing
