@@ -70,7 +70,7 @@ class FriendChanged:
     """Sent to `user:{id}` of both people: a friend request, friendship or block changed.
 
     Ephemeral, like typing: nothing is logged, so a client that was offline re-queries the
-    lists. `change` is a `chatr.services.social.FriendChange` value.
+    lists. `change` is a `chatr.services.social.events.FriendChange` value.
     """
 
     kind: ClassVar[str] = "friend"

@@ -7,8 +7,10 @@ from typing import TypeVar
 
 from chatr.context import Context
 from chatr.models import Block, Friendship
-from chatr.services import social, validation
+from chatr.services import validation
 from chatr.services.pagination import Page, PageRequest
+from chatr.services.social import blocks, events, search
+from chatr.services.social import friends as friendships
 
 T = TypeVar("T")
 
@@ -21,34 +23,34 @@ async def _change(ctx: Context, service: Callable[..., Awaitable[T]], *, user_id
 
 
 async def send_request(ctx: Context, *, user_id: str) -> Friendship:
-    return await _change(ctx, social.send_request, user_id=user_id)
+    return await _change(ctx, friendships.send_request, user_id=user_id)
 
 
 async def accept_request(ctx: Context, *, user_id: str) -> Friendship:
-    return await _change(ctx, social.accept_request, user_id=user_id)
+    return await _change(ctx, friendships.accept_request, user_id=user_id)
 
 
 async def decline_request(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, social.decline_request, user_id=user_id)
+    await _change(ctx, friendships.decline_request, user_id=user_id)
     return True
 
 
 async def cancel_request(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, social.cancel_request, user_id=user_id)
+    await _change(ctx, friendships.cancel_request, user_id=user_id)
     return True
 
 
 async def remove_friend(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, social.remove_friend, user_id=user_id)
+    await _change(ctx, friendships.remove_friend, user_id=user_id)
     return True
 
 
 async def block(ctx: Context, *, user_id: str) -> Block:
-    return await _change(ctx, social.block, user_id=user_id)
+    return await _change(ctx, blocks.block, user_id=user_id)
 
 
 async def unblock(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, social.unblock, user_id=user_id)
+    await _change(ctx, blocks.unblock, user_id=user_id)
     return True
 
 
@@ -61,27 +63,27 @@ async def _list(
 
 
 async def friends(ctx: Context, *, page: PageRequest) -> Page[Friendship]:
-    return await _list(ctx, social.list_friends_for, page=page)
+    return await _list(ctx, friendships.list_friends_for, page=page)
 
 
 async def incoming_requests(ctx: Context, *, page: PageRequest) -> Page[Friendship]:
-    return await _list(ctx, social.list_incoming_requests_for, page=page)
+    return await _list(ctx, friendships.list_incoming_requests_for, page=page)
 
 
 async def outgoing_requests(ctx: Context, *, page: PageRequest) -> Page[Friendship]:
-    return await _list(ctx, social.list_outgoing_requests_for, page=page)
+    return await _list(ctx, friendships.list_outgoing_requests_for, page=page)
 
 
 async def blocked_users(ctx: Context, *, page: PageRequest) -> Page[Block]:
-    return await _list(ctx, social.list_blocked_for, page=page)
+    return await _list(ctx, blocks.list_blocked_for, page=page)
 
 
-async def friend_events(ctx: Context) -> AsyncIterator[social.FriendEvent]:
+async def friend_events(ctx: Context) -> AsyncIterator[events.FriendEvent]:
     viewer = await ctx.viewer()
-    return social.events_for(ctx.runtime, viewer_id=viewer.id)
+    return events.events_for(ctx.runtime, viewer_id=viewer.id)
 
 
-async def search_people(ctx: Context, *, query: str, first: int) -> list[social.PersonMatch]:
+async def search_people(ctx: Context, *, query: str, first: int) -> list[search.PersonMatch]:
     viewer = await ctx.viewer()
     async with ctx.runtime.db.reader() as session:
-        return await social.search_people(session, viewer_id=viewer.id, query=query, limit=first)
+        return await search.search_people(session, viewer_id=viewer.id, query=query, limit=first)

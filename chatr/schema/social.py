@@ -13,7 +13,7 @@ from chatr.resolvers import social as resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.pagination import Connection, connection_field
 from chatr.schema.profiles import UserType
-from chatr.services import social
+from chatr.services.social import events, friends, search
 
 strawberry.enum(
     FriendshipState,
@@ -22,12 +22,12 @@ strawberry.enum(
 )
 FriendshipStateEnum = FriendshipState
 strawberry.enum(
-    social.FriendChange,
+    events.FriendChange,
     name="FriendEventKind",
     description="What changed between me and someone: a request was sent, accepted, declined "
     "or cancelled; a friend was removed; someone was blocked or unblocked.",
 )
-FriendEventKindEnum = social.FriendChange
+FriendEventKindEnum = events.FriendChange
 
 
 @strawberry.type(
@@ -41,7 +41,7 @@ class FriendshipType:
     @strawberry.field(description="The other person.")
     async def user(self, root: Parent[Friendship], info: ChatrInfo) -> UserType | None:
         viewer = await info.context.viewer()
-        other = social.other_party(root, viewer_id=viewer.id)
+        other = friends.other_party(root, viewer_id=viewer.id)
         return await info.context.loaders.user_by_id.load(other)  # type: ignore[return-value]
 
     @strawberry.field(description="True when I sent the request, false when they did.")
@@ -69,26 +69,26 @@ class BlockedUserType:
 )
 class FriendEventType:
     @strawberry.field
-    def kind(self, root: Parent[social.FriendEvent]) -> FriendEventKindEnum:
+    def kind(self, root: Parent[events.FriendEvent]) -> FriendEventKindEnum:
         return root.change
 
     @strawberry.field(description="The other person.")
-    async def user(self, root: Parent[social.FriendEvent], info: ChatrInfo) -> UserType | None:
+    async def user(self, root: Parent[events.FriendEvent], info: ChatrInfo) -> UserType | None:
         return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
     @strawberry.field(
         description="True when I made this change (on any of my devices), false when they did."
     )
-    def by_me(self, root: Parent[social.FriendEvent]) -> bool:
+    def by_me(self, root: Parent[events.FriendEvent]) -> bool:
         return root.by_viewer
 
     @strawberry.field
-    def occurred_at(self, root: Parent[social.FriendEvent]) -> datetime:
+    def occurred_at(self, root: Parent[events.FriendEvent]) -> datetime:
         return root.occurred_at
 
 
-strawberry.enum(social.Relation, name="Relation", description="How a person relates to me.")
-RelationEnum = social.Relation
+strawberry.enum(search.Relation, name="Relation", description="How a person relates to me.")
+RelationEnum = search.Relation
 
 
 @strawberry.type(name="PersonMatch", description="A search result: someone and how we relate.")
@@ -107,7 +107,7 @@ class SocialQuery:
         self, info: ChatrInfo, query: str, first: int | None = None
     ) -> list[PersonMatchType]:
         return await resolvers.search_people(
-            info.context, query=query, first=social.MAX_SEARCH_RESULTS if first is None else first
+            info.context, query=query, first=search.MAX_SEARCH_RESULTS if first is None else first
         )  # type: ignore[return-value]
 
     friends: Connection[FriendshipType] = connection_field(

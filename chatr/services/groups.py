@@ -45,8 +45,9 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import accounts, conversations, social, validation
+from chatr.services import accounts, conversations, validation
 from chatr.services.conversations import STAFF_ROLES
+from chatr.services.social import blocks
 
 #: Accepted and invited together; the fan-out is tested with fewer, the design aims at this.
 MAX_MEMBERS = 1000
@@ -299,7 +300,7 @@ async def _add_invitees(change: _Change, *, inviter: User, user_ids: Sequence[in
             raise NotFound("No such user.", field="userIds")
         if user.kind == UserKind.GUEST and user.role not in STAFF_ROLES:
             raise Forbidden("Guests can only talk to support staff.", field="userIds")
-        await social.ensure_not_blocked(
+        await blocks.ensure_not_blocked(
             session, user_id=inviter.id, other_id=user_id, field="userIds"
         )
     present = set(

@@ -41,8 +41,9 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import accounts, conversations, social, validation
+from chatr.services import accounts, conversations, validation
 from chatr.services.pagination import Page, PageRequest, paginate
+from chatr.services.social import blocks
 
 
 class _AlreadySent(Exception):
@@ -81,7 +82,7 @@ _TAKE_NEXT_SEQ = (
             _memberships.c.user_id == _SENDER_ID,
             _memberships.c.state == MembershipState.ACCEPTED,
         ),
-        social.no_block_in_direct(_CONVERSATION_ID, _SENDER_ID),
+        blocks.no_block_in_direct(_CONVERSATION_ID, _SENDER_ID),
     )
     .values(
         last_seq=_conversations.c.last_seq + 1,
@@ -217,7 +218,7 @@ async def _explain_refusal(rt: Runtime, *, sender_id: int, conversation_id: int)
     the conversation does not exist, or the sender is not a member."""
     async with rt.db.reader() as session:
         await accounts.require_viewer(session, viewer_id=sender_id)
-        await social.ensure_not_blocked_in(
+        await blocks.ensure_not_blocked_in(
             session, user_id=sender_id, conversation_id=conversation_id
         )
         await conversations.get_membership_or_raise(
@@ -235,7 +236,7 @@ async def _ensure_may_write_to(rt: Runtime, *, sender_id: int, recipient_id: int
     one message through, as if sent a moment before the block; later sends see it.
     """
     async with rt.db.reader() as session:
-        await social.ensure_not_blocked(
+        await blocks.ensure_not_blocked(
             session, user_id=sender_id, other_id=recipient_id, field="recipientId"
         )
 

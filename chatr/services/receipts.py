@@ -12,7 +12,8 @@ from chatr.infra import event_log
 from chatr.models import ConversationKind, EventType, Membership
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import conversations, message_requests, social
+from chatr.services import conversations, message_requests
+from chatr.services.social import blocks
 
 #: Clients refresh typing every few seconds; a signal older than this is stale.
 TYPING_TTL_SECONDS = 6.0
@@ -104,7 +105,7 @@ async def set_typing(rt: Runtime, *, viewer_id: int, conversation_id: int, typin
             session, viewer_id=viewer_id, conversation_id=conversation_id
         )
         if conversation.kind == ConversationKind.DIRECT:
-            await social.ensure_not_blocked_in(
+            await blocks.ensure_not_blocked_in(
                 session, user_id=viewer_id, conversation_id=conversation_id
             )
     if message_requests.hides_activity_of(conversation, actor_id=viewer_id):
