@@ -41,7 +41,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("schema", ("chatr.schema",)),
     (
         "application",
-        ("chatr.app", "chatr.asgi", "chatr.cli", "chatr.websocket", "chatr.socket_registry"),
+        (
+            "chatr.app",
+            "chatr.asgi",
+            "chatr.cli",
+            "chatr.demo",
+            "chatr.websocket",
+            "chatr.socket_registry",
+        ),
     ),
 )
 
