@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.base import Executable
 
+from chatr.fair_pool import FairAsyncQueuePool
 from chatr.settings import Settings
 
 #: Seconds to wait for a new PostgreSQL connection (asyncpg's `timeout`, default 60 s).
@@ -33,7 +34,9 @@ CONNECT_TIMEOUT = 2.0
 #: it, asyncpg cancels the query within the same bound or terminates the connection, so a
 #: hung connection is dropped from the pool instead of wedging it after the outage.
 COMMAND_TIMEOUT = 2.0
-#: Seconds to wait for a pooled connection (SQLAlchemy's `pool_timeout`, default 30 s).
+#: Seconds to wait for a pooled connection (SQLAlchemy's `pool_timeout`, default 30 s) while
+#: the database answers nothing; while it answers, a queue of checkouts is load, and each may
+#: wait up to `chatr.fair_pool.BUSY_TIMEOUT`.
 POOL_TIMEOUT = 2.0
 #: What clients are told (`retryAfter`) when the database is unavailable.
 RETRY_AFTER_SECONDS = 2
@@ -125,16 +128,33 @@ def create_engine(
     # No pool_pre_ping: with asyncpg it costs three round trips per checkout (it was a third
     # of a send's database time). A connection broken by a server restart fails one statement,
     # SQLAlchemy then invalidates the pool, and recycling bounds the age of idle ones.
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
-        # Two pools per process (transactional and autocommit), each at most 2 x pool size:
-        # at the default 10 that is 40 connections per process.
+        # Two pools per process (transactional and autocommit) of `db_pool_size` each, and no
+        # overflow: QueuePool closes an overflow connection as soon as it is returned, so under
+        # a steady load above the pool size nearly every send paid for a new connection (a
+        # PostgreSQL backend forked, asyncpg's type introspection, every statement prepared
+        # and planned again) and, with many instances, ran into max_connections. A request
+        # beyond the pool waits for a connection instead (see POOL_TIMEOUT): a send holds one
+        # for a single statement, and more backends than cores do not make PostgreSQL
+        # faster. Connections open when first needed and are then kept.
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=0,
+        # Waiting checkouts are served in order (see chatr.fair_pool).
+        poolclass=FairAsyncQueuePool,
         pool_recycle=1800,
         connect_args=connect_args,
         **options,
     )
+
+    # Successes tell the pool the database answers (a queue is then load, not an outage).
+    def answered(*_: Any) -> None:
+        pool = engine.sync_engine.pool  # (a pool replaced after invalidation included)
+        if isinstance(pool, FairAsyncQueuePool):
+            pool.answered()
+
+    event.listen(engine.sync_engine, "after_cursor_execute", answered)
+    return engine
 
 
 class Database:
