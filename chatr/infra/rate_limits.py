@@ -42,6 +42,8 @@ T = TypeVar("T")
 #: How long one Redis call of the limiter may take before it counts as an outage: a hung
 #: Redis must not hang every login with it.
 REDIS_TIMEOUT_SECONDS = 1.0
+#: Connections to Redis per instance: a hit holds one for one round trip.
+MAX_REDIS_CONNECTIONS = 32
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,18 @@ RULES = (
 def _shared_storage(broker_url: str, key_prefix: str) -> tuple[RedisStorage, redis.ConnectionPool]:
     """Redis storage with bounded timeouts and one immediate retry (for a pooled connection
     that went stale when Redis restarted), instead of redis-py's default of three retries
-    with backoff, which would make every call during an outage take seconds."""
-    pool = redis.ConnectionPool.from_url(
+    with backoff, which would make every call during an outage take seconds.
+
+    At most MAX_REDIS_CONNECTIONS connections; a hit beyond them waits for one (at most
+    REDIS_TIMEOUT_SECONDS, then it counts as an outage). redis-py's default pool opens one
+    connection per concurrent call: 1,000 concurrent sends opened hundreds, each costing a
+    TCP handshake, two CLIENT SETINFO round trips and a synchronous package-metadata lookup
+    on the event loop, which stalled it for up to a second and timed out the hits in
+    flight (a false outage)."""
+    pool = redis.BlockingConnectionPool.from_url(
         broker_url,
+        max_connections=MAX_REDIS_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_SECONDS,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         # Only a refused/reset connection is retried: a timeout means Redis hangs.
