@@ -10,6 +10,7 @@ cache: a cached row would go stale across hours of events.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from functools import cached_property
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -31,33 +32,50 @@ def _in_key_order(keys: Sequence[K], rows: Sequence[V], key_of: Callable[[V], K]
 
 
 class Loaders:
+    """Each loader is built on first use: a request uses one or two of them, and building
+    all nine (each with its cache and batch state) was a measurable part of a sendMessage."""
+
     def __init__(self, runtime: Runtime, *, cache: bool) -> None:
         self._rt = runtime
-        self.user_by_id: DataLoader[int, User | None] = DataLoader(self._users, cache=cache)
-        self.conversation_by_id: DataLoader[int, Conversation | None] = DataLoader(
-            self._conversations, cache=cache
-        )
-        self.message_by_id: DataLoader[int, Message | None] = DataLoader(
-            self._messages, cache=cache
-        )
-        self.message_by_conversation_seq: DataLoader[tuple[int, int], Message | None] = DataLoader(
-            self._messages_by_seq, cache=cache
-        )
-        #: Keyed by (conversation_id, user_id).
-        self.membership: DataLoader[tuple[int, int], Membership | None] = DataLoader(
-            self._memberships, cache=cache
-        )
-        self.members_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
-            self._members, cache=cache
-        )
-        self.presence: DataLoader[int, Status] = DataLoader(self._presence, cache=cache)
-        #: Keyed by (viewer_id, user_id): where the viewer stands with each person.
-        self.standing: DataLoader[tuple[int, int], Standing] = DataLoader(
-            self._standings, cache=cache
-        )
-        self.invitees_by_conversation: DataLoader[int, list[Membership]] = DataLoader(
-            self._invitees, cache=cache
-        )
+        self._cache = cache
+
+    @cached_property
+    def user_by_id(self) -> DataLoader[int, User | None]:
+        return DataLoader(self._users, cache=self._cache)
+
+    @cached_property
+    def conversation_by_id(self) -> DataLoader[int, Conversation | None]:
+        return DataLoader(self._conversations, cache=self._cache)
+
+    @cached_property
+    def message_by_id(self) -> DataLoader[int, Message | None]:
+        return DataLoader(self._messages, cache=self._cache)
+
+    @cached_property
+    def message_by_conversation_seq(self) -> DataLoader[tuple[int, int], Message | None]:
+        return DataLoader(self._messages_by_seq, cache=self._cache)
+
+    @cached_property
+    def membership(self) -> DataLoader[tuple[int, int], Membership | None]:
+        """Keyed by (conversation_id, user_id)."""
+        return DataLoader(self._memberships, cache=self._cache)
+
+    @cached_property
+    def members_by_conversation(self) -> DataLoader[int, list[Membership]]:
+        return DataLoader(self._members, cache=self._cache)
+
+    @cached_property
+    def presence(self) -> DataLoader[int, Status]:
+        return DataLoader(self._presence, cache=self._cache)
+
+    @cached_property
+    def standing(self) -> DataLoader[tuple[int, int], Standing]:
+        """Keyed by (viewer_id, user_id): where the viewer stands with each person."""
+        return DataLoader(self._standings, cache=self._cache)
+
+    @cached_property
+    def invitees_by_conversation(self) -> DataLoader[int, list[Membership]]:
+        return DataLoader(self._invitees, cache=self._cache)
 
     async def _run(self, work: Callable[..., Awaitable[T]], **kwargs: object) -> T:
         async with self._rt.db.reader() as session:
