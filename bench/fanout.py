@@ -77,7 +77,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -107,13 +107,18 @@ from bench.latency import (  # noqa: E402
     start_server,
     wait_until_up,
 )
+from bench.seeding import (  # noqa: E402
+    SEED_CONCURRENCY,
+    access_tokens,
+    bounded,
+    create_users,
+    seeding_runtime,
+)
 
-PASSWORD = "Bench-pass1"
 TARGET_LAST_P99_MS = 80.0
 TARGET_CPU_US = 20.0
 #: `groups.MAX_MEMBERS`: accepted and invited together.
 MAX_MEMBERS = 1000
-SEED_CONCURRENCY = 8
 CONNECT_CONCURRENCY = 25
 CONNECT_TIMEOUT = 60.0
 READY_TIMEOUT = 4 * CONNECT_TIMEOUT
@@ -571,51 +576,15 @@ class Seed:
     seconds: float
 
 
-async def bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(aw: Awaitable[T]) -> T:
-        async with semaphore:
-            return await aw
-
-    return list(await asyncio.gather(*(one(aw) for aw in aws)))
-
-
 async def seed_chatr(env: dict[str, str], members: int) -> Seed:
     """Members, the group and one session each, through chatr's services (see docstring)."""
-    from unittest import mock
-
-    from chatr import security
-    from chatr.app import create_app
-    from chatr.services import auth, groups, users
-    from chatr.settings import load_settings
+    from chatr.services import groups
 
     started = time.monotonic()
-    # The same settings as the server (secret, token lifetime, prefix); per-IP registration
-    # limits off for this seeding runtime only: the server keeps them on.
-    settings = load_settings(env).with_overrides(rate_limits=False)
-    app = create_app(settings)
-    password_hash = await security.hash_password(PASSWORD)
-
-    async def reuse_hash(_password: str) -> str:
-        return password_hash  # argon2 costs ~0.1 s: one hash serves every bench account
-
-    async with app.router.lifespan_context(app):
-        rt = app.state.runtime
-        with mock.patch.object(security, "hash_password", reuse_hash):
-            accounts = await bounded(
-                (
-                    users.create(
-                        rt,
-                        username=f"fan_{index:04d}",
-                        password=PASSWORD,
-                        client_ip="127.0.0.1",
-                        display_name=f"Fan-out member {index}",
-                    )
-                    for index in range(members)
-                ),
-                SEED_CONCURRENCY,
-            )
+    async with seeding_runtime(env) as rt:
+        accounts = await create_users(
+            rt, members, username="fan_{:04d}", display_name="Fan-out member {}"
+        )
         owner, *others = accounts
         group = await groups.create(
             rt,
@@ -630,14 +599,8 @@ async def seed_chatr(env: dict[str, str], members: int) -> Seed:
             ),
             SEED_CONCURRENCY,
         )
-        issued = await bounded(
-            (
-                auth.start_session(rt, user=user, device_label="bench/fanout.py")
-                for user in accounts
-            ),
-            SEED_CONCURRENCY,
-        )
-    return Seed(group.id, [i.access_token for i in issued], time.monotonic() - started)
+        tokens = await access_tokens(rt, accounts, device_label="bench/fanout.py")
+    return Seed(group.id, tokens, time.monotonic() - started)
 
 
 def raise_open_files_limit(needed: int) -> int:

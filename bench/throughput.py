@@ -78,7 +78,7 @@ if str(ROOT) not in sys.path:  # run as `python bench/throughput.py`
     sys.path.insert(0, str(ROOT))
 
 from bench.baseline_app import INSERT_MESSAGE, NEXT_SEQ  # noqa: E402
-from bench.fanout import PASSWORD, bounded, raise_open_files_limit  # noqa: E402
+from bench.fanout import raise_open_files_limit  # noqa: E402
 from bench.latency import (  # noqa: E402
     PG_URL,
     REDIS_URL,
@@ -91,11 +91,17 @@ from bench.latency import (  # noqa: E402
     start_server,
     wait_until_up,
 )
+from bench.seeding import (  # noqa: E402
+    SEED_CONCURRENCY,
+    access_tokens,
+    bounded,
+    create_users,
+    seeding_runtime,
+)
 
 TARGET_RATIO = 0.8
 TARGET_P99_MS = 50.0
 TARGET_P99_AT = 100
-SEED_CONCURRENCY = 8
 CONNECT_CONCURRENCY = 50
 REQUEST_TIMEOUT = 120.0
 
@@ -275,37 +281,12 @@ class ChatrSeed:
 
 
 async def seed_chatr(env: dict[str, str], count: int) -> ChatrSeed:
-    """`count` senders, each owning one group, through chatr's services (as bench/fanout.py)."""
-    from unittest import mock
-
-    from chatr import security
-    from chatr.app import create_app
-    from chatr.services import auth, groups, users
-    from chatr.settings import load_settings
+    """`count` senders, each owning one group, through chatr's services (bench/seeding.py)."""
+    from chatr.services import groups
 
     started = time.monotonic()
-    settings = load_settings(env).with_overrides(rate_limits=False)
-    app = create_app(settings)
-    password_hash = await security.hash_password(PASSWORD)
-
-    async def reuse_hash(_password: str) -> str:
-        return password_hash  # argon2 costs ~0.1 s: one hash serves every bench account
-
-    async with app.router.lifespan_context(app):
-        rt = app.state.runtime
-        with mock.patch.object(security, "hash_password", reuse_hash):
-            accounts = await bounded(
-                (
-                    users.create(
-                        rt,
-                        username=f"tp_{index:04d}",
-                        password=PASSWORD,
-                        client_ip="127.0.0.1",
-                    )
-                    for index in range(count)
-                ),
-                SEED_CONCURRENCY,
-            )
+    async with seeding_runtime(env) as rt:
+        accounts = await create_users(rt, count, username="tp_{:04d}")
         created = await bounded(
             (
                 groups.create(rt, creator_id=user.id, name=f"Throughput {index}")
@@ -313,17 +294,11 @@ async def seed_chatr(env: dict[str, str], count: int) -> ChatrSeed:
             ),
             SEED_CONCURRENCY,
         )
-        issued = await bounded(
-            (
-                auth.start_session(rt, user=user, device_label="bench/throughput.py")
-                for user in accounts
-            ),
-            SEED_CONCURRENCY,
-        )
+        tokens = await access_tokens(rt, accounts, device_label="bench/throughput.py")
     return ChatrSeed(
         [group.id for group in created],
         [user.id for user in accounts],
-        [i.access_token for i in issued],
+        tokens,
         time.monotonic() - started,
     )
 
@@ -465,7 +440,9 @@ async def measure_statements(
     from chatr.services import messages
     from chatr.settings import load_settings
 
-    engine = create_engine(load_settings(env), autocommit=True)
+    # A pool as large as the largest level: every connection is held for a whole round.
+    settings = load_settings(env).with_overrides(db_pool_size=max(args.statement_connections))
+    engine = create_engine(settings, autocommit=True)
     results: dict[int, dict[str, Level]] = {}
     tag = secrets.token_hex(3)
     client_ids = itertools.count()
@@ -603,6 +580,7 @@ async def run(args: argparse.Namespace) -> None:
             busy0, total0 = machine_busy_seconds()
             results = await measure(stacks, args.conversations, args)
             busy1, total1 = machine_busy_seconds()
+            print(report(args.conversations, results), flush=True)
             statements = (
                 await measure_statements(env, seed, args) if args.statement_connections else {}
             )
@@ -612,7 +590,6 @@ async def run(args: argparse.Namespace) -> None:
                 if tail:
                     print(f"--- {server.name} log (last lines) ---\n{tail}", file=sys.stderr)
             raise
-    print(report(args.conversations, results))
     if statements:
         print(report_statements(statements))
     busy = (busy1 - busy0) / max(total1 - total0, 1e-9)
