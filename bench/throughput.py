@@ -10,6 +10,9 @@ What it measures
     load goes through both instances. A send counts once its mutation answered without errors:
     by then the message and its event are committed. Latency is the POST round trip.
 
+    Both stacks hold at most 10 PostgreSQL connections per process for sends (chatr:
+    CHATR_DB_POOL_SIZE=5, whose autocommit pool is twice that).
+
     Baseline, same run, same client code: bench/baseline_app.py (two uvicorn processes, a bare
     starlette app, asyncpg pool + redis-py): `POST /send` takes the next seq and inserts the
     row in one PostgreSQL transaction, then PUBLISHes. Its N conversations are rows of
@@ -100,6 +103,8 @@ from bench.seeding import (  # noqa: E402
 )
 
 TARGET_RATIO = 0.8
+#: bench/baseline_app.py's asyncpg pool, per process.
+BASELINE_POOL_SIZE = 10
 TARGET_P99_MS = 50.0
 TARGET_P99_AT = 100
 CONNECT_CONCURRENCY = 50
@@ -550,6 +555,9 @@ async def run(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, log_dir, True)
         env = await prepare_environment(stack, args, tag, log_dir)
+        # The same database connections per process as the baseline's pool (10): chatr's
+        # autocommit pool, where sends run, holds up to twice CHATR_DB_POOL_SIZE.
+        env["CHATR_DB_POOL_SIZE"] = str(BASELINE_POOL_SIZE // 2)
         await create_baseline_conversations(env["BASELINE_DATABASE_URL"], largest)
         seed = await seed_chatr(env, largest)
         print(

@@ -130,15 +130,14 @@ def create_engine(
     # SQLAlchemy then invalidates the pool, and recycling bounds the age of idle ones.
     engine = create_async_engine(
         settings.database_url,
-        # Two pools per process (transactional and autocommit) of `db_pool_size` each, and no
-        # overflow: QueuePool closes an overflow connection as soon as it is returned, so under
-        # a steady load above the pool size nearly every send paid for a new connection (a
-        # PostgreSQL backend forked, asyncpg's type introspection, every statement prepared
-        # and planned again) and, with many instances, ran into max_connections. A request
-        # beyond the pool waits for a connection instead (see POOL_TIMEOUT): a send holds one
-        # for a single statement, and more backends than cores do not make PostgreSQL
-        # faster. Connections open when first needed and are then kept.
-        pool_size=settings.db_pool_size,
+        # Two pools per process (transactional and autocommit), each of up to 2 x pool size
+        # (40 connections per process at the default 10), opened when first needed and then
+        # kept: no overflow. QueuePool closes an overflow connection as soon as it is
+        # returned, so under a steady load above the pool size nearly every send paid for a
+        # new connection (a PostgreSQL backend forked, asyncpg's type introspection, every
+        # statement prepared and planned again). A request beyond the pool waits in line
+        # (see POOL_TIMEOUT).
+        pool_size=2 * settings.db_pool_size,
         max_overflow=0,
         # Waiting checkouts are served in order (see chatr.fair_pool).
         poolclass=FairAsyncQueuePool,

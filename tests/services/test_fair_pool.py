@@ -18,8 +18,8 @@ from chatr.settings import Settings
 
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    """The app's own engine, with a pool of two."""
-    engine = create_engine(settings.with_overrides(db_pool_size=2), serving=True)
+    """The app's own engine, with a pool of two (twice the setting)."""
+    engine = create_engine(settings.with_overrides(db_pool_size=1), serving=True)
     assert isinstance(engine.pool, FairAsyncQueuePool)
     yield engine
     await engine.dispose()
@@ -86,7 +86,7 @@ async def test_a_checkout_waits_past_the_pool_timeout_while_the_database_keeps_a
     engine = create_engine(settings.with_overrides(db_pool_size=1), serving=True)
     engine.pool._timeout = 0.5  # type: ignore[attr-defined]  (POOL_TIMEOUT, shorter)
     try:
-        holder = await engine.connect()
+        holder, other = await engine.connect(), await engine.connect()  # the pool of two
 
         async def checkout() -> AsyncConnection:
             return await engine.connect()
@@ -100,6 +100,7 @@ async def test_a_checkout_waits_past_the_pool_timeout_while_the_database_keeps_a
         await holder.close()
         connection = await waiting  # not TimeoutError: the database was busy, not gone
         await connection.close()
+        await other.close()
     finally:
         await engine.dispose()
 
