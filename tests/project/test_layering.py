@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "chatr.migrations",
         ),
     ),
-    ("data and transport", ("chatr.models", "chatr.db", "chatr.pubsub")),
+    ("data and transport", ("chatr.models", "chatr.db", "chatr.fair_pool", "chatr.pubsub")),
     ("infrastructure", ("chatr.infra",)),
     ("runtime", ("chatr.runtime",)),
     ("services", ("chatr.services",)),
