@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from chatr.db import create_engine
 from chatr.models import Base
+from chatr.models.message import is_search_storage
 from chatr.settings import load_settings, normalise_database_url
 
 config = context.config
@@ -21,12 +22,18 @@ def _database_url() -> str:
     return normalise_database_url(url) if url else load_settings().database_url
 
 
+def _include_name(name: str | None, kind: str, _parents: object) -> bool:
+    """Search's storage is made in SQL by migration 0004 and is not a model."""
+    return not is_search_storage(name, kind)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
 
 

@@ -140,10 +140,23 @@ class LoggedEvent:
     seq: int | None
     data: dict[str, Any] | None
     message: MessageSnapshot | None
+    #: Only this user sees the event (see `Event.audience_id`); None: every accepted member.
+    audience_id: int | None = None
+
+
+def may_see(event: LoggedEvent, members: frozenset[int] | None) -> frozenset[int]:
+    """Who may see `event`, given the accepted `members` of its conversation: the live
+    fan-out's form of the replay queries' rule (an event addressed to one user is theirs
+    alone; any other is the members'). Live, an addressed event is read moments after it
+    was written, while its user still has the place it concerns; a replay later also asks
+    that they still have it (see `_replay`)."""
+    if event.audience_id is not None:
+        return frozenset((event.audience_id,))
+    return members or frozenset()
 
 
 _events = Event.__table__
-_EVENT_COLUMNS = ("type", "conversation_id", "actor_id", "message_id", "seq", "data")
+_EVENT_COLUMNS = ("type", "conversation_id", "actor_id", "message_id", "seq", "data", "audience_id")
 _NEXT_POSITION = (
     update(EventStream.__table__)
     .where(EventStream.__table__.c.id == 1)
@@ -251,11 +264,13 @@ async def append(
     message_id: int | None = None,
     seq: int | None = None,
     data: dict[str, object] | None = None,
+    audience_id: int | None = None,
 ) -> int:
     """Record an event in the connection's transaction; returns its position.
 
     If the transaction takes the conversation's next seq, its first statement must carry
-    `serialised`.
+    `serialised`. `audience_id`: an event for that user alone (announce it on their user
+    channel too: they may not be following the conversation).
     """
     values: dict[str, Any] = {
         "type": type,
@@ -264,6 +279,7 @@ async def append(
         "message_id": message_id,
         "seq": seq,
         "data": data,
+        "audience_id": audience_id,
     }
     statement = _append_statement(connection.dialect.name)
     if connection.dialect.name == "postgresql":
@@ -396,18 +412,37 @@ def _after(position: int) -> dict[str, int]:
 
 @functools.cache
 def _replay(dialect_name: str, *, one_conversation: bool) -> Any:
+    """The viewer's events: those of conversations they are an accepted member of now, and
+    those addressed to them alone (`audience_id`) while they still have a place there
+    (invited or a member) or the conversation was deleted (that event is for its former
+    members). Whoever left or was removed sees nothing of it, not even an invitation they
+    once had."""
     statement = (
         select(_events, *_MESSAGE_COLUMNS)
-        .join(
+        .outerjoin(
             _memberships,
             and_(
                 _memberships.c.conversation_id == _events.c.conversation_id,
                 _memberships.c.user_id == bindparam("viewer_id"),
-                _memberships.c.state == MembershipState.ACCEPTED,
             ),
         )
         .outerjoin(_messages, _messages.c.id == _events.c.message_id)
-        .where(*_after_and_final(dialect_name))
+        .where(
+            *_after_and_final(dialect_name),
+            or_(
+                and_(
+                    _memberships.c.state == MembershipState.ACCEPTED,
+                    _events.c.audience_id.is_(None),
+                ),
+                and_(
+                    _events.c.audience_id == bindparam("viewer_id"),
+                    or_(
+                        _memberships.c.id.is_not(None),
+                        _events.c.type == EventType.CONVERSATION_DELETED,
+                    ),
+                ),
+            ),
+        )
         .order_by(*_ORDER)
         .limit(REPLAY_PAGE)
     )
@@ -432,6 +467,7 @@ def _logged(rows: Sequence[Any]) -> list[LoggedEvent]:
                 values["seq"],
                 values["data"],
                 message,
+                values["audience_id"],
             )
         )
     return events
@@ -469,8 +505,9 @@ def _one_of(column: Column[Any], name: str, dialect_name: str) -> ColumnElement[
 
 @functools.cache
 def _listener_page(dialect_name: str, horizon_xid: ColumnElement[int] | None = None) -> Any:
-    """A page of events after `after` in `conversation_ids` or where one of `user_ids` is an
-    accepted member (below `horizon_xid`: see `_after_and_final`)."""
+    """A page of events after `after` in `conversation_ids`, where one of `user_ids` is an
+    accepted member, or addressed to one of `user_ids` (below `horizon_xid`: see
+    `_after_and_final`)."""
     is_member = exists().where(
         _memberships.c.conversation_id == _events.c.conversation_id,
         _one_of(_memberships.c.user_id, "user_ids", dialect_name),
@@ -481,7 +518,11 @@ def _listener_page(dialect_name: str, horizon_xid: ColumnElement[int] | None = N
         .outerjoin(_messages, _messages.c.id == _events.c.message_id)
         .where(
             *_after_and_final(dialect_name, horizon_xid),
-            or_(_one_of(_events.c.conversation_id, "conversation_ids", dialect_name), is_member),
+            or_(
+                _one_of(_events.c.conversation_id, "conversation_ids", dialect_name),
+                is_member,
+                _one_of(_events.c.audience_id, "user_ids", dialect_name),
+            ),
         )
         .order_by(*_ORDER)
         .limit(REPLAY_PAGE)

@@ -63,6 +63,9 @@ class Conversation(Base):
     summary_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Deleted for everyone: members, messages and history are gone; the row stays only so
+    #: that the `CONVERSATION_DELETED` events addressed to its former members can name it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Membership(Base):
@@ -89,3 +92,8 @@ class Membership(Base):
     #: Messages with seq at or below this are hidden for this member ("delete conversation for me").
     cleared_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: This member's own inbox settings (nobody else sees them): notifications muted until
+    #: then (far future: for good), archived (out of the main inbox), pinned (on top).
+    muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -31,6 +31,14 @@ class EventType(enum.StrEnum):
     RECEIPT_UPDATED = "RECEIPT_UPDATED"
     MEMBERSHIP_CHANGED = "MEMBERSHIP_CHANGED"
     CONVERSATION_UPDATED = "CONVERSATION_UPDATED"
+    #: Addressed to one member (`Event.audience_id`): their mute/archive/pin changed.
+    MEMBER_SETTINGS_CHANGED = "MEMBER_SETTINGS_CHANGED"
+    #: Addressed to the invitee: they were invited to a group.
+    GROUP_INVITED = "GROUP_INVITED"
+    #: Addressed to each former member: the conversation was deleted for everyone.
+    CONVERSATION_DELETED = "CONVERSATION_DELETED"
+    #: A member changed their profile (names, pictures, privacy): for the conversation.
+    PROFILE_UPDATED = "PROFILE_UPDATED"
 
 
 class EventStream(Base):
@@ -51,6 +59,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_xid_id", "xid", "id"),
         Index("ix_events_conversation_id_xid_id", "conversation_id", "xid", "id"),
+        Index("ix_events_audience_id_xid_id", "audience_id", "xid", "id"),
     )
 
     #: PostgreSQL: from `EVENT_ID_SEQUENCE` (the server default); SQLite: the counter.
@@ -68,4 +77,8 @@ class Event(Base):
     #: upper bound), for `conversationEvents(afterSeq:)`.
     seq: Mapped[int | None] = mapped_column(BigInteger)
     data: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    #: Set: only this user sees the event (their own inbox settings, an invitation, the
+    #: deletion of a conversation they were in), whether or not they are an accepted member.
+    #: Null: every accepted member of the conversation sees it.
+    audience_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

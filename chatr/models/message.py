@@ -10,6 +10,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from chatr.models.base import Base, Id, UTCDateTime, utcnow
 
+#: Search's storage, made by migration 0004 in SQL and read only by
+#: chatr.services.message_search: PostgreSQL's generated `messages.search_vector` and its GIN
+#: index, SQLite's FTS5 table `message_search` (and the shadow tables FTS5 keeps, named
+#: `message_search_*`). Not models: `alembic check` leaves them out (migrations/env.py).
+SEARCH_COLUMN = "search_vector"
+SEARCH_INDEX = "ix_messages_search_vector"
+SEARCH_TABLE = "message_search"
+
+
+def is_search_storage(name: str | None, kind: str) -> bool:
+    """Whether a reflected schema object is search's own (see `SEARCH_COLUMN`)."""
+    if name is None:
+        return False
+    if kind == "table":
+        return name == SEARCH_TABLE or name.startswith(f"{SEARCH_TABLE}_")
+    return (kind, name) in {("column", SEARCH_COLUMN), ("index", SEARCH_INDEX)}
+
 
 class MessageKind(enum.StrEnum):
     TEXT = "TEXT"

@@ -10,10 +10,12 @@ from chatr.services import conversations, message_requests, validation
 from chatr.services.pagination import Page, PageRequest
 
 
-async def inbox(ctx: Context, *, page: PageRequest) -> Page[Conversation]:
+async def inbox(ctx: Context, *, archived: bool, page: PageRequest) -> Page[Conversation]:
     viewer = await ctx.viewer()
     async with ctx.runtime.db.reader() as session:
-        return await conversations.list_for(session, viewer_id=viewer.id, page=page)
+        return await conversations.list_for(
+            session, viewer_id=viewer.id, page=page, archived=archived
+        )
 
 
 async def conversation(ctx: Context, *, conversation_id: str) -> Conversation:

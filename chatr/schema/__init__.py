@@ -19,6 +19,7 @@ from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.groups import GroupMutation, GroupQuery
 from chatr.schema.guest_scope import enforce_guest_scope
+from chatr.schema.inbox import InboxMutation, InboxQuery
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.messages import MessageMutation
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
@@ -50,6 +51,7 @@ QUERIES: tuple[type, ...] = (
     ProfileQuery,
     AdminQuery,
     GroupQuery,
+    InboxQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutation,
@@ -62,6 +64,7 @@ MUTATIONS: tuple[type, ...] = (
     VerificationMutation,
     AdminMutation,
     GroupMutation,
+    InboxMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, SocialSubscription, PresenceSubscription)
 

@@ -12,7 +12,7 @@ from chatr.resolvers import conversations as resolvers
 from chatr.resolvers import messages as message_resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
-from chatr.schema.pagination import Connection, connection_field
+from chatr.schema.pagination import Connection
 from chatr.schema.profiles import UserType, visible
 from chatr.schema.scalars import (
     ConversationKindEnum,
@@ -20,6 +20,7 @@ from chatr.schema.scalars import (
     MemberRoleEnum,
     MembershipStateEnum,
 )
+from chatr.services import inbox
 from chatr.services.pagination import PageRequest
 from chatr.services.privacy import Detail
 
@@ -114,6 +115,23 @@ class ConversationType:
         membership = await info.context.loaders.membership.load((root.id, viewer.id))
         return 0 if membership is None else max(0, root.last_seq - membership.last_read_seq)
 
+    @strawberry.field(description="Until when I muted it (null: not muted). Only I see it.")
+    async def muted_until(self, root: Parent[Conversation], info: ChatrInfo) -> datetime | None:
+        membership = await _my_membership(root, info)
+        if membership is None or not inbox.is_muted(membership):
+            return None
+        return membership.muted_until
+
+    @strawberry.field(description="Whether I archived it. Only I see it.")
+    async def archived(self, root: Parent[Conversation], info: ChatrInfo) -> bool:
+        membership = await _my_membership(root, info)
+        return membership is not None and membership.archived_at is not None
+
+    @strawberry.field(description="Whether I pinned it to the top of my inbox. Only I see it.")
+    async def pinned(self, root: Parent[Conversation], info: ChatrInfo) -> bool:
+        membership = await _my_membership(root, info)
+        return membership is not None and membership.pinned_at is not None
+
     @strawberry.field(description="The viewer's own receipts in this conversation.")
     async def my_membership(self, root: Parent[Conversation], info: ChatrInfo) -> MemberType | None:
         viewer = await info.context.viewer()
@@ -139,13 +157,32 @@ class ConversationType:
         return Connection.from_page(page)
 
 
+async def _my_membership(conversation: Conversation, info: ChatrInfo) -> Membership | None:
+    viewer = await info.context.viewer()
+    return await info.context.loaders.membership.load((conversation.id, viewer.id))
+
+
 @strawberry.type
 class ConversationQuery:
-    conversations: Connection[ConversationType] = connection_field(
-        ConversationType,
-        resolvers.inbox,
-        description="The inbox: my conversations, most recent activity first.",
+    @strawberry.field(
+        description="The inbox: my conversations, those I pinned first, then most recent "
+        "activity first; archived ones only with `archived: true` (and then only those)."
     )
+    async def conversations(
+        self,
+        info: ChatrInfo,
+        archived: bool = False,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[ConversationType]:
+        page = await resolvers.inbox(
+            info.context,
+            archived=archived,
+            page=PageRequest(first=first, after=after, last=last, before=before),
+        )
+        return Connection.from_page(page)
 
     @strawberry.field(
         description="One of my conversations. NOT_FOUND when I am not in it, exactly as when "

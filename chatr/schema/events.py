@@ -94,8 +94,98 @@ class TypingEvent(ConversationEvent):
         return datetime.fromtimestamp(root.expires_at, UTC)
 
 
-EVENT_TYPES = [MessagePostedEvent, ReceiptUpdatedEvent, TypingEvent]
-_EXPOSED = {EventType.MESSAGE_POSTED, EventType.RECEIPT_UPDATED}
+def _is_logged(obj: object, type: EventType) -> bool:
+    return isinstance(obj, LoggedEvent) and obj.type == type
+
+
+async def _actor(root: LoggedEvent, info: ChatrInfo) -> UserType | None:
+    if root.actor_id is None:
+        return None
+    return await info.context.loaders.user_by_id.load(root.actor_id)  # type: ignore[return-value]
+
+
+@strawberry.type(
+    description="My own settings for a conversation changed (on any of my devices): only I get it."
+)
+class ConversationSettingsChangedEvent(ConversationEvent):
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return _is_logged(obj, EventType.MEMBER_SETTINGS_CHANGED)
+
+    @strawberry.field(description="Muted until then; null: not muted.")
+    def muted_until(self, root: Parent[LoggedEvent]) -> datetime | None:
+        value = (root.data or {}).get("mutedUntil")
+        return None if value is None else datetime.fromisoformat(str(value))
+
+    @strawberry.field
+    def archived(self, root: Parent[LoggedEvent]) -> bool:
+        return bool((root.data or {}).get("archived"))
+
+    @strawberry.field
+    def pinned(self, root: Parent[LoggedEvent]) -> bool:
+        return bool((root.data or {}).get("pinned"))
+
+
+@strawberry.type(
+    description="I was invited to a group (only I get it): answer with acceptGroupInvite or "
+    "declineGroupInvite; `myGroupInvites` lists it."
+)
+class GroupInvitedEvent(ConversationEvent):
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return _is_logged(obj, EventType.GROUP_INVITED)
+
+    @strawberry.field
+    async def invited_by(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
+        return await _actor(root, info)
+
+
+@strawberry.type(
+    description="A conversation I was in was deleted for everyone, with its history: drop it. "
+    "Each former member gets one."
+)
+class ConversationDeletedEvent(ConversationEvent):
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return _is_logged(obj, EventType.CONVERSATION_DELETED)
+
+    @strawberry.field
+    async def deleted_by(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
+        return await _actor(root, info)
+
+
+@strawberry.type(
+    description="Someone I share a conversation with changed their profile or who may see "
+    "it, in a way I can see: read `user` again (it shows what privacy lets me see). Sent "
+    "once per person to me, in one of our shared conversations."
+)
+class ProfileUpdatedEvent(ConversationEvent):
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return _is_logged(obj, EventType.PROFILE_UPDATED)
+
+    @strawberry.field
+    async def user(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
+        return await _actor(root, info)
+
+
+EVENT_TYPES = [
+    MessagePostedEvent,
+    ReceiptUpdatedEvent,
+    TypingEvent,
+    ConversationSettingsChangedEvent,
+    GroupInvitedEvent,
+    ConversationDeletedEvent,
+    ProfileUpdatedEvent,
+]
+_EXPOSED = {
+    EventType.MESSAGE_POSTED,
+    EventType.RECEIPT_UPDATED,
+    EventType.MEMBER_SETTINGS_CHANGED,
+    EventType.GROUP_INVITED,
+    EventType.CONVERSATION_DELETED,
+    EventType.PROFILE_UPDATED,
+}
 
 
 def is_exposed(item: StreamItem) -> bool:

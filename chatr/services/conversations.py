@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -198,17 +198,42 @@ async def ids_for_member(session: AsyncSession, *, user_id: int) -> list[int]:
     return list(result)
 
 
+#: The inbox's first sort key: 1 for a conversation the viewer pinned, else 0.
+_PINNED_FIRST = case((Membership.pinned_at.is_not(None), 1), else_=0)
+
+
 async def list_for(
-    session: AsyncSession, *, viewer_id: int, page: PageRequest
+    session: AsyncSession, *, viewer_id: int, page: PageRequest, archived: bool = False
 ) -> Page[Conversation]:
-    """The inbox: conversations the viewer is in, most recent activity first."""
-    statement = select(Conversation).join(
-        Membership,
-        (Membership.conversation_id == Conversation.id)
-        & (Membership.user_id == viewer_id)
-        & (Membership.state == MembershipState.ACCEPTED),
+    """The inbox: conversations the viewer is in, the ones they pinned first, then most
+    recent activity first; archived ones only (`archived`) or none of them (the default)."""
+    statement = (
+        select(Conversation)
+        .join(
+            Membership,
+            (Membership.conversation_id == Conversation.id)
+            & (Membership.user_id == viewer_id)
+            & (Membership.state == MembershipState.ACCEPTED),
+        )
+        .where(
+            Membership.archived_at.is_not(None) if archived else Membership.archived_at.is_(None)
+        )
+        .add_columns(_PINNED_FIRST.label("pinned"))
     )
-    return await page_by_activity(session, statement, page)
+    found = await paginate(
+        session,
+        statement,
+        keys=(_PINNED_FIRST, Conversation.last_activity_at, Conversation.id),
+        descending=True,
+        request=page,
+        key_values=lambda row: (row.pinned, row.Conversation.last_activity_at, row.Conversation.id),
+        scalars=False,
+    )
+    return Page(
+        [(cursor, row.Conversation) for cursor, row in found.edges],
+        has_next_page=found.has_next_page,
+        has_previous_page=found.has_previous_page,
+    )
 
 
 async def page_by_activity(

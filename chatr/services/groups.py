@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr.errors import BadUserInput, Forbidden, NotFound
@@ -45,7 +45,13 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import accounts, conversations, validation
+from chatr.services import (
+    accounts,
+    conversation_deletion,
+    conversations,
+    inbox,
+    validation,
+)
 from chatr.services.conversations import STAFF_ROLES
 from chatr.services.social import blocks
 
@@ -130,7 +136,11 @@ class _Change:
     joined: list[int] = field(default_factory=list)
     removed: list[int] = field(default_factory=list)
     deleted: bool = False
+    #: Newly invited: each hears of it by an event addressed to them.
+    invited: list[int] = field(default_factory=list)
     announcements: list[envelopes.EventAnnounced] = field(default_factory=list)
+    #: (user id, position) of events addressed to one user (invitations, a deletion).
+    notices: list[tuple[int, int, EventType]] = field(default_factory=list)
 
     async def note(
         self,
@@ -178,6 +188,16 @@ class _Change:
                     event_id, message.conversation_id, EventType.MESSAGE_POSTED.value, message.seq
                 )
             )
+        # After the SYSTEM message that records it: in log order, the invitation follows.
+        for user_id in self.invited:
+            position = await event_log.append(
+                connection,
+                type=EventType.GROUP_INVITED,
+                conversation_id=self.conversation.id,
+                actor_id=self.membership.user_id if self.membership else None,
+                audience_id=user_id,
+            )
+            self.notices.append((user_id, position, EventType.GROUP_INVITED))
 
 
 async def _usernames(session: AsyncSession, user_ids: list[int]) -> dict[int, str]:
@@ -217,6 +237,8 @@ async def _announce(rt: Runtime, change: _Change) -> None:
         )
     for user_id in change.joined:
         await rt.announce(channels.user(user_id), envelopes.ConversationJoined(conversation_id))
+    for user_id, position, type in change.notices:
+        await inbox.announce_to(rt, user_id, conversation_id, position, type)
 
 
 @asynccontextmanager
@@ -333,6 +355,7 @@ async def _add_invitees(change: _Change, *, inviter: User, user_ids: Sequence[in
     )
     if new:
         await change.note(SystemAction.INVITED, actor_id=inviter.id, target_ids=new)
+        change.invited.extend(new)
     return new
 
 
@@ -424,14 +447,17 @@ async def delete_group(rt: Runtime, *, viewer_id: int, conversation_id: int) -> 
 
 
 async def _delete(change: _Change) -> None:
-    everyone = await change.session.scalars(
-        select(Membership.user_id).where(Membership.conversation_id == change.conversation.id)
-    )
-    change.removed.extend(everyone)
+    """Delete the group for everyone, as a durable event for each former member
+    (chatr.services.conversation_deletion); nothing else of this change is logged."""
+    assert change.membership is not None
     change.notes.clear()
+    change.invited.clear()
     change.deleted = True
-    await change.session.execute(
-        delete(Conversation).where(Conversation.id == change.conversation.id)
+    notices = await conversation_deletion.erase(
+        change.session, change.conversation, actor_id=change.membership.user_id
+    )
+    change.notices.extend(
+        (user_id, position, EventType.CONVERSATION_DELETED) for user_id, position in notices
     )
 
 

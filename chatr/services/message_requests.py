@@ -8,7 +8,7 @@ ticks and no typing (receipts are still recorded, for the recipient's own unread
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr.errors import Forbidden
@@ -20,7 +20,7 @@ from chatr.models import (
     MembershipState,
 )
 from chatr.runtime import Runtime
-from chatr.services import conversations
+from chatr.services import conversation_deletion, conversations
 from chatr.services.pagination import Page, PageRequest
 
 
@@ -65,10 +65,13 @@ async def accept(rt: Runtime, *, viewer_id: int, conversation_id: int) -> Conver
 
 
 async def decline(rt: Runtime, *, viewer_id: int, conversation_id: int) -> bool:
-    """Delete the request, its messages and its events, for both people."""
+    """Delete the request, its messages and its events, for both people; each of them gets a
+    `CONVERSATION_DELETED` event (chatr.services.conversation_deletion)."""
     async with rt.db.session() as session, session.begin():
         await _request_to_viewer(session, viewer_id=viewer_id, conversation_id=conversation_id)
-        await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+        conversation = await conversation_deletion.lock(rt, session, conversation_id)
+        notices = await conversation_deletion.erase(session, conversation, actor_id=viewer_id)
+    await conversation_deletion.announce(rt, conversation_id, notices)
     return True
 
 

@@ -77,6 +77,9 @@ _TAKE_NEXT_SEQ = (
     update(_conversations)
     .where(
         _conversations.c.id == _CONVERSATION_ID,
+        # Re-checked on the row's newest version after waiting for its lock: a send that
+        # waited for a deletion for everyone takes no seq in what is left of it.
+        _conversations.c.deleted_at.is_(None),
         exists().where(
             _memberships.c.conversation_id == _CONVERSATION_ID,
             _memberships.c.user_id == _SENDER_ID,

@@ -9,17 +9,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, literal, tuple_
+from sqlalchemy import ColumnElement, Select, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from chatr.errors import BadUserInput
 from chatr.services import validation
+
+#: A sort key: a column, or an expression such as a search rank (its SQL type says what a
+#: cursor may hold for it).
+Key = InstrumentedAttribute[Any] | ColumnElement[Any]
 
 T = TypeVar("T")
 MAX_PAGE = 100
@@ -61,12 +66,13 @@ class PageRequest:
         return self
 
 
-def _encode(values: Sequence[Any]) -> str:
+def encode_cursor(values: Sequence[Any]) -> str:
+    """The opaque cursor of a row whose sort keys have these values."""
     plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
-def _key_value(key: InstrumentedAttribute[Any], value: Any) -> Any:
+def _key_value(key: Key, value: Any) -> Any:
     """A cursor's value for `key`, if it is one the column could hold (ValueError if not): a
     cursor is client input, and a string or a huge number compared with an integer column
     would fail in the database."""
@@ -75,12 +81,14 @@ def _key_value(key: InstrumentedAttribute[Any], value: Any) -> Any:
         return datetime.fromisoformat(value)
     if python_type is int and type(value) is int and value in _BIGINT:
         return value
+    if python_type is float and type(value) in (int, float) and math.isfinite(value):
+        return float(value)
     if python_type is str and isinstance(value, str) and validation.storable(value):
         return value
     raise ValueError
 
 
-def _decode(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> list[Any]:
+def _decode(cursor: str, keys: Sequence[Key]) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         raw = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -95,7 +103,7 @@ async def paginate(
     session: AsyncSession,
     statement: Select[Any],
     *,
-    keys: Sequence[InstrumentedAttribute[Any]],
+    keys: Sequence[Key],
     descending: bool,
     request: PageRequest,
     key_values: Callable[[Any], Sequence[Any]],
@@ -132,7 +140,7 @@ async def paginate(
     rows = rows[:limit]
     if backwards:
         rows.reverse()
-    edges = [(_encode(key_values(row)), row) for row in rows]
+    edges = [(encode_cursor(key_values(row)), row) for row in rows]
     if backwards:
         return Page(edges, has_next_page=request.before is not None, has_previous_page=has_more)
     return Page(edges, has_next_page=has_more, has_previous_page=request.after is not None)

@@ -196,12 +196,24 @@ async def standings_between(
 async def update_settings(
     rt: Runtime, *, viewer_id: int, changes: Mapping[Detail, Audience]
 ) -> User:
-    """Change some settings, leaving the others as they were."""
+    """Change some settings, leaving the others as they were; whoever now sees more or less
+    of the person hears of it (chatr.services.profile_events)."""
+    # Imported here: profile_events applies this module's rules.
+    from chatr.services import profile_events
+
     async with rt.db.session() as session, session.begin():
         user = await session.get(User, viewer_id, with_for_update=True)
         if user is None:
             raise NotFound("No such user.")
-        merged = dict(user.privacy or {})
+        before = dict(user.privacy or {})
+        merged = dict(before)
         merged.update({detail.value: audience.value for detail, audience in changes.items()})
         user.privacy = merged  # a new dict: the JSON column is saved on assignment
+        changed = [d for d in changes if settings_of(user)[d] != _settings(before)[d]]
+        notices = await profile_events.log_privacy_change(session, user, before, changed)
+    await profile_events.announce(rt, notices)
     return user
+
+
+def _settings(stored: Mapping[str, str]) -> dict[Detail, Audience]:
+    return settings_of(User(privacy=dict(stored)))

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from chatr.errors import BadUserInput, NotFound
 from chatr.models import User
 from chatr.runtime import Runtime
-from chatr.services import validation
+from chatr.services import profile_events, validation
 from chatr.services.conversations import STAFF_ROLES
 
 MAX_NAME = 80
@@ -96,6 +96,9 @@ async def update(rt: Runtime, *, viewer_id: int, changes: ProfileChanges) -> Use
             raise NotFound("No such user.")
         if "display_name" in values and user.role not in STAFF_ROLES:
             validation.not_reserved(str(values["display_name"]))
+        changed = [name for name, value in values.items() if getattr(user, name) != value]
         for name, value in values.items():
             setattr(user, name, value)
+        notices = await profile_events.log_profile_change(session, user, changed)
+    await profile_events.announce(rt, notices)
     return user

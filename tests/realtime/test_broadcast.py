@@ -492,7 +492,7 @@ async def test_the_shared_render_of_every_event_matches_each_viewers_own_executi
     async with asyncio.timeout(10):  # the log shows an event once older writes have ended
         while not all(by_type.get(kind) for kind in exposed):
             by_type = {}
-            for logged in await _items(app, alice, group_id):
+            for logged in await _items(app, alice):
                 by_type.setdefault(logged.type, []).append(logged)
             await asyncio.sleep(0.05)
     assert produced.keys() == exposed
@@ -590,16 +590,59 @@ async def _receipts(alice: Account, friend: Account, group_id: str) -> str:
 LAST_SEQ = "query Last($id: ID!) { conversation(id: $id) { lastSeq } }"
 
 
-#: How to make each kind of logged event a subscription delivers (typing is not logged).
-PRODUCERS = {EventType.MESSAGE_POSTED: _post, EventType.RECEIPT_UPDATED: _receipts}
+async def _settings(alice: Account, friend: Account, group_id: str) -> str:
+    await alice.call(
+        "mutation P($c: ID!) { pinConversation(conversationId: $c) { id } }", c=group_id
+    )
+    return "alice pins the group (an event for her alone)"
+
+
+async def _invitation(alice: Account, friend: Account, group_id: str) -> str:
+    await friend.call(
+        "mutation C($input: CreateGroupInput!) { createGroup(input: $input) { id } }",
+        input={"name": "The friend's", "inviteeIds": [alice.id]},
+    )
+    return "the friend invites alice to a new group"
+
+
+async def _deletion(alice: Account, friend: Account, group_id: str) -> str:
+    direct = (await friend.send("soon gone", to=alice))["conversationId"]
+    await friend.call("mutation D($c: ID!) { deleteConversation(conversationId: $c) }", c=direct)
+    return "the friend deletes their direct conversation with alice"
+
+
+async def _profile(alice: Account, friend: Account, group_id: str) -> str:
+    await friend.call(
+        "mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { id } }",
+        input={"displayName": "The Friend"},
+    )
+    return "the friend changes their display name (alice shares the group with them)"
+
+
+#: How to make each kind of logged event a subscription delivers (typing is not logged); the
+#: events addressed to one person are all addressed to alice, so her log holds them.
+PRODUCERS = {
+    EventType.MESSAGE_POSTED: _post,
+    EventType.RECEIPT_UPDATED: _receipts,
+    EventType.MEMBER_SETTINGS_CHANGED: _settings,
+    EventType.GROUP_INVITED: _invitation,
+    EventType.CONVERSATION_DELETED: _deletion,
+    EventType.PROFILE_UPDATED: _profile,
+}
 
 
 def _logged_of(kind: EventType) -> LoggedEvent:
     return cast(LoggedEvent, SimpleNamespace(type=kind))
 
 
-async def _items(app: RunningApp, member: Account, group_id: str) -> list[LoggedEvent]:
+async def _items(app: RunningApp, member: Account) -> list[LoggedEvent]:
+    """Everything `member`'s myEvents replays, from the start of the log."""
+    items: list[LoggedEvent] = []
     async with app.runtime.db.autocommit_engine.connect() as connection:
-        return await event_log.list_for_conversation(
-            connection, viewer_id=int(member.id), conversation_id=int(group_id), after=0
-        )
+        while True:
+            page = await event_log.list_for_user(
+                connection, viewer_id=int(member.id), after=items[-1].id if items else 0
+            )
+            items += page
+            if len(page) < event_log.REPLAY_PAGE:
+                return items

@@ -189,6 +189,32 @@ mutation Accept($c: ID!) {{ acceptGroupInvite(conversationId: $c) {{ {GROUP_SELE
 """
 DECLINE_GROUP_INVITE = "mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) }"
 LEAVE_GROUP = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) }"
+# Search and the inbox's operations (issue 12).
+SEARCH_MESSAGES = """
+query Search($c: ID, $s: ID) {
+  searchMessages(query: "hi", conversationId: $c, senderId: $s) {
+    edges { node { snippet message { body conversationId } } }
+  }
+}
+"""
+DIRECT_CONVERSATION_WITH = """
+query Direct($u: ID!) { directConversationWith(userId: $u) { id lastSeq members { user { id } } } }
+"""
+INBOX_SETTINGS = "id lastSeq archived pinned mutedUntil members { user { id } }"
+MUTE_CONVERSATION = f"""
+mutation Mute($c: ID!, $until: DateTime!) {{
+  muteConversation(conversationId: $c, until: $until) {{ {INBOX_SETTINGS} }}
+}}
+"""
+#: A time to mute until (the field refuses the past).
+MUTE_UNTIL = "2999-01-01T00:00:00+00:00"
+DELETE_CONVERSATION = "mutation Delete($c: ID!) { deleteConversation(conversationId: $c) }"
+
+
+def _on_conversation(field: str) -> str:
+    return f"""
+mutation Change($c: ID!) {{ {field}(conversationId: $c) {{ {INBOX_SETTINGS} }} }}
+"""
 
 
 def _on_group_member(field: str) -> str:
@@ -352,6 +378,39 @@ def _group_member_cases(field: str) -> tuple[Case, Case]:
         )
         for argument in ("conversationId", "userId")
     )
+
+
+def _no_hits(_world: World, found: dict[str, Any]) -> None:
+    # only the stranger's own conversations are searched, and she is in none of alice's
+    assert found == {"edges": []}
+
+
+def _no_conversation_with_the_owner(_world: World, found: dict[str, Any] | None) -> None:
+    # mallory has none with alice: null, as for anyone she never wrote to (and none is made)
+    assert found is None
+
+
+def _inbox_case(field: str) -> Case:
+    """Mute, archive, pin and their undoing: a member's own settings of their conversation."""
+    document = MUTE_CONVERSATION if field == "muteConversation" else _on_conversation(field)
+    extra = {"until": MUTE_UNTIL} if field == "muteConversation" else {}
+    return _members_only(
+        "conversationId",
+        document,
+        lambda w: {"c": w.conversation_id, **extra},
+        lambda f: {"c": f.group_id, **extra},
+    )
+
+
+#: The fields issue 12 added that take an id; the blocked party is aimed at them too.
+INBOX_FIELDS = (
+    "muteConversation",
+    "unmuteConversation",
+    "archiveConversation",
+    "unarchiveConversation",
+    "pinConversation",
+    "unpinConversation",
+)
 
 
 def _one_more_request_for_the_owner(world: World, before: View) -> View:
@@ -562,6 +621,43 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     "promoteGroupMember": _group_member_cases("promoteGroupMember"),
     "demoteGroupMember": _group_member_cases("demoteGroupMember"),
     "transferGroupOwnership": _group_member_cases("transferGroupOwnership"),
+    # Search covers the searcher's own conversations only: naming one of alice's is NOT_FOUND;
+    # naming alice as the sender finds nothing (mallory shares no conversation with her).
+    "searchMessages": (
+        _members_only(
+            "conversationId",
+            SEARCH_MESSAGES,
+            lambda w: {"c": w.conversation_id},
+            lambda f: {"c": f.group_id},
+        ),
+        Case(
+            "senderId",
+            SEARCH_MESSAGES,
+            lambda w: {"s": w.owner.id},
+            kind=PUBLIC_TARGET,
+            reveals_nothing=_no_hits,
+        ),
+    ),
+    # Anyone may ask for their DM with anyone: mallory has none with alice (null), and asking
+    # creates none (alice's view, inbox and requests included, is unchanged).
+    "directConversationWith": Case(
+        "userId",
+        DIRECT_CONVERSATION_WITH,
+        lambda w: {"u": w.owner.id},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_no_conversation_with_the_owner,
+    ),
+    **{field: _inbox_case(field) for field in INBOX_FIELDS},
+    # Deleting for everyone: members only (the owner, for a group); alice's conversation and
+    # group stay as they are.
+    "deleteConversation": (
+        _members_only(
+            "conversationId",
+            DELETE_CONVERSATION,
+            lambda w: {"c": w.conversation_id},
+            lambda f: {"c": f.group_id},
+        )
+    ),
 }
 
 
@@ -794,6 +890,30 @@ async def test_a_stranger_gets_nothing_through_queries_and_mutations(
         await case.still_holds(world)
 
 
+def _blocked_params() -> list[Any]:
+    fields = {*INBOX_FIELDS, "deleteConversation", "searchMessages", "directConversationWith"}
+    return [param for param in _params({"query", "mutation"}) if param.values[0] in fields]
+
+
+@pytest.mark.parametrize(("field", "case"), _blocked_params())
+async def test_the_blocked_party_gets_nothing_through_the_inbox_fields(
+    app: RunningApp, field: str, case: Case
+) -> None:
+    # given alice's world, and dave whom she blocked, who knows its ids
+    world = await _build_world(app)
+    # when dave calls the field with them
+    body = await graphql(app.http, case.document, case.variables(world), token=world.blocked.token)
+    # then he gets what a stranger gets: refused, or (public target) only what is his
+    if case.kind == PRIVATE:
+        _assert_refused(field, case.codes, body.get("errors"), body.get("data"))
+    else:
+        assert not body.get("errors"), body["errors"]
+        assert case.reveals_nothing is not None
+        case.reveals_nothing(world, body["data"][field])
+    after = await _owner_view(world.owner, world.conversation_id, world.group_id)
+    assert after == case.owner_view_after(world, world.owner_view)
+
+
 @pytest.mark.parametrize(("field", "case"), _params({"subscription"}))
 async def test_a_stranger_gets_nothing_through_subscriptions(
     server: RunningApp, field: str, case: Case
@@ -968,6 +1088,11 @@ def _not_the_group(former: Former, body: dict[str, Any]) -> None:
     assert former.group_id not in ids
 
 
+def _his_direct_conversation(former: Former, body: dict[str, Any]) -> None:
+    assert not body.get("errors"), body["errors"]
+    assert body["data"]["directConversationWith"]["id"] == former.direct_id
+
+
 def _only_the_new_group(former: Former, body: dict[str, Any]) -> None:
     assert not body.get("errors"), body["errors"]
     created = body["data"]["createGroup"]
@@ -981,6 +1106,10 @@ PROBES: dict[str, Probe] = {
     # The inbox and the message requests list only conversations he is in.
     "Query.conversations": Probe(DEEP_INBOX, lambda f: {}, _not_the_group),
     "Query.messageRequests": Probe(DEEP_REQUESTS, lambda f: {}, _not_the_group),
+    # His DM with the group's owner is the one he is still in, never the group.
+    "Query.directConversationWith": Probe(
+        DIRECT_CONVERSATION_WITH, lambda f: {"u": f.owner.id}, _his_direct_conversation
+    ),
     # A new group is the creator's own, and nothing else.
     "Mutation.createGroup": Probe(
         CREATE_GROUP, lambda f: {"input": {"name": "Frank's"}}, _only_the_new_group

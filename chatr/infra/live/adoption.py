@@ -162,7 +162,7 @@ class Adopter:
                 )
                 handed = 0
                 for event in page.events:
-                    members = page.members.get(event.conversation_id)
+                    members = event_log.may_see(event, page.members.get(event.conversation_id))
                     recipients = (
                         self._recipients(event, members, by_conversation, by_user)
                         if members
@@ -200,8 +200,12 @@ class Adopter:
                 if newcomer.cursor < event.id:
                     newcomer.cursor = event.id
                     recipients.append(newcomer.tap)
-                    if event.conversation_id not in newcomer.tap.following:
-                        self._follow(newcomer.tap, event.conversation_id)  # its typing too
+                    # Its typing too, once a member (not for an invitation, say).
+                    if (
+                        event.audience_id is None
+                        and event.conversation_id not in newcomer.tap.following
+                    ):
+                        self._follow(newcomer.tap, event.conversation_id)
         return recipients
 
     async def _alone(self, newcomer: Newcomer, slots: asyncio.Semaphore) -> None:

@@ -428,6 +428,7 @@ class LiveHub:
         self._mark_dirty()
 
     def _recipients(self, event: LoggedEvent, members: frozenset[int] | None) -> list[Tap]:
+        members = event_log.may_see(event, members)
         if not members:
             return []
         recipients = [
@@ -439,8 +440,9 @@ class LiveHub:
             for tap in self._by_user.get(user_id, ()):
                 if tap.live and tap.cursor < event.id:
                     recipients.append(tap)
-                    if event.conversation_id not in tap.following:
-                        self._follow(tap, event.conversation_id)  # hear its typing too
+                    # Hear its typing too, once a member (not for an invitation, say).
+                    if event.audience_id is None and event.conversation_id not in tap.following:
+                        self._follow(tap, event.conversation_id)
         for tap in recipients:
             tap.cursor = event.id
         return recipients
