@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CTE
 
 from chatr.errors import BadUserInput
 from chatr.models import Membership, MembershipState, Message, MessageHidden
@@ -122,29 +123,54 @@ def _highlighted(raw: str) -> tuple[str, list[tuple[int, int]]]:
     return "".join(text), ranges
 
 
-def _visible_to(viewer_id: int, filters: Filters) -> list[ColumnElement[bool]]:
-    """The rules of the module docstring, on a statement joined with the viewer's membership."""
+def _matches(words: Sequence[str], *, postgres: bool) -> CTE:
+    """Every indexed message containing all the words, with its rank and what the rules and
+    filters look at, read through the index alone.
+
+    Materialised on PostgreSQL: asyncpg's prepared statements get a generic plan, which
+    (not knowing how rare the words are) combined the GIN scan with a scan of the whole
+    conversation's (conversation_id, seq) index: 230 ms for 100 matches in a million
+    messages, instead of under 1 ms.
+    """
+    columns = [
+        _messages.c.id,
+        _messages.c.conversation_id,
+        _messages.c.seq,
+        _messages.c.sender_id,
+        _messages.c.created_at,
+    ]
+    if postgres:
+        tsquery = func.plainto_tsquery(_CONFIG, bindparam("search_text", " ".join(words)))
+        rank = func.ts_rank_cd(_vector, tsquery, type_=REAL).label("rank")
+        matched = select(*columns, rank).where(_vector.op("@@")(tsquery))
+        return matched.cte("matched").prefix_with("MATERIALIZED")
+    rank = (-func.bm25(_fts_name, type_=Float)).label("rank")
+    matched = (
+        select(*columns, rank)
+        .select_from(_fts)
+        .join(_messages, _messages.c.id == _fts.c.rowid)
+        .where(_fts_name.op("MATCH")(bindparam("search_text", _fts_query(words))))
+    )
+    return matched.cte("matched")
+
+
+def _visible_to(matched: CTE, viewer_id: int, filters: Filters) -> list[ColumnElement[bool]]:
+    """The rules of the module docstring, on `matched` joined with the viewer's membership."""
     conditions: list[ColumnElement[bool]] = [
-        Message.seq > Membership.cleared_seq,
-        ~exists().where(MessageHidden.message_id == Message.id, MessageHidden.user_id == viewer_id),
+        matched.c.seq > Membership.cleared_seq,
+        ~exists().where(
+            MessageHidden.message_id == matched.c.id, MessageHidden.user_id == viewer_id
+        ),
     ]
     if filters.conversation_id is not None:
-        conditions.append(Message.conversation_id == filters.conversation_id)
+        conditions.append(matched.c.conversation_id == filters.conversation_id)
     if filters.sender_id is not None:
-        conditions.append(Message.sender_id == filters.sender_id)
+        conditions.append(matched.c.sender_id == filters.sender_id)
     if filters.since is not None:
-        conditions.append(Message.created_at >= filters.since)
+        conditions.append(matched.c.created_at >= filters.since)
     if filters.until is not None:
-        conditions.append(Message.created_at < filters.until)
+        conditions.append(matched.c.created_at < filters.until)
     return conditions
-
-
-def _membership_join(viewer_id: int) -> ColumnElement[bool]:
-    return (
-        (Membership.conversation_id == Message.conversation_id)
-        & (Membership.user_id == viewer_id)
-        & (Membership.state == MembershipState.ACCEPTED)
-    )
 
 
 async def search(
@@ -164,37 +190,35 @@ async def search(
             session, viewer_id=viewer_id, conversation_id=filters.conversation_id
         )
     postgres = session.get_bind().dialect.name == "postgresql"
-    rank: ColumnElement[float]
-    if postgres:
-        tsquery = func.plainto_tsquery(_CONFIG, bindparam("search_text", " ".join(words)))
-        rank = func.ts_rank_cd(_vector, tsquery, type_=REAL).label("rank")
-        statement = select(Message, rank).where(_vector.op("@@")(tsquery))
-    else:
-        rank = (-func.bm25(_fts_name, type_=Float)).label("rank")
-        statement = (
-            select(Message, rank)
-            .select_from(_fts)
-            .join(_messages, _messages.c.id == _fts.c.rowid)
-            .where(_fts_name.op("MATCH")(bindparam("search_text", _fts_query(words))))
+    matched = _matches(words, postgres=postgres)
+    statement = (
+        select(matched.c.id, matched.c.rank)
+        .join(
+            Membership,
+            (Membership.conversation_id == matched.c.conversation_id)
+            & (Membership.user_id == viewer_id)
+            & (Membership.state == MembershipState.ACCEPTED),
         )
-    statement = statement.join(Membership, _membership_join(viewer_id)).where(
-        *_visible_to(viewer_id, filters)
+        .where(*_visible_to(matched, viewer_id, filters))
     )
     found = await paginate(
         session,
         statement,
-        keys=(rank, Message.id),
+        keys=(matched.c.rank, matched.c.id),
         descending=True,
         request=page,
-        key_values=lambda row: (row.rank, row.Message.id),
+        key_values=lambda row: (row.rank, row.id),
         scalars=False,
     )
-    snippets = await _snippets(
-        session, words, [row.Message.id for _, row in found.edges], postgres=postgres
-    )
+    ids = [row.id for _, row in found.edges]
+    messages = {
+        message.id: message
+        for message in await session.scalars(select(Message).where(Message.id.in_(ids)))
+    }
+    snippets = await _snippets(session, words, ids, postgres=postgres)
     edges = []
     for cursor, row in found.edges:
-        message: Message = row.Message
+        message = messages[row.id]
         text, ranges = _highlighted(snippets.get(message.id) or message.body or "")
         edges.append((cursor, Hit(message, float(row.rank), text, ranges)))
     return Page(edges, has_next_page=found.has_next_page, has_previous_page=found.has_previous_page)
