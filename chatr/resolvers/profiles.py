@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from chatr.context import Context
 from chatr.models import User
-from chatr.services import privacy, profiles, users, validation
+from chatr.services import privacy, privacy_settings, profiles, users, validation
 from chatr.services.privacy import Audience, Detail
 
 
@@ -27,7 +27,7 @@ async def update_profile(ctx: Context, *, changes: profiles.ProfileChanges) -> U
 
 async def update_privacy(ctx: Context, *, changes: Mapping[Detail, Audience]) -> User:
     viewer = await ctx.viewer()
-    return await privacy.update_settings(ctx.runtime, viewer_id=viewer.id, changes=changes)
+    return await privacy_settings.update_settings(ctx.runtime, viewer_id=viewer.id, changes=changes)
 
 
 async def may_see(ctx: Context, subject: User, detail: Detail) -> bool:

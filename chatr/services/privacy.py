@@ -18,7 +18,6 @@ from collections.abc import Collection, Mapping, Sequence
 from sqlalchemy import ColumnElement, and_, case, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from chatr.errors import NotFound
 from chatr.models import (
     Block,
     Conversation,
@@ -29,7 +28,6 @@ from chatr.models import (
     Membership,
     User,
 )
-from chatr.runtime import Runtime
 
 
 class Audience(enum.StrEnum):
@@ -191,29 +189,3 @@ async def standings_between(
         for viewer in viewers
         for user in users
     }
-
-
-async def update_settings(
-    rt: Runtime, *, viewer_id: int, changes: Mapping[Detail, Audience]
-) -> User:
-    """Change some settings, leaving the others as they were; whoever now sees more or less
-    of the person hears of it (chatr.services.profile_events)."""
-    # Imported here: profile_events applies this module's rules.
-    from chatr.services import profile_events
-
-    async with rt.db.session() as session, session.begin():
-        user = await session.get(User, viewer_id, with_for_update=True)
-        if user is None:
-            raise NotFound("No such user.")
-        before = dict(user.privacy or {})
-        merged = dict(before)
-        merged.update({detail.value: audience.value for detail, audience in changes.items()})
-        user.privacy = merged  # a new dict: the JSON column is saved on assignment
-        changed = [d for d in changes if settings_of(user)[d] != _settings(before)[d]]
-        notices = await profile_events.log_privacy_change(session, user, before, changed)
-    await profile_events.announce(rt, notices)
-    return user
-
-
-def _settings(stored: Mapping[str, str]) -> dict[Detail, Audience]:
-    return settings_of(User(privacy=dict(stored)))
