@@ -6,38 +6,33 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from json import JSONDecodeError
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from cross_web import HTTPException
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLSyntaxError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import MissingQueryError
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.types import ExecutionResult
-from strawberry.types.graphql import OperationType
 
 from chatr import frames
 from chatr import websocket as ws_lifecycle
 from chatr.client_address import client_ip
 from chatr.context import Context
 from chatr.db import Database
-from chatr.errors import BadRequest, ErrorCode
+from chatr.errors import ErrorCode
+from chatr.http import GraphQLHTTP
 from chatr.infra import rate_limits
 from chatr.infra.live import LiveHub
 from chatr.infra.mailer import create_mailer
@@ -51,7 +46,6 @@ from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
-from chatr.schema.errors import with_code
 from chatr.schema.socket_outlet import LIVE_OPERATION, LiveOperation, SocketSend
 from chatr.services import auth, presence
 from chatr.services.auth import Viewer
@@ -60,14 +54,9 @@ from chatr.socket_registry import SocketRegistry, SocketSlot
 from chatr.supervision import Supervisor, run_all
 
 if TYPE_CHECKING:
-    from cross_web import AsyncHTTPRequestAdapter  # strawberry's own dependency
     from strawberry.schema import BaseSchema
 
 log = logging.getLogger("chatr.app")
-
-
-#: What HTTP may run: a subscription is a live stream, it needs a WebSocket.
-HTTP_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 
 
 def _protocol_error_code(message: str) -> ErrorCode:
@@ -293,13 +282,6 @@ class ChatrWebSocketAdapter(ASGIWebSocketAdapter):
                 await self.ws.close(code=code, reason=reason)
 
 
-def _bad_request(error: HTTPException) -> Response:
-    """strawberry's plain-text refusal as a GraphQL error with a code, like every other."""
-    code = ErrorCode.NOT_FOUND if error.status_code == 404 else ErrorCode.BAD_REQUEST
-    body = {"errors": [{"message": error.reason, "extensions": {"code": code.value}}]}
-    return JSONResponse(body, status_code=error.status_code)
-
-
 class ChatrGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
@@ -318,29 +300,8 @@ class ChatrGraphQL(GraphQL[Context, None]):
         self.sockets = sockets
         self.anonymous_idle_seconds = anonymous_idle_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        try:
-            response = await self.run(Request(scope=scope, receive=receive))
-        except HTTPException as error:
-            response = _bad_request(error)
-        await response(scope, receive, send)
-
     def decode_json(self, data: str | bytes) -> object:
         return frames.decode_json(data)
-
-    def parse_json(self, data: str | bytes) -> Any:
-        """The POST body (GET, which reads its variables through here too, cannot run).
-
-        strawberry checks the shape of a JSON object, but calls `.get` on whatever else the
-        body holds (`42`, `null`, `"str"`): refused here, before that. A list is a batch,
-        which strawberry refuses as such."""
-        parsed = super().parse_json(data)
-        if not isinstance(parsed, list) and (problem := frames.operation_problem(parsed)):
-            raise HTTPException(400, problem)
-        return parsed
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         runtime: Runtime = request.app.state.runtime
@@ -351,19 +312,6 @@ class ChatrGraphQL(GraphQL[Context, None]):
             response=response,
             loaders=Loaders(runtime, cache=not is_websocket),
         )
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        response = await super().process_result(request, result)
-        if result.errors:
-            # strawberry types the formatted errors as objects; they are graphql-core's dicts
-            formatted_errors = cast("list[Mapping[str, Any]]", response["errors"])
-            response["errors"] = [
-                with_code(formatted, error)
-                for formatted, error in zip(formatted_errors, result.errors, strict=True)
-            ]
-        return response
 
     async def on_ws_connect(self, context: Context) -> None:
         try:
@@ -380,43 +328,6 @@ class ChatrGraphQL(GraphQL[Context, None]):
                 raise ws_lifecycle.too_many_sockets("Too many sockets for this account")
 
         return admit
-
-    async def execute_single(
-        self,
-        request: Request,
-        request_adapter: AsyncHTTPRequestAdapter,
-        sub_response: Response,
-        context: Context,
-        root_value: None,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        """strawberry's, but queries and mutations only, by POST only; a request that cannot
-        run is a BAD_REQUEST error (HTTP 400) with a code, like every other error, instead of
-        a plain-text 400 or a subscription executed as a query (which failed as INTERNAL)."""
-        allowed = HTTP_OPERATIONS if request_adapter.method == "POST" else set()
-        try:
-            return await self.schema.execute(
-                request_data.query,
-                root_value=root_value,
-                variable_values=request_data.variables,
-                context_value=context,
-                operation_name=request_data.operation_name,
-                allowed_operation_types=allowed,
-                operation_extensions=request_data.extensions,
-            )
-        except InvalidOperationTypeError as error:
-            if error.operation_type is OperationType.SUBSCRIPTION:
-                message = "Subscriptions run over a WebSocket at /graphql, not over HTTP."
-            else:
-                message = "Send queries and mutations with POST."
-        except CannotGetOperationTypeError as error:
-            message = error.as_http_error_reason()
-        except MissingQueryError:
-            message = "No GraphQL query found in the request."
-        sub_response.status_code = 400
-        return ExecutionResult(
-            data=None, errors=[GraphQLError(message, original_error=BadRequest(message))]
-        )
 
 
 #: Where `RawWebSocketSend` keeps the server's send in a WebSocket's scope.
@@ -439,42 +350,6 @@ class RawWebSocketSend:
         if scope["type"] == "websocket":
             scope = {**scope, RAW_SEND: send}
         await self.app(scope, receive, send)
-
-
-class BodySizeLimit:
-    """Refuse request bodies over the limit (413) before anything parses them."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def healthz(_: Request) -> Response:
@@ -550,14 +425,14 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     schema = build_schema(settings)
+    http = GraphQLHTTP(schema, settings)
     graphql = ChatrGraphQL(
         schema,
         sockets=SocketRegistry(
             per_ip=settings.max_sockets_per_ip, per_user=settings.max_sockets_per_user
         ),
         anonymous_idle_seconds=settings.anonymous_socket_idle_seconds,
-        graphql_ide=None if settings.is_production else "graphiql",
-        allow_queries_via_get=False,
+        graphql_ide=None,  # GraphiQL is served by chatr.http, from local assets
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         allowed_origins=settings.allowed_origins,
     )
@@ -628,20 +503,27 @@ def create_app(settings: Settings) -> Starlette:
                     ("broker", broker.stop),
                     ("presence store", runtime.presence.close),
                     ("rate limits", limits.close),
+                    ("persisted queries", http.close),
                     ("database", db.dispose),
                 ]
             )
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method: chatr.http answers OPTIONS (CORS) and refuses the others with a
+            # coded 405.
+            Route("/graphql", http),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *(
+                [Route("/graphiql/assets/{name}", http.graphiql.asset)]
+                if http.graphiql is not None
+                else []
+            ),
         ],
         lifespan=lifespan,
     )
     app.state.sockets = graphql.sockets
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RawWebSocketSend)
     return app

@@ -30,6 +30,18 @@ class ErrorCode(enum.StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     #: A backing service is briefly unreachable; retry after `extensions.retryAfter` seconds.
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    #: The HTTP request body (or a batch) is over the server's limit (HTTP 413).
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    #: The HTTP method cannot run this request: a mutation over GET, say (HTTP 405, `Allow`).
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    #: The `Accept` header names no media type chatr answers in (HTTP 406).
+    NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
+    #: The POST body is not `application/json` in UTF-8 (HTTP 415).
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    #: An automatic persisted query's hash is unknown here: resend it with its `query`.
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    #: The server runs only pre-registered documents (`CHATR_TRUSTED_DOCUMENTS`).
+    DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
@@ -122,3 +134,74 @@ class StreamFailed(ChatrError):
 
     def __init__(self, message: str, *, cursor: str) -> None:
         super().__init__(message, cursor=cursor)
+
+
+class TransportError(ChatrError):
+    """An HTTP request refused before any GraphQL ran: it answers `http_status` with a
+    GraphQL error body (chatr.http), never text/plain. `headers` go on the response."""
+
+    code = ErrorCode.BAD_REQUEST
+    http_status = 400
+
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, **extensions: object
+    ) -> None:
+        super().__init__(message, **extensions)
+        self.headers = dict(headers or {})
+
+
+class MalformedRequest(TransportError):
+    """Not a well-formed GraphQL-over-HTTP request: bad JSON, no query, wrong shapes."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class PayloadTooLarge(TransportError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    http_status = 413
+
+
+class MethodNotAllowed(TransportError):
+    """The method cannot run this request; `allow` lists the ones that can (`Allow`)."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
+    http_status = 405
+
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message, headers={"Allow": allow})
+
+
+class NotAcceptable(TransportError):
+    code = ErrorCode.NOT_ACCEPTABLE
+    http_status = 406
+
+
+class UnsupportedMediaType(TransportError):
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    http_status = 415
+
+
+class PersistedQueryNotFound(TransportError):
+    """Apollo's APQ protocol: clients look for this exact message (and the code) and resend
+    the operation with its document. Status 200 under `application/json`, as Apollo
+    Server answers, so every client version reads the body."""
+
+    code = ErrorCode.PERSISTED_QUERY_NOT_FOUND
+    http_status = 200
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+
+class DocumentNotTrusted(TransportError):
+    """Trusted-documents mode: only the manifest's documents run."""
+
+    code = ErrorCode.DOCUMENT_NOT_TRUSTED
+    http_status = 403
+
+
+class OriginNotAllowed(TransportError):
+    """A CORS preflight from an origin not in `CHATR_ALLOWED_ORIGINS`."""
+
+    code = ErrorCode.FORBIDDEN
+    http_status = 403

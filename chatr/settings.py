@@ -61,6 +61,10 @@ def rate_limit_mode(value: str | None, environment: str) -> str:
     raise ValueError(f"CHATR_RATE_LIMITS: {value!r} is not one of strict, generous, off")
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def _list(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -100,6 +104,15 @@ class Settings:
     max_request_body_bytes: int = 256 * 1024
     max_websocket_frame_bytes: int = 64 * 1024
     max_subscriptions_per_connection: int = 100
+    #: Operations in one batched HTTP request (a JSON array); each counts as if sent alone.
+    max_batch: int = 10
+    #: How long an automatic persisted query stays in Redis after its last use, seconds
+    #: (the embedded default keeps a bounded LRU in memory instead).
+    persisted_query_ttl_seconds: int = 24 * 3600
+    #: A JSON manifest (hash → document): when set, only these documents run over HTTP.
+    trusted_documents: Path | None = None
+    #: Where GraphiQL's assets were installed (`npm ci` in graphiql/, by scripts/bootstrap).
+    graphiql_assets_dir: Path | None = None
     #: WebSockets one user may hold open on one instance (0: no cap): a tab each, over a
     #: few devices. Counted per instance (chatr.socket_registry).
     max_sockets_per_user: int = 20
@@ -232,6 +245,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_request_body_bytes=_int(env.get("CHATR_MAX_REQUEST_BYTES"), 256 * 1024),
         max_websocket_frame_bytes=_int(env.get("CHATR_MAX_WS_FRAME_BYTES"), 64 * 1024),
         max_subscriptions_per_connection=_int(env.get("CHATR_MAX_SUBSCRIPTIONS"), 100),
+        max_batch=_int(env.get("CHATR_MAX_BATCH"), 10),
+        persisted_query_ttl_seconds=_int(env.get("CHATR_PERSISTED_QUERY_TTL"), 24 * 3600),
+        trusted_documents=_path(env.get("CHATR_TRUSTED_DOCUMENTS")),
+        graphiql_assets_dir=_path(env.get("CHATR_GRAPHIQL_ASSETS")),
         max_sockets_per_user=_int(env.get("CHATR_MAX_SOCKETS_PER_USER"), 20),
         max_sockets_per_ip=_int(env.get("CHATR_MAX_SOCKETS_PER_IP"), 100),
         anonymous_socket_idle_seconds=float(env.get("CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS") or 60.0),

@@ -71,20 +71,24 @@ async def test_wrongly_typed_variable_is_bad_user_input(app: RunningApp) -> None
     assert _codes(body) == ["BAD_USER_INPUT"]
 
 
-async def test_batched_requests_are_refused(app: RunningApp) -> None:
-    response = await app.http.post("/graphql", json=[{"query": ME}, {"query": ME}])
+async def test_a_batch_over_the_limit_is_refused(app: RunningApp, settings: Settings) -> None:
+    batch = [{"query": ME}] * (settings.max_batch + 1)
+    response = await app.http.post("/graphql", json=batch)
     assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
 async def test_request_body_over_the_limit_gets_413(app: RunningApp, settings: Settings) -> None:
     padding = "x" * (settings.max_request_body_bytes + 1)
     response = await app.http.post("/graphql", json={"query": ME, "variables": {"p": padding}})
     assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
-async def test_get_requests_cannot_run_queries(app: RunningApp) -> None:
-    response = await app.http.get("/graphql", params={"query": ME})
-    assert response.status_code in (400, 405)
+async def test_get_requests_cannot_run_mutations(app: RunningApp) -> None:
+    response = await app.http.get("/graphql", params={"query": "mutation { logout }"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
 
 
 async def test_unexpected_errors_are_masked_without_internals(

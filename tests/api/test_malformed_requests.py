@@ -72,12 +72,12 @@ async def test_a_malformed_body_is_a_coded_400_without_a_traceback(
     _no_traceback_logged(caplog)
 
 
-async def test_an_unsupported_content_type_is_a_coded_400(app: RunningApp) -> None:
+async def test_an_unsupported_content_type_is_a_coded_415(app: RunningApp) -> None:
     response = await app.http.post(
         "/graphql", content=b"query=%7Bme%7D", headers={"Content-Type": "text/plain"}
     )
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
 
 
 async def test_a_well_formed_request_still_runs(app: RunningApp) -> None:

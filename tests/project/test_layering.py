@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "chatr.asgi",
             "chatr.cli",
             "chatr.demo",
+            "chatr.http",
             "chatr.websocket",
             "chatr.socket_registry",
         ),
