@@ -146,7 +146,8 @@ class TransportError(ChatrError):
     def __init__(
         self, message: str, *, headers: dict[str, str] | None = None, **extensions: object
     ) -> None:
-        super().__init__(message, **extensions)
+        super().__init__(message)
+        self.extensions.update(extensions)
         self.headers = dict(headers or {})
 
 
