@@ -76,7 +76,7 @@ async function graphiql(url, config) {
       arg: { query, headers },
     });
     await page.goto(url);
-    await page.waitForSelector(".graphiql-execute-button", { timeout: 20000 });
+    await page.waitForSelector(".graphiql-execute-button", { timeout: 60000 });
   }
   const resultText = () => page.locator(".result-window").innerText();
 
@@ -85,25 +85,37 @@ async function graphiql(url, config) {
   await page.waitForFunction(
     (expected) => document.querySelector(".result-window")?.innerText.includes(expected),
     config.expectQuery,
-    { timeout: 20000 }
+    { timeout: 60000 }
   );
   const queryResult = await resultText();
 
   await page.context().close();
   await open(config.subscription);
   await page.click(".graphiql-execute-button");
-  await new Promise((resolve) => setTimeout(resolve, 1500)); // the subscription is live
-  const sent = await fetch(config.httpUrl, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${config.token}` },
-    body: JSON.stringify(config.send),
-  });
-  if (!sent.ok) throw new Error(`send failed: ${sent.status} ${await sent.text()}`);
-  await page.waitForFunction(
-    (expected) => document.querySelector(".result-window")?.innerText.includes(expected),
-    config.expectSubscription,
-    { timeout: 20000 }
-  );
+  // The subscription goes live a moment after the click, and how long that takes depends on
+  // the machine's load: send the message again (a new clientMessageId each time) until it
+  // shows in the result pane.
+  const shown = () =>
+    page
+      .waitForFunction(
+        (expected) => document.querySelector(".result-window")?.innerText.includes(expected),
+        config.expectSubscription,
+        { timeout: 5000 }
+      )
+      .then(() => true, () => false);
+  let arrived = false;
+  for (let attempt = 0; attempt < 12 && !arrived; attempt++) {
+    const send = structuredClone(config.send);
+    send.variables.input.clientMessageId += `-${attempt}`;
+    const sent = await fetch(config.httpUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${config.token}` },
+      body: JSON.stringify(send),
+    });
+    if (!sent.ok) throw new Error(`send failed: ${sent.status} ${await sent.text()}`);
+    arrived = await shown();
+  }
+  if (!arrived) throw new Error("the subscription result never showed the message");
   const subscriptionResult = await resultText();
   await page.screenshot({ path: config.screenshot });
   return { queryResult, subscriptionResult };

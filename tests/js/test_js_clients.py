@@ -99,7 +99,7 @@ async def _browser(*args: str) -> dict[str, Any]:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=240)
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -8,7 +8,7 @@ import { getMainDefinition } from "@apollo/client/utilities";
 import { createClient } from "graphql-ws";
 
 import { AVAILABLE, ME, MY_EVENTS, SEND } from "./documents.js";
-import { firstMatching, recordingFetch, sha256 } from "./recorder.js";
+import { firstMatching, recordingFetch, sendUntilDelivered, sha256 } from "./recorder.js";
 
 export async function runApollo({ httpUrl, wsUrl, token, recipientId, tag }) {
   const requests = [];
@@ -47,12 +47,12 @@ export async function runApollo({ httpUrl, wsUrl, token, recipientId, tag }) {
       },
       (result) => result.data?.myEvents?.message?.body === body
     );
-    await new Promise((resolve) => setTimeout(resolve, 500)); // the subscription is live
-    const mutation = await client.mutate({
-      mutation: gql(SEND),
-      variables: { input: { recipientId, body, clientMessageId: `apollo-${tag}` } },
-    });
-    const received = await event;
+    const { mutation, received } = await sendUntilDelivered(event, (attempt) =>
+      client.mutate({
+        mutation: gql(SEND),
+        variables: { input: { recipientId, body, clientMessageId: `apollo-${tag}-${attempt}` } },
+      })
+    );
     return {
       query: query.data.me,
       batch: [batchA.data.me, batchB.data.usernameAvailable],

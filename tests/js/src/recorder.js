@@ -30,7 +30,7 @@ export async function sha256(text) {
 
 // Resolves with the first value `subscribe` hands to `next` that `accept` takes, or rejects
 // after `ms`.
-export function firstMatching(start, accept, ms = 10000) {
+export function firstMatching(start, accept, ms = 60000) {
   return new Promise((resolve, reject) => {
     let stop = () => {};
     const timer = setTimeout(() => {
@@ -48,4 +48,21 @@ export function firstMatching(start, accept, ms = 10000) {
       reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
     });
   });
+}
+
+// Sends (`send(attempt)`, a mutation) until `event` (the subscription's awaited value)
+// arrives: a subscription goes live a moment after it is started, and how long that takes
+// depends on the machine's load. Resolves with the last mutation's result and the event.
+export async function sendUntilDelivered(event, send, attempts = 10) {
+  let settled = false;
+  event.then(
+    () => (settled = true),
+    () => (settled = true)
+  );
+  let mutation;
+  for (let attempt = 0; attempt < attempts && !settled; attempt++) {
+    mutation = await send(attempt);
+    await Promise.race([event.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 3000))]);
+  }
+  return { mutation, received: await event };
 }

@@ -4,7 +4,7 @@ import { Client, cacheExchange, fetchExchange, subscriptionExchange } from "@urq
 import { createClient } from "graphql-ws";
 
 import { ME, MY_EVENTS, SEND } from "./documents.js";
-import { firstMatching, recordingFetch } from "./recorder.js";
+import { firstMatching, recordingFetch, sendUntilDelivered } from "./recorder.js";
 
 export async function runUrql({ httpUrl, wsUrl, token, recipientId, tag }) {
   const requests = [];
@@ -42,12 +42,12 @@ export async function runUrql({ httpUrl, wsUrl, token, recipientId, tag }) {
       },
       (result) => result.data?.myEvents?.message?.body === body
     );
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const mutation = await client
-      .mutation(SEND, { input: { recipientId, body, clientMessageId: `urql-${tag}` } })
-      .toPromise();
-    if (mutation.error) throw mutation.error;
-    const received = await event;
+    const { mutation, received } = await sendUntilDelivered(event, async (attempt) => {
+      const input = { recipientId, body, clientMessageId: `urql-${tag}-${attempt}` };
+      const sent = await client.mutation(SEND, { input }).toPromise();
+      if (sent.error) throw sent.error;
+      return sent;
+    });
     return {
       query: query.data.me,
       mutation: mutation.data.sendMessage,
