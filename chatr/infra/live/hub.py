@@ -94,7 +94,8 @@ class LiveHub:
         self._horizon_delay = HORIZON_RETRY_SECONDS[0]
         self._dirty = False
         self._last_read = 0.0
-        #: Bumped by every handover that moved `_position` back (see `_read_and_dispatch`).
+        #: Bumped by every handover: a round in flight then leaves `_position` alone (see
+        #: `_hand_over`, `_read_and_dispatch`).
         self._rewinds = 0
         self._signals: deque[tuple[str, envelopes.Envelope]] = deque()
         self._adopter = Adopter(
@@ -178,10 +179,14 @@ class LiveHub:
         tap.live = True
         if self._position is None or covered < self._position:
             # Dispatch re-reads from where the tap is covered; the others skip what they
-            # already had by their own cursor. A read in flight must not move past it.
+            # already had by their own cursor.
             self._position = covered
-            self._rewinds += 1
-            self._mark_dirty()
+        # Always, even when the position is not past `covered`: a round in flight chose its
+        # recipients before this tap was live and may have read events past `covered` (its
+        # read came after the tap's catch-up); it must not move the position past them. The
+        # next round re-reads from here, and taps that had those events skip them.
+        self._rewinds += 1
+        self._mark_dirty()
 
     def _forget(self, tap: Tap) -> None:
         self._taps.discard(tap)
@@ -403,7 +408,7 @@ class LiveHub:
             await self._deliver(jobs)
             self.counters["events"] += len(batch.events)
             if self._rewinds != rewinds:
-                return  # a tap joined behind this read: the next round starts where it is
+                return  # a tap went live during this round: the next one starts where it is
             if batch.events:
                 position = batch.events[-1].id
             if batch.complete:
