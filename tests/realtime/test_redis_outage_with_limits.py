@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 
 from chatr.settings import Settings
+from tests.realtime.delivery_report import receive_messages
 from tests.support.api import LOGIN, LOGOUT, PASSWORD, SEND, Account, data, graphql, register
 from tests.support.redis_server import RedisServer
 from tests.support.servers import RunningApp, served_app
 from tests.support.ws import CONVERSATION_EVENTS, subscribe
 
 OUTAGE_SECONDS = 5.0
+#: Sends during the outage however slow the machine (the outage lasts until both are done).
+DURING = 11
 BEFORE = 40
 AFTER = 40
 #: Codes a client is expected to retry (after `retryAfter` seconds, when given).
@@ -53,8 +56,10 @@ async def _until(condition: Any, timeout: float = 20.0) -> None:
 
 # KNOWN INTERMITTENT DEFECT (open, issue 8): once in four full parallel runs, this and the
 # other Redis-kill test each waited 30 s for a message that never reached the subscriber
-# after Redis came back (it passed alone and in the other runs). Re-run once so it cannot
-# block unrelated work while it is investigated; a second failure still fails the suite.
+# after Redis came back (it passed alone and in the other runs; not reproduced since in 15
+# loaded runs of the pair). Re-run once so it cannot block unrelated work while it is
+# investigated; a second failure still fails the suite. A failure now reports the missing
+# seqs, the log's positions and the hub's and taps' state (tests/realtime/delivery_report.py).
 @pytest.mark.flaky(reruns=1)
 async def test_sends_logins_and_sign_ups_go_on_with_limits_on_while_redis_is_down(
     settings: Settings, database: str
@@ -87,7 +92,7 @@ async def test_sends_logins_and_sign_ups_go_on_with_limits_on_while_redis_is_dow
                 redis.kill()
                 outage_ends = time.monotonic() + OUTAGE_SECONDS
                 i = 0
-                while time.monotonic() < outage_ends:
+                while time.monotonic() < outage_ends or i < DURING:
                     sent.append(await _send(bob, conversation_id, f"during-{i}"))
                     i += 1
                     if i == 5:
@@ -123,23 +128,20 @@ async def test_sends_logins_and_sign_ups_go_on_with_limits_on_while_redis_is_dow
                         degraded = (await _readiness(b))["taskStatus"]["rate-limits"]["degraded"]
                         assert "Redis" in degraded
                     await asyncio.sleep(0.02)
-                assert i > 10, "too few sends during the outage to mean anything"
                 await asyncio.to_thread(redis.restart)
                 for i in range(AFTER):
                     sent.append(await _send(bob, conversation_id, f"after-{i}"))
                 # then every send was accepted once, in order
                 assert sent == list(range(1, len(sent) + 1))
                 # and the subscriber ends with every message exactly once, in order
-                seqs = [1]
-                while len(seqs) < len(sent):
-                    event = await feed.next_of("MessagePostedEvent", timeout=30)
-                    seqs.append(event["message"]["seq"])
+                seqs = await receive_messages(
+                    feed, [1], len(sent), runtime=a.runtime, conversation_id=conversation_id
+                )
                 assert seqs == sent
                 # as does the one that subscribed during the outage (from the start)
-                late_seqs: list[int] = []
-                while len(late_seqs) < len(sent):
-                    event = await late.next_of("MessagePostedEvent", timeout=30)
-                    late_seqs.append(event["message"]["seq"])
+                late_seqs = await receive_messages(
+                    late, [], len(sent), runtime=b.runtime, conversation_id=conversation_id
+                )
                 assert late_seqs == sent
                 await asyncio.sleep(0.3)
                 assert feed.empty() and late.empty()
