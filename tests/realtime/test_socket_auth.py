@@ -4,45 +4,24 @@ forbidden streams."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from typing import Any
 
 import pytest
-import websockets
 from gql.transport.exceptions import TransportQueryError
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from chatr.settings import Settings
 from tests.support.api import LOGOUT, REFRESH, GraphQLError, data, register
 from tests.support.servers import RunningApp, served_app
 from tests.support.sessions import outlive_refresh_grace
-from tests.support.ws import CONVERSATION_EVENTS, LEGACY_WS, PROTOCOLS, TRANSPORT_WS, subscribe
-
-
-async def _connect(ws_url: str, token: str, protocol: str = TRANSPORT_WS) -> ClientConnection:
-    socket = await websockets.connect(ws_url, subprotocols=[protocol])  # type: ignore[list-item]
-    await socket.send(
-        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
-    )
-    return socket
-
-
-async def _close_code(socket: ClientConnection, timeout: float = 10) -> int | None:
-    async def drain() -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in socket:
-                pass
-
-    await asyncio.wait_for(drain(), timeout)
-    return socket.close_code
-
-
-async def _ack(socket: ClientConnection) -> dict[str, Any]:
-    message = json.loads(await asyncio.wait_for(socket.recv(), 5))
-    assert message["type"] == "connection_ack", message
-    return message
+from tests.support.ws import (
+    CONVERSATION_EVENTS,
+    LEGACY_WS,
+    PROTOCOLS,
+    ack,
+    close_code,
+    connect,
+    subscribe,
+)
 
 
 async def test_socket_closes_with_4401_when_the_access_token_expires(
@@ -52,19 +31,19 @@ async def test_socket_closes_with_4401_when_the_access_token_expires(
     async with served_app(short_lived) as server:
         assert server.ws_url
         alice = await register(server.http)
-        socket = await _connect(server.ws_url, alice.token)
-        await _ack(socket)
-        assert await _close_code(socket) == 4401
+        socket = await connect(server.ws_url, alice.token)
+        await ack(socket)
+        assert await close_code(socket) == 4401
 
 
 @pytest.mark.smoke
 async def test_socket_closes_with_4403_when_its_session_logs_out(server: RunningApp) -> None:
     alice = await register(server.http)
     assert server.ws_url
-    socket = await _connect(server.ws_url, alice.token)
-    await _ack(socket)
+    socket = await connect(server.ws_url, alice.token)
+    await ack(socket)
     await alice.call(LOGOUT)
-    assert await _close_code(socket) == 4403
+    assert await close_code(socket) == 4403
 
 
 async def test_socket_closes_when_a_reused_refresh_token_revokes_the_session(
@@ -72,13 +51,13 @@ async def test_socket_closes_when_a_reused_refresh_token_revokes_the_session(
 ) -> None:
     alice = await register(server.http)
     assert server.ws_url
-    socket = await _connect(server.ws_url, alice.token)
-    await _ack(socket)
+    socket = await connect(server.ws_url, alice.token)
+    await ack(socket)
     await data(server.http, REFRESH, {"token": alice.refresh_token})
     await outlive_refresh_grace(server.runtime)  # a replay, not a second tab racing the first
     with pytest.raises(GraphQLError):
         await data(server.http, REFRESH, {"token": alice.refresh_token})
-    assert await _close_code(socket) == 4403
+    assert await close_code(socket) == 4403
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -88,8 +67,8 @@ async def test_connecting_with_a_forged_token_is_refused_with_4401(
     # 4401 (the token is unusable: refresh or log in), not 4403, which means "your session
     # was revoked"; on both protocols (graphql-ws used to close with 1011).
     assert server.ws_url
-    socket = await _connect(server.ws_url, "not.a.jwt", protocol)
-    assert await _close_code(socket) == 4401
+    socket = await connect(server.ws_url, "not.a.jwt", protocol)
+    assert await close_code(socket) == 4401
 
 
 async def test_connecting_with_a_token_that_cannot_be_encoded_is_refused_alike(
@@ -98,17 +77,17 @@ async def test_connecting_with_a_token_that_cannot_be_encoded_is_refused_alike(
     # A lone surrogate (JSON carries one as "\ud800") has no UTF-8 form: it used to escape
     # as an exception and drop the socket (1006) instead of refusing it.
     assert server.ws_url
-    socket = await _connect(server.ws_url, "not.a\ud800.jwt")
-    assert await _close_code(socket) == 4401
+    socket = await connect(server.ws_url, "not.a\ud800.jwt")
+    assert await close_code(socket) == 4401
 
 
 async def test_graphql_ws_says_why_it_refuses_a_socket(server: RunningApp) -> None:
     assert server.ws_url
-    socket = await _connect(server.ws_url, "not.a.jwt", LEGACY_WS)
+    socket = await connect(server.ws_url, "not.a.jwt", LEGACY_WS)
     frame = json.loads(await asyncio.wait_for(socket.recv(), 5))
     assert frame["type"] == "connection_error"
     assert frame["payload"]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert await _close_code(socket) == 4401
+    assert await close_code(socket) == 4401
 
 
 async def test_subscribing_to_someone_elses_conversation_is_not_found(server: RunningApp) -> None:

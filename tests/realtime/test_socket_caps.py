@@ -4,7 +4,6 @@ logic sees it), idle unauthenticated sockets, and slots that never leak."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,14 +11,13 @@ from typing import Any
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from chatr.cli import proxy_options
 from chatr.settings import Settings
 from chatr.socket_registry import SocketRegistry
 from tests.support.api import register
 from tests.support.servers import RunningApp, served_app
-from tests.support.ws import LEGACY_WS, PROTOCOLS, TRANSPORT_WS
+from tests.support.ws import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, close_code
 
 PER_USER = 2
 PER_IP = 4
@@ -89,18 +87,6 @@ async def _connected(
     return socket
 
 
-async def _close_code(socket: ClientConnection, timeout: float = 5) -> int | None:
-    """Frames are skipped until the server closes the socket."""
-
-    async def drain() -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in socket:
-                pass
-
-    await asyncio.wait_for(drain(), timeout)
-    return socket.close_code
-
-
 async def _until(condition: Any, timeout: float = 5) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
@@ -124,7 +110,7 @@ async def test_a_user_cannot_hold_more_sockets_than_the_cap(
     else:
         payload = {"authorization": f"Bearer {alice.token}"}
         await extra.send(json.dumps({"type": "connection_init", "payload": payload}))
-    assert await _close_code(extra) == 4429
+    assert await close_code(extra) == 4429
     assert _sockets(capped).metrics()["refused_per_user"] == 1
     # Another user from the same address is not affected.
     bob = await register(capped.http)
@@ -146,7 +132,7 @@ async def test_an_address_cannot_hold_more_sockets_than_the_cap(
 ) -> None:
     held = [await _connected(capped, protocol=protocol) for _ in range(PER_IP)]
     extra = await _open(capped, protocol)
-    assert await _close_code(extra) == 4429
+    assert await close_code(extra) == 4429
     assert _sockets(capped).metrics()["refused_per_ip"] == 1
     for socket in held:
         await socket.close()
@@ -157,7 +143,7 @@ async def test_behind_a_trusted_proxy_each_client_address_has_its_own_cap(
 ) -> None:
     held = [await _connected(behind_proxy, forwarded_for="203.0.113.7") for _ in range(PER_IP)]
     refused = await _open(behind_proxy, forwarded_for="203.0.113.7")
-    assert await _close_code(refused) == 4429
+    assert await close_code(refused) == 4429
     other = await _connected(behind_proxy, forwarded_for="203.0.113.8")
     assert _sockets(behind_proxy).open_for(ip="203.0.113.8") == 1
     for socket in (*held, other):
@@ -173,7 +159,7 @@ async def test_a_forged_forwarded_for_does_not_escape_the_address_cap(
         await _connected(capped, forwarded_for=f"198.51.100.{number}") for number in range(PER_IP)
     ]
     refused = await _open(capped, forwarded_for="198.51.100.99")
-    assert await _close_code(refused) == 4429
+    assert await close_code(refused) == 4429
     for socket in held:
         await socket.close()
 
@@ -186,7 +172,7 @@ async def test_an_idle_unauthenticated_socket_is_closed_with_4408(
     capped: RunningApp, protocol: str
 ) -> None:
     anonymous = await _connected(capped, protocol=protocol)
-    assert await _close_code(anonymous, timeout=IDLE_SECONDS * 5) == 4408
+    assert await close_code(anonymous, timeout=IDLE_SECONDS * 5) == 4408
     assert _sockets(capped).metrics()["closed_idle"] == 1
 
 
@@ -194,7 +180,7 @@ async def test_a_legacy_socket_that_never_sends_connection_init_is_closed_with_4
     capped: RunningApp,
 ) -> None:
     silent = await _open(capped, LEGACY_WS)
-    assert await _close_code(silent, timeout=IDLE_SECONDS * 5) == 4408
+    assert await close_code(silent, timeout=IDLE_SECONDS * 5) == 4408
 
 
 async def test_an_authenticated_socket_may_idle_past_the_timeout(capped: RunningApp) -> None:
@@ -224,11 +210,11 @@ async def test_a_socket_releases_its_slots_however_it_ends(capped: RunningApp) -
         # Refused at connect: an unusable token.
         refused = await _open(capped, LEGACY_WS)
         await _init(refused, "garbage")
-        assert await _close_code(refused) == 4401
+        assert await close_code(refused) == 4401
         # Closed by the server for a malformed frame.
         malformed = await _connected(capped, alice.token)
         await malformed.send(b"\x00binary")
-        assert await _close_code(malformed) == 4400
+        assert await close_code(malformed) == 4400
         # Authenticated, then dropped.
         held = await _connected(capped, alice.token)
         held.transport.abort()

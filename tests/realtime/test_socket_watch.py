@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import logging
 from typing import Any
 
 import pytest
-import websockets
 from sqlalchemy.exc import OperationalError
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from chatr import websocket as ws_lifecycle
 from chatr.pubsub.broker import BrokerUnavailable
@@ -23,7 +19,7 @@ from chatr.settings import Settings
 from tests.support.api import register
 from tests.support.redis_server import RedisServer
 from tests.support.servers import RunningApp, served_app
-from tests.support.ws import PROTOCOLS, TRANSPORT_WS
+from tests.support.ws import PROTOCOLS, ack, close_code, connect
 
 
 def _outage() -> OperationalError:
@@ -38,29 +34,6 @@ def _in_watcher() -> bool:
             return True
         frame = frame.f_back
     return False
-
-
-async def _connect(ws_url: str, token: str, protocol: str = TRANSPORT_WS) -> ClientConnection:
-    socket = await websockets.connect(ws_url, subprotocols=[protocol])  # type: ignore[list-item]
-    await socket.send(
-        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
-    )
-    return socket
-
-
-async def _close_code(socket: ClientConnection, timeout: float = 15) -> int | None:
-    async def drain() -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in socket:
-                pass
-
-    await asyncio.wait_for(drain(), timeout)
-    return socket.close_code
-
-
-async def _ack(socket: ClientConnection) -> None:
-    message = json.loads(await asyncio.wait_for(socket.recv(), 5))
-    assert message["type"] == "connection_ack", message
 
 
 async def test_a_watcher_that_cannot_reach_the_database_closes_its_socket(
@@ -78,10 +51,10 @@ async def test_a_watcher_that_cannot_reach_the_database_closes_its_socket(
     alice = await register(server.http)
     assert server.ws_url
     # when a socket connects (its own authentication works)
-    socket = await _connect(server.ws_url, alice.token)
-    await _ack(socket)
+    socket = await connect(server.ws_url, alice.token)
+    await ack(socket)
     # then it is closed as "try again later" instead of living on unwatched
-    assert await _close_code(socket) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
+    assert await close_code(socket) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
     # and the connection's tasks are not the instance's: it stays ready
     readyz = await server.http.get("/readyz")
     assert readyz.status_code == 200, readyz.text
@@ -108,14 +81,14 @@ async def test_a_database_failure_on_resync_closes_the_socket(
         async with served_app(settings.with_overrides(broker_url=redis.url)) as server:
             assert server.ws_url
             alice = await register(server.http)
-            socket = await _connect(server.ws_url, alice.token)
-            await _ack(socket)
+            socket = await connect(server.ws_url, alice.token)
+            await ack(socket)
             await asyncio.wait_for(checked.wait(), 10)
             # when the database goes down and Redis restarts (every watcher resyncs)
             database_down.set()
             await asyncio.to_thread(redis.restart)
             # then the watcher, unable to check the session, closes the socket
-            assert await _close_code(socket, timeout=20) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
+            assert await close_code(socket, timeout=20) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
 
 
 async def test_a_watcher_whose_broker_subscription_fails_closes_its_socket(
@@ -132,9 +105,9 @@ async def test_a_watcher_whose_broker_subscription_fails_closes_its_socket(
     monkeypatch.setattr(broker, "subscribe", failing_in_watchers)
     alice = await register(server.http)
     assert server.ws_url
-    socket = await _connect(server.ws_url, alice.token)
-    await _ack(socket)
-    assert await _close_code(socket) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
+    socket = await connect(server.ws_url, alice.token)
+    await ack(socket)
+    assert await close_code(socket) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
 
 
 async def test_a_bug_in_the_presence_tracker_closes_the_socket_and_is_logged(
@@ -147,9 +120,9 @@ async def test_a_bug_in_the_presence_tracker_closes_the_socket_and_is_logged(
     alice = await register(server.http)
     assert server.ws_url
     with caplog.at_level(logging.ERROR, logger="chatr"):
-        socket = await _connect(server.ws_url, alice.token)
-        await _ack(socket)
-        assert await _close_code(socket) == ws_lifecycle.CLOSE_INTERNAL_ERROR
+        socket = await connect(server.ws_url, alice.token)
+        await ack(socket)
+        assert await close_code(socket) == ws_lifecycle.CLOSE_INTERNAL_ERROR
     logged = [r for r in caplog.records if r.exc_info and "a presence bug" in str(r.exc_info[1])]
     assert len(logged) == 1
 
@@ -165,5 +138,5 @@ async def test_a_database_outage_at_connect_refuses_the_socket_as_try_again_late
 
     monkeypatch.setattr(auth, "viewer_from_token", unreachable)
     assert server.ws_url
-    socket = await _connect(server.ws_url, alice.token, protocol)
-    assert await _close_code(socket) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER
+    socket = await connect(server.ws_url, alice.token, protocol)
+    assert await close_code(socket) == ws_lifecycle.CLOSE_TRY_AGAIN_LATER

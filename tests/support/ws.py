@@ -1,15 +1,20 @@
-"""Subscriptions through the real `gql` client, consumed in the background."""
+"""Subscriptions through the real `gql` client, consumed in the background; and raw sockets
+(`connect`, `ack`, `close_code`) for tests of the connection itself (auth, watch, caps)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import websockets
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
@@ -98,3 +103,31 @@ async def subscribe(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def connect(ws_url: str, token: str, protocol: str = TRANSPORT_WS) -> ClientConnection:
+    """A raw socket that has sent `connection_init` with `token` (the answer is not read)."""
+    socket = await websockets.connect(ws_url, subprotocols=[protocol])  # type: ignore[list-item]
+    await socket.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
+    return socket
+
+
+async def ack(socket: ClientConnection) -> dict[str, Any]:
+    """The server's answer to `connection_init`, which must be `connection_ack`."""
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), 5))
+    assert message["type"] == "connection_ack", message
+    return message
+
+
+async def close_code(socket: ClientConnection, timeout: float = 15) -> int | None:
+    """The code the server closes `socket` with; frames until then are skipped."""
+
+    async def drain() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in socket:
+                pass
+
+    await asyncio.wait_for(drain(), timeout)
+    return socket.close_code
