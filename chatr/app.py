@@ -185,8 +185,9 @@ class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, 
         return len(self.operations)
 
     async def handle_task_exception(self, error: Exception) -> None:
-        # strawberry's parser cache raises a syntax error out of `schema.stream` instead of
-        # returning it, and this hook would log it as a crash; the spec says 4400.
+        # the schema's document cache (chatr.schema.validation) raises a syntax error out of
+        # `schema.stream` instead of returning it, and this hook would log it as a crash; the
+        # spec says 4400.
         if isinstance(error, GraphQLSyntaxError):
             await self.refuse_malformed(error.message)
             return
@@ -246,7 +247,7 @@ class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
         try:
             await super().handle_async_results(operation_id, query, operation_name, variables)
         except GraphQLSyntaxError as error:
-            # Raised out of `schema.subscribe` by strawberry's parser cache, not returned:
+            # Raised out of `schema.subscribe` by the schema's document cache, not returned:
             # answer it like any other pre-execution error, with its code.
             payload = {
                 "message": error.message,

@@ -7,7 +7,7 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -74,7 +74,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     chatr.schema.validation) and, in production, no introspection and no hints."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ChatrErrors,
-        partial(ParserCache, maxsize=512),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
         validation_extension(settings),
     ]

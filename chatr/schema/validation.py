@@ -22,8 +22,9 @@ with a message that says what to change. What remains is graphql-core's linear t
 valid document, at most MAX_OPERATIONS operations and the parser's token limit
 (bench/validation.py measures both).
 
-Validation results are cached per document (the parser cache hands back the same document for
-the same text), and in production no error carries a "Did you mean" hint (`hide_suggestions`).
+Documents that validated cleanly are kept for texts that come back (chatr.schema.document_cache:
+admitted on their second arrival, so one-off documents never grow the heap), and in production
+no error carries a "Did you mean" hint (`hide_suggestions`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from graphql import (
     ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    parse,
     specified_rules,
     validate,
 )
@@ -64,6 +66,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from chatr.schema.document_cache import DocumentCache
 from chatr.settings import Settings
 
 #: graphql-core complexity units the field-merging check may spend on one document. A unit is
@@ -307,19 +310,14 @@ def rules_for(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
 
 
 def validator(
-    schema: GraphQLSchema, settings: Settings, *, cache_size: int = 512
+    schema: GraphQLSchema, settings: Settings
 ) -> Callable[[DocumentNode], list[GraphQLError]]:
-    """The one way a document is checked: its size, then the rules; results cached."""
+    """The one way a document is checked: its size, then the rules."""
     rules = rules_for(settings)
     hide_suggestions = settings.is_production
     ceiling = settings.max_selections
 
     def check(document: DocumentNode) -> list[GraphQLError]:
-        return cached(_ByText(document))
-
-    @functools.lru_cache(maxsize=cache_size)
-    def cached(key: _ByText) -> list[GraphQLError]:
-        document = key.document
         operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
         if operations > MAX_OPERATIONS:
             return [
@@ -356,40 +354,41 @@ def validator(
     return check
 
 
-class _ByText:
-    """A document as a cache key: by its source text, whose hash Python keeps (hashing the
-    document itself walks every node each time)."""
-
-    __slots__ = ("document", "text")
-
-    def __init__(self, document: DocumentNode) -> None:
-        self.document = document
-        self.text = document.loc.source.body if document.loc is not None else None
-
-    def __hash__(self) -> int:
-        return hash(self.text) if self.text is not None else id(self.document)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _ByText):
-            return NotImplemented
-        if self.text is None or other.text is None:
-            return self.document is other.document
-        return self.text == other.text
-
-
 def validation_extension(settings: Settings) -> type[SchemaExtension]:
-    """Runs `validator` in place of strawberry's validation (which then skips its own)."""
+    """Runs `validator` in place of strawberry's validation (which then skips its own), and
+    its parsing from the schema's DocumentCache when the same text validated before."""
 
     @functools.cache
-    def validator_of(schema: GraphQLSchema) -> Callable[[DocumentNode], list[GraphQLError]]:
-        return validator(schema, settings)
+    def validator_of(
+        schema: GraphQLSchema,
+    ) -> tuple[Callable[[DocumentNode], list[GraphQLError]], DocumentCache]:
+        return validator(schema, settings), DocumentCache()
 
     class BoundedValidation(SchemaExtension):
+        cached = False
+
+        def on_parse(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.query is not None and context.graphql_document is None:
+                _, documents = validator_of(context.schema._schema)
+                document = documents.get(context.query)
+                self.cached = document is not None
+                # Parsed here, as strawberry's ParserCache did: a syntax error leaves
+                # `schema.stream` as an exception, which the WebSocket handlers (chatr.app)
+                # answer per protocol (4400 on graphql-transport-ws).
+                context.graphql_document = document or parse(context.query, **context.parse_options)
+            yield
+
         def on_validate(self) -> Iterator[None]:
             context = self.execution_context
             assert context.graphql_document is not None
-            check = validator_of(context.schema._schema)
-            context.pre_execution_errors = check(context.graphql_document)
+            if self.cached:
+                context.pre_execution_errors = []
+            else:
+                check, documents = validator_of(context.schema._schema)
+                context.pre_execution_errors = check(context.graphql_document)
+                if not context.pre_execution_errors and context.query is not None:
+                    documents.validated(context.query, context.graphql_document)
             yield
 
     return BoundedValidation
