@@ -68,7 +68,7 @@ async def create_users(
                 username=username.format(index),
                 password=PASSWORD,
                 client_ip="127.0.0.1",
-                **({} if display_name is None else {"display_name": display_name.format(index)}),
+                display_name=None if display_name is None else display_name.format(index),
             )
             for index in range(count)
         ),

@@ -84,7 +84,8 @@ async def test_a_checkout_waits_past_the_pool_timeout_while_the_database_keeps_a
     settings: Settings,
 ) -> None:
     engine = create_engine(settings.with_overrides(db_pool_size=1), serving=True)
-    engine.pool._timeout = 0.5  # type: ignore[attr-defined]  (POOL_TIMEOUT, shorter)
+    # (POOL_TIMEOUT, shorter)
+    engine.pool._timeout = 0.5  # type: ignore[attr-defined]
     try:
         holder, other = await engine.connect(), await engine.connect()  # the pool of two
 
