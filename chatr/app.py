@@ -464,6 +464,8 @@ def create_app(settings: Settings) -> Starlette:
             overrides={
                 **dict(settings.rate_limit_overrides),
                 rate_limits.SEND_MESSAGE.name: settings.send_message_limit,
+                rate_limits.EDIT_MESSAGE.name: settings.edit_message_limit,
+                rate_limits.REACTION.name: settings.reaction_limit,
             },
         )
         supervisor = Supervisor()

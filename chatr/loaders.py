@@ -16,10 +16,29 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from chatr.infra.presence_store import Status
-from chatr.models import Conversation, Membership, MembershipState, Message, User
+from chatr.models import (
+    Conversation,
+    Membership,
+    MembershipState,
+    Message,
+    MessageRevision,
+    User,
+)
 from chatr.runtime import Runtime
-from chatr.services import conversations, messages, presence, privacy, users
+from chatr.services import (
+    conversations,
+    mentions,
+    message_changes,
+    message_visibility,
+    messages,
+    presence,
+    privacy,
+    reactions,
+    stars,
+    users,
+)
 from chatr.services.privacy import Standing
+from chatr.services.reactions import ReactionSummary
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -29,6 +48,14 @@ T = TypeVar("T")
 def _in_key_order(keys: Sequence[K], rows: Sequence[V], key_of: Callable[[V], K]) -> list[V | None]:
     by_key = {key_of(row): row for row in rows}
     return [by_key.get(key) for key in keys]
+
+
+def _by_first(keys: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    """Pairs grouped by their first element (a viewer), in key order."""
+    grouped: dict[int, list[int]] = {}
+    for first, second in keys:
+        grouped.setdefault(first, []).append(second)
+    return grouped
 
 
 class Loaders:
@@ -76,6 +103,35 @@ class Loaders:
     @cached_property
     def invitees_by_conversation(self) -> DataLoader[int, list[Membership]]:
         return DataLoader(self._invitees, cache=self._cache)
+
+    # What hangs off a message: one query per page of messages each.
+    @cached_property
+    def reactions_by_message(self) -> DataLoader[int, list[ReactionSummary]]:
+        return DataLoader(self._reactions, cache=self._cache)
+
+    @cached_property
+    def mentions_by_message(self) -> DataLoader[int, list[int]]:
+        return DataLoader(self._mentions, cache=self._cache)
+
+    @cached_property
+    def revisions_by_message(self) -> DataLoader[int, list[MessageRevision]]:
+        return DataLoader(self._revisions, cache=self._cache)
+
+    @cached_property
+    def starred(self) -> DataLoader[tuple[int, int], bool]:
+        """Keyed by (user_id, message_id): whether the user starred it."""
+        return DataLoader(self._starred, cache=self._cache)
+
+    @cached_property
+    def unread_not_counted(self) -> DataLoader[tuple[int, int], int]:
+        """Keyed by (conversation_id, user_id): unread messages the unread count leaves out
+        (hidden by the user, unsent)."""
+        return DataLoader(self._unread_not_counted, cache=self._cache)
+
+    @cached_property
+    def unread_mentions(self) -> DataLoader[tuple[int, int], int]:
+        """Keyed by (conversation_id, user_id): unread messages mentioning the user."""
+        return DataLoader(self._unread_mentions, cache=self._cache)
 
     async def _run(self, work: Callable[..., Awaitable[T]], **kwargs: object) -> T:
         async with self._rt.db.reader() as session:
@@ -136,6 +192,40 @@ class Loaders:
             user_ids={user_id for _, user_id in keys},
         )
         return [found[key] for key in keys]
+
+    async def _reactions(self, keys: list[int]) -> list[list[ReactionSummary]]:
+        found = await self._run(reactions.summaries, message_ids=keys)
+        return [found.get(key, []) for key in keys]
+
+    async def _mentions(self, keys: list[int]) -> list[list[int]]:
+        found = await self._run(mentions.by_message, message_ids=keys)
+        return [found.get(key, []) for key in keys]
+
+    async def _revisions(self, keys: list[int]) -> list[list[MessageRevision]]:
+        found = await self._run(message_changes.revisions_by_message, message_ids=keys)
+        return [found.get(key, []) for key in keys]
+
+    async def _starred(self, keys: list[tuple[int, int]]) -> list[bool]:
+        starred: set[tuple[int, int]] = set()
+        for user_id, message_ids in _by_first(keys).items():
+            found = await self._run(stars.starred_ids, user_id=user_id, message_ids=message_ids)
+            starred.update((user_id, message_id) for message_id in found)
+        return [key in starred for key in keys]
+
+    async def _per_user_counts(
+        self, keys: list[tuple[int, int]], count: Callable[..., Awaitable[dict[int, int]]]
+    ) -> list[int]:
+        found: dict[tuple[int, int], int] = {}
+        for user_id, conversation_ids in _by_first([(u, c) for c, u in keys]).items():
+            counts = await self._run(count, user_id=user_id, conversation_ids=conversation_ids)
+            found.update(((c, user_id), n) for c, n in counts.items())
+        return [found.get(key, 0) for key in keys]
+
+    async def _unread_not_counted(self, keys: list[tuple[int, int]]) -> list[int]:
+        return await self._per_user_counts(keys, message_visibility.unread_not_counted)
+
+    async def _unread_mentions(self, keys: list[tuple[int, int]]) -> list[int]:
+        return await self._per_user_counts(keys, mentions.unread_counts)
 
     async def _presence(self, keys: list[int]) -> list[Status]:
         found = await presence.statuses(self._rt, keys)

@@ -150,6 +150,13 @@ class Settings:
     rate_limit_overrides: tuple[tuple[str, str], ...] = ()
     #: The per-user flood guard on sendMessage, in `limits` notation ("100 per minute").
     send_message_limit: str = "100 per minute"
+    #: The per-user flood guards on editing messages and on reactions (same mechanism).
+    edit_message_limit: str = "60 per minute"
+    reaction_limit: str = "120 per minute"
+    #: How long after sending a text message its sender may still edit it; 0: forever.
+    message_edit_window_seconds: float = 0.0
+    #: Messages pinned in one conversation at most.
+    max_pinned_messages: int = 50
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -259,6 +266,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rate_limits=limits_mode != "off",
         rate_limit_overrides=GENEROUS_RATE_LIMITS if limits_mode == "generous" else (),
         send_message_limit=env.get("CHATR_SEND_MESSAGE_LIMIT") or "100 per minute",
+        edit_message_limit=env.get("CHATR_EDIT_MESSAGE_LIMIT") or "60 per minute",
+        reaction_limit=env.get("CHATR_REACTION_LIMIT") or "120 per minute",
+        message_edit_window_seconds=float(env.get("CHATR_MESSAGE_EDIT_WINDOW_SECONDS") or 0.0),
+        max_pinned_messages=_int(env.get("CHATR_MAX_PINNED_MESSAGES"), 50),
         smtp_url=env.get("CHATR_SMTP_URL", ""),
         mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),
         sms_webhook_url=env.get("CHATR_SMS_WEBHOOK_URL", ""),

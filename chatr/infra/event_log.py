@@ -120,9 +120,13 @@ class MessageSnapshot:
     reply_snapshot: dict[str, object] | None
     link_preview: dict[str, object] | None
     extra: dict[str, object] | None
+    forwarded: bool
     created_at: datetime
     edited_at: datetime | None
     deleted_at: datetime | None
+    deleted_by_id: int | None
+    pinned_at: datetime | None
+    pinned_by_id: int | None
 
 
 _SNAPSHOT_FIELDS = tuple(f.name for f in fields(MessageSnapshot))

@@ -76,6 +76,12 @@ TWO_FACTOR_FAILURES = Rule(
 SEND_MESSAGE = Rule(
     "send_message", parse("100 per minute"), "You are sending messages too fast; slow down."
 )
+#: Per user, like SEND_MESSAGE: edits (each one is a durable event every member receives).
+EDIT_MESSAGE = Rule(
+    "edit_message", parse("60 per minute"), "You are editing messages too fast; slow down."
+)
+#: Per user, like SEND_MESSAGE: reactions set, changed or taken back.
+REACTION = Rule("reaction", parse("120 per minute"), "You are reacting too fast; slow down.")
 #: Per user: sign-in codes sent by SMS or email (each login with the right password sends one).
 TWO_FACTOR_CODE_SENDS = Rule(
     "two_factor_code_sends",

@@ -16,7 +16,9 @@ from chatr.models.message import (
     Message,
     MessageHidden,
     MessageKind,
+    MessageMention,
     MessageRevision,
+    MessageStar,
     Reaction,
 )
 from chatr.models.social import Block, Friendship, FriendshipState
@@ -41,7 +43,9 @@ __all__ = [
     "Message",
     "MessageHidden",
     "MessageKind",
+    "MessageMention",
     "MessageRevision",
+    "MessageStar",
     "Reaction",
     "RefreshToken",
     "User",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatr.models.base import Base, Id, UTCDateTime, utcnow
@@ -44,6 +44,10 @@ class Message(Base):
         Index("uq_messages_conversation_id_seq", "conversation_id", "seq", unique=True),
         # Idempotent sends: a retry with the same client id returns the stored message.
         Index("uq_messages_sender_id_client_id", "sender_id", "client_id", unique=True),
+        # `pinnedMessages`: a conversation's pins, newest first.
+        Index("ix_messages_conversation_id_pinned_at", "conversation_id", "pinned_at"),
+        # Unsend rewrites the snapshots quoting the message it removes.
+        Index("ix_messages_reply_to_id", "reply_to_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -61,9 +65,16 @@ class Message(Base):
     link_preview: Mapped[dict[str, object] | None] = mapped_column(JSON)
     #: Kind-specific metadata: voice-note waveform and duration, system-message details.
     extra: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    #: A copy another message was forwarded from. The original (and its sender) is not
+    #: recorded, so nothing about it can leak to where it was forwarded.
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Unsent ("deleted for everyone"): the content is gone, this tombstone says when and by whom.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pinned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class MessageRevision(Base):
@@ -100,11 +111,51 @@ class MessageHidden(Base):
     __tablename__ = "message_hidden"
     __table_args__ = (
         Index("uq_message_hidden_message_id_user_id", "message_id", "user_id", unique=True),
+        # What I hid, per conversation: my unread count leaves it out.
+        Index("ix_message_hidden_user_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+
+class MessageMention(Base):
+    """A member `@username` named in a group message, resolved when it was sent (or edited).
+
+    `conversation_id` and `seq` are copied from the message so that a member's unread mentions
+    (`mentionCount`) are one index range: mentions of me in this conversation after my read
+    marker.
+    """
+
+    __tablename__ = "message_mentions"
+    __table_args__ = (
+        Index("uq_message_mentions_message_id_user_id", "message_id", "user_id", unique=True),
+        Index(
+            "ix_message_mentions_user_id_conversation_id_seq", "user_id", "conversation_id", "seq"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class MessageStar(Base):
+    """A private bookmark: only its owner ever sees it."""
+
+    __tablename__ = "message_stars"
+    __table_args__ = (
+        Index("uq_message_stars_user_id_message_id", "user_id", "message_id", unique=True),
+        Index("ix_message_stars_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Attachment(Base):

@@ -15,6 +15,7 @@ async def send_message(
     client_message_id: str,
     recipient_id: str | None,
     conversation_id: str | None,
+    reply_to_id: str | None = None,
 ) -> Message:
     viewer = await ctx.viewer()
     return await messages.send(
@@ -28,6 +29,9 @@ async def send_message(
         conversation_id=None
         if conversation_id is None
         else validation.parse_id(conversation_id, field="conversationId"),
+        reply_to_id=None
+        if reply_to_id is None
+        else validation.parse_id(reply_to_id, field="replyToId"),
     )
 
 

@@ -20,6 +20,7 @@ from chatr.schema.events import EVENT_TYPES
 from chatr.schema.groups import GroupMutation, GroupQuery
 from chatr.schema.guest_scope import enforce_guest_scope
 from chatr.schema.inbox import InboxMutation, InboxQuery
+from chatr.schema.message_changes import MessageChangeMutation, MessageChangeQuery
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.messages import MessageMutation
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
@@ -52,6 +53,7 @@ QUERIES: tuple[type, ...] = (
     AdminQuery,
     GroupQuery,
     InboxQuery,
+    MessageChangeQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutation,
@@ -65,6 +67,7 @@ MUTATIONS: tuple[type, ...] = (
     AdminMutation,
     GroupMutation,
     InboxMutation,
+    MessageChangeMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, SocialSubscription, PresenceSubscription)
 

@@ -9,6 +9,7 @@ from strawberry import Parent
 
 from chatr.models import Conversation, ConversationKind, Membership
 from chatr.resolvers import conversations as resolvers
+from chatr.resolvers import message_changes as message_change_resolvers
 from chatr.resolvers import messages as message_resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
@@ -109,11 +110,32 @@ class ConversationType:
             return None
         return await info.context.loaders.message_by_conversation_seq.load((root.id, root.last_seq))  # type: ignore[return-value]
 
-    @strawberry.field(description="Messages after the viewer's read marker.")
+    @strawberry.field(
+        description="Messages after the viewer's read marker, leaving out those unsent and "
+        "those I deleted for myself."
+    )
     async def unread_count(self, root: Parent[Conversation], info: ChatrInfo) -> int:
         viewer = await info.context.viewer()
         membership = await info.context.loaders.membership.load((root.id, viewer.id))
-        return 0 if membership is None else max(0, root.last_seq - membership.last_read_seq)
+        if membership is None or root.last_seq <= membership.last_read_seq:
+            return 0
+        left_out = await info.context.loaders.unread_not_counted.load((root.id, viewer.id))
+        return max(0, root.last_seq - membership.last_read_seq - left_out)
+
+    @strawberry.field(description="Unread messages that @mention me (groups).")
+    async def mention_count(self, root: Parent[Conversation], info: ChatrInfo) -> int:
+        viewer = await info.context.viewer()
+        return await info.context.loaders.unread_mentions.load((root.id, viewer.id))
+
+    @strawberry.field(
+        description="Pinned messages, most recently pinned first (at most the server's limit)."
+    )
+    async def pinned_messages(
+        self, root: Parent[Conversation], info: ChatrInfo
+    ) -> list[MessageType]:
+        return await message_change_resolvers.pinned_messages(  # type: ignore[return-value]
+            info.context, conversation_id=root.id
+        )
 
     @strawberry.field(description="Until when I muted it (null: not muted). Only I see it.")
     async def muted_until(self, root: Parent[Conversation], info: ChatrInfo) -> datetime | None:

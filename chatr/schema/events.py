@@ -41,6 +41,77 @@ class MessagePostedEvent(ConversationEvent):
     def message(self, root: Parent[LoggedEvent]) -> MessageType | None:
         return root.message  # type: ignore[return-value]
 
+    @strawberry.field(description="Whether the message @mentions me.")
+    async def mentioned(self, root: Parent[LoggedEvent], info: ChatrInfo) -> bool:
+        return await _mentions_viewer(root, info)
+
+
+async def _mentions_viewer(event: LoggedEvent, info: ChatrInfo) -> bool:
+    """Asked as "is the viewer this user?" once per person mentioned, never as the viewer's
+    identity: one render of the event then serves everyone not mentioned, and each person
+    mentioned gets their own (chatr.schema.broadcast)."""
+    if event.message is None:
+        return False
+    for user_id in await info.context.loaders.mentions_by_message.load(event.message.id):
+        if await info.context.viewer_is(user_id):
+            return True
+    return False
+
+
+@strawberry.interface(description="Something happened to an earlier message.")
+class MessageChangedEvent(ConversationEvent):
+    @strawberry.field(description="The message as it is now (a tombstone once unsent).")
+    def message(self, root: Parent[LoggedEvent]) -> MessageType | None:
+        return root.message  # type: ignore[return-value]
+
+    @strawberry.field(description="Who made the change.")
+    async def user(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
+        if root.actor_id is None:
+            return None
+        return await info.context.loaders.user_by_id.load(root.actor_id)
+
+
+def _of_type(kind: EventType) -> classmethod:  # type: ignore[type-arg]
+    def is_type_of(cls: type, obj: object, _info: object) -> bool:
+        return isinstance(obj, LoggedEvent) and obj.type == kind
+
+    return classmethod(is_type_of)
+
+
+@strawberry.type(description="A message's text was edited (see its `editHistory`).")
+class MessageEditedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_EDITED)
+
+
+@strawberry.type(description="A message was unsent: its content is gone for everyone.")
+class MessageDeletedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_DELETED)
+
+
+@strawberry.type(description="Someone set, changed or took back their reaction.")
+class ReactionChangedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.REACTION_CHANGED)
+
+    @strawberry.field(description="Their reaction now; null when they took it back.")
+    def emoji(self, root: Parent[LoggedEvent]) -> str | None:
+        value = (root.data or {}).get("emoji")
+        return None if value is None else str(value)
+
+    @strawberry.field(description="Their reaction before; null if they had none.")
+    def previous_emoji(self, root: Parent[LoggedEvent]) -> str | None:
+        value = (root.data or {}).get("previous")
+        return None if value is None else str(value)
+
+
+@strawberry.type(description="A message was pinned in the conversation.")
+class MessagePinnedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_PINNED)
+
+
+@strawberry.type(description="A message was unpinned.")
+class MessageUnpinnedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_UNPINNED)
+
 
 @strawberry.type(description="A member's delivered/read markers moved forward.")
 class ReceiptUpdatedEvent(ConversationEvent):
@@ -177,6 +248,11 @@ EVENT_TYPES = [
     GroupInvitedEvent,
     ConversationDeletedEvent,
     ProfileUpdatedEvent,
+    MessageEditedEvent,
+    MessageDeletedEvent,
+    ReactionChangedEvent,
+    MessagePinnedEvent,
+    MessageUnpinnedEvent,
 ]
 _EXPOSED = {
     EventType.MESSAGE_POSTED,
@@ -185,6 +261,11 @@ _EXPOSED = {
     EventType.GROUP_INVITED,
     EventType.CONVERSATION_DELETED,
     EventType.PROFILE_UPDATED,
+    EventType.MESSAGE_EDITED,
+    EventType.MESSAGE_DELETED,
+    EventType.REACTION_CHANGED,
+    EventType.MESSAGE_PINNED,
+    EventType.MESSAGE_UNPINNED,
 }
 
 

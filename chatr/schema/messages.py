@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     # by a SYSTEM message): named lazily, so these imports never run.
     from chatr.schema.conversations import ConversationType
     from chatr.schema.groups import SystemDetailsType
+    from chatr.schema.message_changes import (
+        MessageRevisionType,
+        ReactionSummaryType,
+        ReplySnapshotType,
+    )
 
 
 @strawberry.type(name="Message", description="One message in a conversation.")
@@ -29,10 +34,60 @@ class MessageType:
         description="Position in its conversation: 1, 2, 3… without gaps. Order and resume by it."
     )
     kind: MessageKindEnum
-    body: str | None
+    body: str | None = strawberry.field(description="Null once the message was unsent.")
     created_at: datetime
-    edited_at: datetime | None
-    deleted_at: datetime | None
+    edited_at: datetime | None = strawberry.field(description="When it was last edited.")
+    deleted_at: datetime | None = strawberry.field(
+        description="When it was unsent: a tombstone, its content is gone."
+    )
+    forwarded: bool = strawberry.field(
+        description="A copy forwarded from another message (which it says nothing about)."
+    )
+    pinned_at: datetime | None = strawberry.field(description="When it was pinned, if it is.")
+
+    @strawberry.field(description="Who unsent it: its sender, or an owner or admin of the group.")
+    async def deleted_by(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:
+        if root.deleted_by_id is None:
+            return None
+        return await info.context.loaders.user_by_id.load(root.deleted_by_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Who pinned it, if it is pinned.")
+    async def pinned_by(self, root: Parent[Message], info: ChatrInfo) -> UserType | None:
+        if root.pinned_by_id is None:
+            return None
+        return await info.context.loaders.user_by_id.load(root.pinned_by_id)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="Every version of an edited text, oldest first, with who wrote it and "
+        "when (empty if never edited, and once unsent)."
+    )
+    async def edit_history(
+        self, root: Parent[Message], info: ChatrInfo
+    ) -> list[Annotated[MessageRevisionType, strawberry.lazy("chatr.schema.message_changes")]]:
+        return await info.context.loaders.revisions_by_message.load(root.id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Reactions by emoji, most used first.")
+    async def reactions(
+        self, root: Parent[Message], info: ChatrInfo
+    ) -> list[Annotated[ReactionSummaryType, strawberry.lazy("chatr.schema.message_changes")]]:
+        return await info.context.loaders.reactions_by_message.load(root.id)  # type: ignore[return-value]
+
+    @strawberry.field(description="The message this one replies to, as it was quoted.")
+    def reply_to(
+        self, root: Parent[Message]
+    ) -> Annotated[ReplySnapshotType, strawberry.lazy("chatr.schema.message_changes")] | None:
+        return root.reply_snapshot  # type: ignore[return-value]
+
+    @strawberry.field(description="Group members the text @mentions, resolved when written.")
+    async def mentions(self, root: Parent[Message], info: ChatrInfo) -> list[UserType]:
+        ids = await info.context.loaders.mentions_by_message.load(root.id)
+        users = await info.context.loaders.user_by_id.load_many(ids)
+        return [user for user in users if user is not None]  # type: ignore[misc]
+
+    @strawberry.field(description="Whether I starred it (my private bookmark).")
+    async def starred(self, root: Parent[Message], info: ChatrInfo) -> bool:
+        viewer = await info.context.viewer()
+        return await info.context.loaders.starred.load((viewer.id, root.id))
 
     @strawberry.field
     def conversation_id(self, root: Parent[Message]) -> strawberry.ID:
@@ -82,6 +137,9 @@ class SendMessageInput:
     )
     recipient_id: strawberry.ID | None = None
     conversation_id: strawberry.ID | None = None
+    reply_to_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Quote an earlier message of the same conversation."
+    )
 
 
 @strawberry.type
@@ -97,4 +155,5 @@ class MessageMutation:
             client_message_id=input.client_message_id,
             recipient_id=input.recipient_id,
             conversation_id=input.conversation_id,
+            reply_to_id=input.reply_to_id,
         )

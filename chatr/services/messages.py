@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     BindParameter,
     ColumnElement,
     Select,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
+    func,
     insert,
     literal,
     select,
@@ -37,11 +40,19 @@ from chatr.models import (
     MembershipState,
     Message,
     MessageKind,
+    MessageMention,
 )
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import accounts, conversations, validation
+from chatr.services import (
+    accounts,
+    conversations,
+    mentions,
+    message_visibility,
+    replies,
+    validation,
+)
 from chatr.services.pagination import Page, PageRequest, paginate
 from chatr.services.social import blocks
 
@@ -57,6 +68,7 @@ class _NotPostable(Exception):
 _conversations = Conversation.__table__
 _memberships = Membership.__table__
 _messages = Message.__table__
+_mentions = MessageMention.__table__
 
 
 def _parameter(name: str, column: ColumnElement[Any]) -> BindParameter[Any]:
@@ -113,6 +125,9 @@ def _message_values(seq: ColumnElement[int]) -> dict[str, ColumnElement[Any]]:
         "client_id": _parameter("client_id", _messages.c.client_id),
         "kind": literal(MessageKind.TEXT, type_=_messages.c.kind.type),
         "body": _parameter("body", _messages.c.body),
+        "reply_to_id": _parameter("reply_to_id", _messages.c.reply_to_id),
+        "reply_snapshot": _parameter("reply_snapshot", _messages.c.reply_snapshot),
+        "forwarded": _parameter("forwarded", _messages.c.forwarded),
         "created_at": _NOW,
     }
 
@@ -143,7 +158,8 @@ def _insert_message(dialect_name: str) -> Any:
     )
 
 
-def _send_in_one_statement() -> Select[int, int, int, int]:
+@functools.cache
+def _send_in_one_statement(*, with_mentions: bool) -> Select[int, int, int, int]:
     """PostgreSQL: the whole send as one statement, run in autocommit: one round trip.
 
     Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
@@ -181,12 +197,28 @@ def _send_in_one_statement() -> Select[int, int, int, int]:
         seq=inserted.c.seq,
         created_at=_NOW,
     ).cte("logged")
-    return select(inserted.c.id, inserted.c.seq, logged.c.xid, logged.c.id).select_from(
+    statement = select(inserted.c.id, inserted.c.seq, logged.c.xid, logged.c.id).select_from(
         inserted.join(logged, true())
     )
+    if with_mentions:
+        # Its own step, only in the statement for texts that mention someone: most don't.
+        named = func.unnest(_MENTION_IDS).table_valued("user_id").render_derived(name="named")
+        mentioned = (
+            insert(_mentions)
+            .from_select(
+                ["message_id", "user_id", "conversation_id", "seq"],
+                select(
+                    inserted.c.id, named.c.user_id, inserted.c.conversation_id, inserted.c.seq
+                ).select_from(inserted.join(named, true())),
+            )
+            .returning(_mentions.c.id)
+            .cte("mentioned")
+        )
+        statement = statement.add_cte(mentioned)
+    return statement
 
 
-_SEND_IN_ONE_STATEMENT = _send_in_one_statement()
+_MENTION_IDS = bindparam("b_mention_ids", type_=ARRAY(BigInteger))
 
 
 @dataclass(frozen=True)
@@ -196,17 +228,28 @@ class StoredMessage:
     client_id: str
     body: str
     now: datetime
+    reply_to_id: int | None = None
+    reply_snapshot: dict[str, Any] | None = None
+    forwarded: bool = False
+    #: Members the text mentions (resolved before the send; chatr.services.mentions).
+    mention_ids: tuple[int, ...] = ()
 
     def parameters(self) -> dict[str, Any]:
         """The bind parameters of both send paths (by hand: `asdict` deep-copies, which cost
         more than building the statement's parameters)."""
-        return {
+        parameters = {
             "b_conversation_id": self.conversation_id,
             "b_sender_id": self.sender_id,
             "b_client_id": self.client_id,
             "b_body": self.body,
+            "b_reply_to_id": self.reply_to_id,
+            "b_reply_snapshot": self.reply_snapshot,
+            "b_forwarded": self.forwarded,
             "b_now": self.now,
         }
+        if self.mention_ids:
+            parameters["b_mention_ids"] = list(self.mention_ids)
+        return parameters
 
 
 async def _find_by_client_id(rt: Runtime, *, sender_id: int, client_id: str) -> Message | None:
@@ -268,7 +311,8 @@ async def _replay(rt: Runtime, stored: StoredMessage) -> Message:
 async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[int, int, int]:
     try:
         async with rt.db.autocommit_engine.connect() as connection:
-            row = (await connection.execute(_SEND_IN_ONE_STATEMENT, stored.parameters())).first()
+            statement = _send_in_one_statement(with_mentions=bool(stored.mention_ids))
+            row = (await connection.execute(statement, stored.parameters())).first()
     except IntegrityError as error:
         raise _AlreadySent from error
     if row is None:
@@ -290,6 +334,19 @@ async def _store_step_by_step(
     if message_id is None:
         raise _AlreadySent
     await connection.execute(_MARK_OWN_MESSAGE_READ, parameters)
+    if stored.mention_ids:
+        await connection.execute(
+            insert(_mentions),
+            [
+                {
+                    "message_id": message_id,
+                    "user_id": user_id,
+                    "conversation_id": stored.conversation_id,
+                    "seq": seq,
+                }
+                for user_id in stored.mention_ids
+            ],
+        )
     event_id = await event_log.append(
         connection,
         type=EventType.MESSAGE_POSTED,
@@ -301,6 +358,37 @@ async def _store_step_by_step(
     return message_id, seq, event_id
 
 
+async def _quote_and_mentions(
+    rt: Runtime,
+    *,
+    sender_id: int,
+    conversation_id: int,
+    body: str,
+    reply_to_id: int | None,
+    resolve_mentions: bool,
+) -> tuple[dict[str, Any] | None, list[int]]:
+    """The reply's quote and the members the text mentions, in one read-only session (none
+    at all for a text that neither replies nor names anyone)."""
+    names_someone = resolve_mentions and bool(mentions.usernames_in(body))
+    if reply_to_id is None and not names_someone:
+        return None, []
+    async with rt.db.reader() as session:
+        snapshot = None
+        if reply_to_id is not None:
+            snapshot = await replies.snapshot(
+                session,
+                viewer_id=sender_id,
+                conversation_id=conversation_id,
+                reply_to_id=reply_to_id,
+            )
+        mentioned = []
+        if names_someone:
+            mentioned = await mentions.resolve(
+                session, conversation_id=conversation_id, author_id=sender_id, body=body
+            )
+        return snapshot, mentioned
+
+
 async def send(
     rt: Runtime,
     *,
@@ -309,8 +397,15 @@ async def send(
     client_id: str,
     conversation_id: int | None = None,
     recipient_id: int | None = None,
+    reply_to_id: int | None = None,
+    forwarded: bool = False,
 ) -> Message:
     """Store a message and announce it. Idempotent per (sender, client_id).
+
+    `reply_to_id` quotes an earlier message of the same conversation (chatr.services.replies);
+    `@username`s in a group's text are resolved to members now (chatr.services.mentions),
+    except in a forwarded copy, whose text its forwarder did not write. Both are read before
+    the send, and only when asked for or named: a plain text costs what it always did.
 
     One transaction: take the conversation's row lock while incrementing `last_seq` (only if
     the sender may post there), insert the message unless the client id was already used,
@@ -332,8 +427,26 @@ async def send(
             rt, viewer_id=sender_id, recipient_id=recipient_id
         )
 
+    snapshot, mention_ids = await _quote_and_mentions(
+        rt,
+        sender_id=sender_id,
+        conversation_id=conversation_id,
+        body=body,
+        reply_to_id=reply_to_id,
+        resolve_mentions=not forwarded,
+    )
     now = utcnow()
-    stored = StoredMessage(conversation_id, sender_id, client_id, body, now)
+    stored = StoredMessage(
+        conversation_id,
+        sender_id,
+        client_id,
+        body,
+        now,
+        reply_to_id=reply_to_id,
+        reply_snapshot=snapshot,
+        forwarded=forwarded,
+        mention_ids=tuple(mention_ids),
+    )
     try:
         if rt.db.engine.dialect.name == "postgresql":
             message_id, seq, event_id = await _store_in_one_statement(rt, stored)
@@ -356,9 +469,15 @@ async def send(
         client_id=client_id,
         kind=MessageKind.TEXT,
         body=body,
+        reply_to_id=reply_to_id,
+        reply_snapshot=snapshot,
+        forwarded=forwarded,
         created_at=now,
         edited_at=None,
         deleted_at=None,
+        deleted_by_id=None,
+        pinned_at=None,
+        pinned_by_id=None,
     )
 
 
@@ -384,7 +503,9 @@ async def list_for(
             membership, viewer_id=viewer_id, conversation_id=conversation_id
         )
     statement = select(Message).where(
-        Message.conversation_id == conversation_id, Message.seq > membership.cleared_seq
+        Message.conversation_id == conversation_id,
+        Message.seq > membership.cleared_seq,
+        message_visibility.in_history_of(viewer_id),
     )
     return await paginate(
         session,

@@ -42,6 +42,7 @@ from chatr.services.auth import Viewer
 from chatr.services.privacy import Standing
 from chatr.settings import Settings
 from tests.groups.helpers import LEAVE, group_with
+from tests.messages.helpers import EDIT, PIN, REACT, UNPIN, UNSEND
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
     BLOCK_USER,
@@ -152,6 +153,46 @@ async def test_one_message_is_executed_once_per_viewer_shape_and_each_viewer_see
         "other stranger": (None, False, False),
         "blocker": (None, False, True),
     }
+
+
+MENTIONS_VIEW = """
+subscription Feed($id: ID!) {
+  conversationEvents(conversationId: $id) {
+    __typename
+    ... on MessagePostedEvent { mentioned message { body mentions { id } } }
+  }
+}
+"""
+
+
+async def test_the_mentioned_flag_reaches_only_the_member_mentioned(server: RunningApp) -> None:
+    # given a group of four, all subscribed with one document
+    assert server.ws_url
+    alice, bob, carol, dave = await _people(server, 4)
+    group_id = await group_with(alice, members=[bob, carol, dave])
+    viewers = {"alice": alice, "bob": bob, "carol": carol, "dave": dave}
+    async with AsyncExitStack() as stack:
+        feeds = {
+            name: await stack.enter_async_context(
+                subscribe(server.ws_url, account.token, MENTIONS_VIEW, {"id": group_id})
+            )
+            for name, account in viewers.items()
+        }
+        await server.until_live(len(viewers))
+        executions, deliveries = _counts(server)
+        # when alice mentions bob
+        await alice.send(f"@{bob.username} please review", conversation_id=group_id)
+        seen = {name: await feed.next_of("MessagePostedEvent") for name, feed in feeds.items()}
+    # then only bob's event says he was mentioned, though all four share the message
+    assert {name: event["mentioned"] for name, event in seen.items()} == {
+        "alice": False,
+        "bob": True,
+        "carol": False,
+        "dave": False,
+    }
+    assert {str(event["message"]["mentions"]) for event in seen.values()} == {str([{"id": bob.id}])}
+    # and the render was still shared: bob alone, and everyone else (nothing else differs)
+    assert _counts(server) == (executions + 2, deliveries + 4)
 
 
 async def test_subscribers_who_resumed_from_different_cursors_share_one_execution(
@@ -576,8 +617,45 @@ async def _render_shared(
 
 async def _post(alice: Account, friend: Account, group_id: str) -> str:
     await alice.send("from alice", conversation_id=group_id)
-    await friend.send("from the friend", conversation_id=group_id)
+    # a mention: `mentioned` is true for alice alone
+    await friend.send(f"from the friend to @{alice.username}", conversation_id=group_id)
     return "two sendMessage calls"
+
+
+async def _sent_by(account: Account, group_id: str, body: str) -> str:
+    return str((await account.send(body, conversation_id=group_id))["id"])
+
+
+async def _edit(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(friend, group_id, "to be edited")
+    await friend.call(EDIT, m=message_id, body="edited")
+    return "editMessage by the friend"
+
+
+async def _unsend(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(friend, group_id, "to be unsent")
+    await alice.call(UNSEND, m=message_id)
+    return "unsendMessage by alice (the owner) of the friend's message"
+
+
+async def _react(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(friend, group_id, "to be reacted to")
+    await alice.call(REACT, m=message_id, e="🎉")
+    await friend.call(REACT, m=message_id, e="👍")
+    return "reactToMessage by alice and the friend"
+
+
+async def _pin(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(friend, group_id, "to be pinned")
+    await alice.call(PIN, m=message_id)
+    return "pinMessage by alice"
+
+
+async def _unpin(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(alice, group_id, "pinned for a moment")
+    await alice.call(PIN, m=message_id)
+    await alice.call(UNPIN, m=message_id)
+    return "unpinMessage by alice"
 
 
 async def _receipts(alice: Account, friend: Account, group_id: str) -> str:
@@ -628,6 +706,11 @@ PRODUCERS = {
     EventType.GROUP_INVITED: _invitation,
     EventType.CONVERSATION_DELETED: _deletion,
     EventType.PROFILE_UPDATED: _profile,
+    EventType.MESSAGE_EDITED: _edit,
+    EventType.MESSAGE_DELETED: _unsend,
+    EventType.REACTION_CHANGED: _react,
+    EventType.MESSAGE_PINNED: _pin,
+    EventType.MESSAGE_UNPINNED: _unpin,
 }
 
 

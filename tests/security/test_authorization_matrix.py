@@ -93,20 +93,28 @@ query RootFieldArguments {
 fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { name } } } }
 """
 
+#: What the fields that take a message id could change about a message.
+MESSAGE_STATE = """
+  editedAt deletedAt pinnedAt forwarded editHistory { body } reactions { emoji count }
+  replyTo { messageId } mentions { id } starred
+"""
 # Everything of the owner's that some field of the matrix refers to, as she sees it.
 OWNER_VIEW = """
 query OwnerView($conversation: ID!, $group: ID!) {
   conversation(id: $conversation) {
     lastSeq
     members { user { id } lastReadSeq lastDeliveredSeq }
-    messages(first: 100) { edges { node { seq body sender { id } } } }
+    messages(first: 100) { edges { node { seq body sender { id } ${MESSAGE_STATE} } } }
+    pinnedMessages { id }
   }
   group: conversation(id: $group) {
     name description avatarUrl coverUrl lastSeq
     members { user { id } role lastReadSeq }
     invitedMembers { user { id } }
-    messages(first: 100) { edges { node { seq kind body sender { id } } } }
+    messages(first: 100) { edges { node { seq kind body sender { id } ${MESSAGE_STATE} } } }
+    pinnedMessages { id }
   }
+  starredMessages(first: 100) { edges { node { id } } }
   myGroupInvites { name invitedBy { id } }
   friends { edges { node { user { id } } } }
   incomingFriendRequests { edges { node { user { id } } } }
@@ -115,7 +123,7 @@ query OwnerView($conversation: ID!, $group: ID!) {
   mySessions { id }
   me { emailVerified twoFactorEnabled }
 }
-"""
+""".replace("${MESSAGE_STATE}", MESSAGE_STATE)
 SESSIONS = "query { mySessions { id current } }"
 
 # The stranger's documents. Each selects whatever would show a leak if the call went through.
@@ -217,6 +225,53 @@ mutation Change($c: ID!) {{ {field}(conversationId: $c) {{ {INBOX_SETTINGS} }} }
 """
 
 
+# Messages: each answer selects the message as far as it could show it, and its conversation.
+MESSAGE_ANSWER = f"id body {MESSAGE_STATE} conversation {{ id lastSeq }}"
+
+
+def _on_message(field: str, arguments: str = "") -> str:
+    return f"""
+mutation Change($m: ID!) {{ {field}(messageId: $m{arguments}) {{ {MESSAGE_ANSWER} }} }}
+"""
+
+
+EDIT_MESSAGE = _on_message("editMessage", ', body: "taken over"')
+UNSEND_MESSAGE = _on_message("unsendMessage")
+REACT_TO_MESSAGE = _on_message("reactToMessage", ', emoji: "💀"')
+PIN_MESSAGE = _on_message("pinMessage")
+UNPIN_MESSAGE = _on_message("unpinMessage")
+STAR_MESSAGE = _on_message("starMessage")
+UNSTAR_MESSAGE = _on_message("unstarMessage")
+DELETE_MESSAGE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) }"
+FORWARD_MESSAGE = f"""
+mutation Forward($input: ForwardMessageInput!) {{
+  forwardMessage(input: $input) {{ {MESSAGE_ANSWER} }}
+}}
+"""
+
+
+def _on_a_message(document: str) -> Case:
+    """A field on one message: whoever does not see it (a stranger: alice's; a former member:
+    even his own, in the group he left) gets NOT_FOUND, as for a message that does not exist."""
+    return Case(
+        "messageId",
+        document,
+        lambda w: {"m": w.message_id},
+        codes=NOT_YOURS,
+        former=lambda f: {"m": f.message_id},
+    )
+
+
+def _forward(message_id: str, conversation_id: str) -> dict[str, Any]:
+    return {
+        "input": {
+            "messageId": message_id,
+            "conversationIds": [conversation_id],
+            "clientMessageId": "matrix-forward",
+        }
+    }
+
+
 def _on_group_member(field: str) -> str:
     return f"""
 mutation Change($c: ID!, $u: ID!) {{
@@ -237,6 +292,10 @@ class World:
     group_id: str  # alice's group: she owns it, bob is a member, carol is invited
     other_session_id: str  # alice's second device (not the one the test acts through)
     owner_view: dict[str, Any]  # OWNER_VIEW as alice saw it once everything was set up
+    message_id: str  # alice's "hi bob" in her conversation with bob
+    group_message_id: str  # bob's message in alice's group
+    stranger_conversation_id: str  # mallory's own DM (with carol): she may post there
+    stranger_message_id: str  # mallory's message there
 
 
 View = dict[str, Any]
@@ -253,6 +312,8 @@ class Former:
     group_id: str
     direct_id: str  # frank and alice's direct conversation: he is still in that one
     owner_view: View  # OWNER_VIEW as alice saw it after frank had gone
+    message_id: str  # frank's message in the group, sent while he was a member
+    direct_message_id: str  # alice's "hi frank" in their direct conversation
 
 
 #: frank's message in the group, sent while he was a member: a retry with its client id is
@@ -468,6 +529,54 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
             },
             kind=PUBLIC_TARGET,
             reveals_nothing=_new_direct_conversation_with_the_owner,
+        ),
+        # Quoting a message: only one of the conversation written in, and only one I see;
+        # mallory quotes alice's into her own DM, frank his own in the group he left.
+        _members_only(
+            "input.replyToId",
+            SEND_MESSAGE,
+            lambda w: {
+                "input": {
+                    "body": "quoting",
+                    "clientMessageId": "matrix-quote",
+                    "conversationId": w.stranger_conversation_id,
+                    "replyToId": w.message_id,
+                }
+            },
+            lambda f: {
+                "input": {
+                    "body": "quoting",
+                    "clientMessageId": "matrix-quote",
+                    "conversationId": f.direct_id,
+                    "replyToId": f.message_id,
+                }
+            },
+        ),
+    ),
+    # A message is its conversation's: members only, like the conversation itself. Nothing of
+    # alice's changes (OWNER_VIEW shows every message's edits, reactions, pins and stars).
+    "editMessage": _on_a_message(EDIT_MESSAGE),
+    "unsendMessage": _on_a_message(UNSEND_MESSAGE),
+    "deleteMessageForMe": _on_a_message(DELETE_MESSAGE_FOR_ME),
+    "reactToMessage": _on_a_message(REACT_TO_MESSAGE),
+    "pinMessage": _on_a_message(PIN_MESSAGE),
+    "unpinMessage": _on_a_message(UNPIN_MESSAGE),
+    "starMessage": _on_a_message(STAR_MESSAGE),
+    "unstarMessage": _on_a_message(UNSTAR_MESSAGE),
+    # Forwarding: from a message I see (not alice's, not frank's in the group he left) into a
+    # conversation I may post in (not alice's, not the group he left).
+    "forwardMessage": (
+        _members_only(
+            "input.messageId",
+            FORWARD_MESSAGE,
+            lambda w: _forward(w.message_id, w.stranger_conversation_id),
+            lambda f: _forward(f.message_id, f.direct_id),
+        ),
+        _members_only(
+            "input.conversationIds",
+            FORWARD_MESSAGE,
+            lambda w: _forward(w.stranger_message_id, w.conversation_id),
+            lambda f: _forward(f.direct_message_id, f.group_id),
         ),
     ),
     # Receipts are a member's own: bob has not read alice's last two messages, and still hasn't.
@@ -729,7 +838,11 @@ async def test_every_field_that_takes_an_id_has_an_entry(app: RunningApp) -> Non
     # given every root field with an ID argument, as the running API describes itself
     discovered = await _fields_taking_ids(app)
     assert {"conversation", "sendMessage", "conversationEvents"} <= discovered.keys()
-    assert discovered["sendMessage"][1] == {"input.recipientId", "input.conversationId"}
+    assert discovered["sendMessage"][1] == {
+        "input.recipientId",
+        "input.conversationId",
+        "input.replyToId",
+    }
     # then each has an entry, each entry still exists, and the entries cover every ID argument
     # with a document of the right operation that selects that very field
     problems = [
@@ -802,17 +915,17 @@ async def _build_world(app: RunningApp) -> World:
         *(register(app.http) for _ in range(6))
     )
 
-    async def conversation() -> str:
+    async def conversation() -> tuple[str, str]:
         conversation_id = (await bob.send("hi alice", to=alice))["conversationId"]
-        await alice.send("hi bob", conversation_id=conversation_id)
+        hers = await alice.send("hi bob", conversation_id=conversation_id)
         await alice.send("are you there?", conversation_id=conversation_id)
-        return conversation_id
+        return conversation_id, hers["id"]
 
     async def friendship() -> None:
         await alice.call(ASK_TO_BE_FRIENDS, u=bob.id)
         await bob.call(ACCEPT_FRIEND_REQUEST, u=alice.id)
 
-    async def group() -> str:
+    async def group() -> tuple[str, str]:
         created = await data(
             app.http,
             CREATE_GROUP,
@@ -821,11 +934,14 @@ async def _build_world(app: RunningApp) -> World:
         )
         group_id = created["createGroup"]["id"]
         await bob.call(ACCEPT_GROUP_INVITE, c=group_id)
-        await bob.send("first chapter?", conversation_id=group_id)
-        return group_id
+        bobs = await bob.send("first chapter?", conversation_id=group_id)
+        return group_id, bobs["id"]
 
-    (conversation_id, group_id), *_ = await asyncio.gather(
-        asyncio.gather(conversation(), group()),
+    (
+        ((conversation_id, message_id), (group_id, group_message_id), mallorys),
+        *_,
+    ) = await asyncio.gather(
+        asyncio.gather(conversation(), group(), mallory.send("hello carol", to=carol)),
         friendship(),
         carol.call(ASK_TO_BE_FRIENDS, u=alice.id),
         alice.call(BLOCK, u=dave.id),
@@ -849,7 +965,20 @@ async def _build_world(app: RunningApp) -> World:
     assert view["group"]["invitedMembers"] == [{"user": {"id": carol.id}}]
     assert view["group"]["lastSeq"] == 4  # created, invited, bob joined, bob's message
     return World(
-        alice, bob, carol, dave, erin, mallory, conversation_id, group_id, other_session_id, view
+        alice,
+        bob,
+        carol,
+        dave,
+        erin,
+        mallory,
+        conversation_id,
+        group_id,
+        other_session_id,
+        view,
+        message_id=message_id,
+        group_message_id=group_message_id,
+        stranger_conversation_id=mallorys["conversationId"],
+        stranger_message_id=mallorys["id"],
     )
 
 
@@ -1000,8 +1129,11 @@ async def _build_former(app: RunningApp, standing: str) -> Former:
     group_id = created["createGroup"]["id"]
     await bob.call(ACCEPT_GROUP_INVITE, c=group_id)
     await frank.call(ACCEPT_GROUP_INVITE, c=group_id)
-    await frank.send("frank was here", conversation_id=group_id, client_id=FORMER_CLIENT_ID)
-    direct_id = (await alice.send("hi frank", to=frank))["conversationId"]
+    franks = await frank.send(
+        "frank was here", conversation_id=group_id, client_id=FORMER_CLIENT_ID
+    )
+    to_frank = await alice.send("hi frank", to=frank)
+    direct_id = to_frank["conversationId"]
     # while he is in it, frank sees the group like anyone else in it
     seen = (await frank.call(CONVERSATION, id=group_id))["conversation"]
     assert {m["user"]["id"] for m in seen["members"]} == {alice.id, bob.id, frank.id}
@@ -1018,7 +1150,7 @@ async def _build_former(app: RunningApp, standing: str) -> Former:
     assert (view["group"]["name"], view["group"]["description"]) == SECRETS[:2]
     assert {m["user"]["id"] for m in view["group"]["members"]} == {alice.id, bob.id}
     assert view["group"]["invitedMembers"] == [{"user": {"id": carol.id}}]
-    return Former(alice, bob, frank, carol, group_id, direct_id, view)
+    return Former(alice, bob, frank, carol, group_id, direct_id, view, franks["id"], to_frank["id"])
 
 
 def _learns_nothing_new(body: object) -> None:
@@ -1208,3 +1340,130 @@ async def test_a_former_member_hears_nothing_of_the_group(
         former.direct_id,
     ]
     _learns_nothing_new(events)
+
+
+# -- the blocked person ---------------------------------------------------------------------
+
+#: Where a message id argument sits.
+MESSAGE_ID_ARGUMENTS = frozenset({"messageId", "replyToId"})
+
+
+@dataclass(frozen=True)
+class BlockedWorld:
+    """alice and dave wrote to each other; then alice blocked dave."""
+
+    owner: Account  # alice
+    blocked: Account  # dave
+    other: Account  # erin: dave's other conversation
+    direct_id: str  # alice and dave's DM
+    owners_message_id: str  # alice's message there (pinned by alice before the block)
+    blocked_message_id: str  # dave's message there
+    other_direct_id: str  # dave and erin's DM
+    other_message_id: str  # dave's message there
+
+
+@dataclass(frozen=True)
+class BlockedCase:
+    document: str
+    variables: Callable[[BlockedWorld], dict[str, Any]]
+    #: Private to dave (nobody else learns of it): a block does not stop it.
+    allowed: bool = False
+
+
+BLOCKED_VIEW = f"""
+query Direct($c: ID!) {{
+  conversation(id: $c) {{
+    lastSeq pinnedMessages {{ id }}
+    messages(first: 100) {{ edges {{ node {{ seq body {MESSAGE_STATE} }} }} }}
+  }}
+}}
+"""
+
+#: Every message-taking field, as dave calls it in (or out of) the DM where alice blocked him.
+BLOCKED: dict[str, BlockedCase] = {
+    # Changing his own message, or alice's, in the DM: FORBIDDEN (reason BLOCKED), as sending.
+    "editMessage": BlockedCase(EDIT_MESSAGE, lambda b: {"m": b.blocked_message_id}),
+    "unsendMessage": BlockedCase(UNSEND_MESSAGE, lambda b: {"m": b.blocked_message_id}),
+    "reactToMessage": BlockedCase(REACT_TO_MESSAGE, lambda b: {"m": b.owners_message_id}),
+    "pinMessage": BlockedCase(PIN_MESSAGE, lambda b: {"m": b.blocked_message_id}),
+    "unpinMessage": BlockedCase(UNPIN_MESSAGE, lambda b: {"m": b.owners_message_id}),
+    # Quoting into the DM is sending into it.
+    "sendMessage": BlockedCase(
+        SEND_MESSAGE,
+        lambda b: {
+            "input": {
+                "body": "quote",
+                "clientMessageId": "blocked-quote",
+                "conversationId": b.direct_id,
+                "replyToId": b.owners_message_id,
+            }
+        },
+    ),
+    # Forwarding into the DM is sending into it; out of it, he copies what he already sees.
+    "forwardMessage": BlockedCase(
+        FORWARD_MESSAGE, lambda b: _forward(b.other_message_id, b.direct_id)
+    ),
+    # His own bookmarks and his own history: nobody else learns of them.
+    "starMessage": BlockedCase(STAR_MESSAGE, lambda b: {"m": b.owners_message_id}, allowed=True),
+    "unstarMessage": BlockedCase(
+        UNSTAR_MESSAGE, lambda b: {"m": b.owners_message_id}, allowed=True
+    ),
+    "deleteMessageForMe": BlockedCase(
+        DELETE_MESSAGE_FOR_ME, lambda b: {"m": b.owners_message_id}, allowed=True
+    ),
+}
+
+
+async def _build_blocked(app: RunningApp) -> BlockedWorld:
+    alice, dave, erin = await asyncio.gather(*(register(app.http) for _ in range(3)))
+    daves = await dave.send("hi alice", to=alice)
+    direct_id = daves["conversationId"]
+    alices = await alice.send("hi dave", conversation_id=direct_id)
+    await alice.call(PIN_MESSAGE, m=alices["id"])
+    other = await dave.send("hi erin", to=erin)
+    await alice.call(BLOCK, u=dave.id)
+    return BlockedWorld(
+        alice,
+        dave,
+        erin,
+        direct_id,
+        alices["id"],
+        daves["id"],
+        other["conversationId"],
+        other["id"],
+    )
+
+
+async def test_every_field_that_takes_a_message_id_has_a_blocked_case(app: RunningApp) -> None:
+    discovered = await _fields_taking_ids(app)
+    taking_messages = {
+        field
+        for field, (_, paths) in discovered.items()
+        if any(path.split(".")[-1] in MESSAGE_ID_ARGUMENTS for path in paths)
+    }
+    assert {"editMessage", "reactToMessage", "sendMessage"} <= taking_messages
+    assert taking_messages == BLOCKED.keys(), (
+        "every field taking a message id says what a blocked person gets through it: "
+        "add it to BLOCKED in tests/security/test_authorization_matrix.py"
+    )
+
+
+@pytest.mark.parametrize("field", sorted(BLOCKED))
+async def test_a_blocked_person_changes_nothing_the_blocker_sees(
+    app: RunningApp, field: str
+) -> None:
+    # given the DM where alice blocked dave, as alice sees it
+    world = await _build_blocked(app)
+    case = BLOCKED[field]
+    before = await world.owner.call(BLOCKED_VIEW, c=world.direct_id)
+    # when dave calls the field
+    body = await graphql(app.http, case.document, case.variables(world), token=world.blocked.token)
+    # then he is refused because of the block, unless it only concerns himself
+    if case.allowed:
+        assert not body.get("errors"), body["errors"]
+    else:
+        _assert_refused(field, frozenset({"FORBIDDEN"}), body.get("errors"), body.get("data"))
+        reasons = {error["extensions"].get("reason") for error in body["errors"]}
+        assert reasons == {"BLOCKED"}
+    # and alice's conversation is as it was
+    assert await world.owner.call(BLOCKED_VIEW, c=world.direct_id) == before
