@@ -467,7 +467,9 @@ async def measure_statements(
                 parameters = (
                     stored.parameters() if hasattr(stored, "parameters") else asdict(stored)
                 )
-                await connection.execute(messages._SEND_IN_ONE_STATEMENT, parameters)
+                await connection.execute(
+                    messages._send_in_one_statement(with_mentions=False), parameters
+                )
 
             async def baseline_send(connection: Any, index: int, number: int) -> None:
                 async with connection.transaction():

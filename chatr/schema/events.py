@@ -68,10 +68,10 @@ class MessageChangedEvent(ConversationEvent):
     async def user(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
         if root.actor_id is None:
             return None
-        return await info.context.loaders.user_by_id.load(root.actor_id)
+        return await info.context.loaders.user_by_id.load(root.actor_id)  # type: ignore[return-value]
 
 
-def _of_type(kind: EventType) -> classmethod:  # type: ignore[type-arg]
+def _of_type(kind: EventType) -> classmethod:
     def is_type_of(cls: type, obj: object, _info: object) -> bool:
         return isinstance(obj, LoggedEvent) and obj.type == kind
 

@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 from strawberry import Parent
 
-from chatr.models import MessageRevision
+from chatr.models import MessageKind, MessageRevision
 from chatr.resolvers import message_changes as resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
@@ -68,8 +68,8 @@ class ReplySnapshotType:
         return root.get("seq")
 
     @strawberry.field
-    def kind(self, root: Parent[ReplySnapshot]) -> MessageKindEnum:  # type: ignore[valid-type]
-        return root["kind"]  # type: ignore[no-any-return]
+    def kind(self, root: Parent[ReplySnapshot]) -> MessageKindEnum:
+        return MessageKind(root["kind"])
 
     @strawberry.field(description="The start of the quoted text; null once it was unsent.")
     def excerpt(self, root: Parent[ReplySnapshot]) -> str | None:

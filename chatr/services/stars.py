@@ -73,7 +73,7 @@ async def list_for(session: AsyncSession, *, viewer_id: int, page: PageRequest) 
     )
     found = await paginate(
         session,
-        statement,
+        statement,  # type: ignore[arg-type]
         keys=(MessageStar.id,),
         descending=True,
         request=page,

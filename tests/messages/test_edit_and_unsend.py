@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import text, update
 
 from chatr.models import Message
 from chatr.models.base import utcnow
+from chatr.settings import Settings
 from tests.groups.helpers import group_with
 from tests.messages.helpers import (
     DELETE_FOR_ME,
@@ -24,7 +26,7 @@ from tests.support.api import BLOCK_USER, MARK_READ, GraphQLError, register
 from tests.support.servers import RunningApp, in_process_app
 
 
-async def _codes(call) -> list[str]:  # type: ignore[no-untyped-def]
+async def _codes(call: Awaitable[object]) -> list[str]:
     with pytest.raises(GraphQLError) as refused:
         await call
     return refused.value.codes
@@ -60,7 +62,9 @@ async def test_member_cannot_edit_someone_elses_message(app: RunningApp) -> None
     assert (await history(bob, group_id))["messages"][-1]["body"] == "bob's words"
 
 
-async def test_editing_is_refused_once_the_window_is_over(settings, database) -> None:  # type: ignore[no-untyped-def]
+async def test_editing_is_refused_once_the_window_is_over(
+    settings: Settings, database: str
+) -> None:
     # given a server with a 60 s edit window and a message sent two minutes ago
     async with in_process_app(settings.with_overrides(message_edit_window_seconds=60)) as app:
         alice, bob = await register(app.http), await register(app.http)
@@ -235,7 +239,7 @@ async def test_nobody_changes_messages_in_a_dm_with_a_block(app: RunningApp) -> 
         assert refused.value.errors[0]["extensions"]["reason"] == "BLOCKED"
 
 
-async def test_edits_are_rate_limited_per_user(settings, database) -> None:  # type: ignore[no-untyped-def]
+async def test_edits_are_rate_limited_per_user(settings: Settings, database: str) -> None:
     limited = settings.with_overrides(rate_limits=True, edit_message_limit="2 per minute")
     async with in_process_app(limited) as app:
         alice, bob = await register(app.http), await register(app.http)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chatr.settings import Settings
 from tests.groups.helpers import group_with
 from tests.messages.helpers import (
     DELETE_FOR_ME,
@@ -47,8 +48,8 @@ async def test_in_a_group_only_owner_and_admins_pin(app: RunningApp) -> None:
 
 
 async def test_a_conversation_holds_at_most_the_configured_number_of_pins(
-    settings,  # type: ignore[no-untyped-def]
-    database,
+    settings: Settings,
+    database: str,
 ) -> None:
     async with in_process_app(settings.with_overrides(max_pinned_messages=2)) as app:
         alice, bob = await register(app.http), await register(app.http)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chatr.settings import Settings
 from tests.groups.helpers import LEAVE, group_with
 from tests.messages.helpers import REACT, UNSEND, history
 from tests.support.api import GraphQLError, register
@@ -94,7 +95,7 @@ async def test_an_unsent_message_takes_no_reactions(app: RunningApp) -> None:
     assert refused.value.codes == ["CONFLICT"]
 
 
-async def test_reactions_are_rate_limited_per_user(settings, database) -> None:  # type: ignore[no-untyped-def]
+async def test_reactions_are_rate_limited_per_user(settings: Settings, database: str) -> None:
     limited = settings.with_overrides(rate_limits=True, reaction_limit="3 per minute")
     async with in_process_app(limited) as app:
         alice, bob = await register(app.http), await register(app.http)

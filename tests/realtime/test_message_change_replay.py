@@ -39,7 +39,7 @@ def _shape(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 async def _durable(feed: Feed, count: int) -> list[dict[str, Any]]:
     """The next `count` durable events (receipts are not among these tests' events)."""
-    events = []
+    events: list[dict[str, Any]] = []
     while len(events) < count:
         event = await feed.next()
         if event["cursor"] is not None:
