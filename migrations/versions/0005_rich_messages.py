@@ -2,16 +2,21 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-04 18:50:00
+Create Date: 2026-12-04 20:40:00
 
 Messages get who unsent them (`deleted_by_id`), who pinned them and when, and a `forwarded`
 mark; mentions and stars get their own tables. Revisions, reactions and "delete for me"
 (`message_hidden`) already had theirs; hidden messages get an index by user for unread counts.
+
+On SQLite, adding the foreign keys makes alembic's batch mode recreate `messages`, which drops
+the search triggers of 0004; they are created again from 0004's own definition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,6 +27,17 @@ revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+def _sqlite_search_triggers() -> Callable[[], None]:
+    """0004's `create_sqlite_search_triggers` (a revision file is no importable module)."""
+    path = Path(__file__).with_name("0004_search_and_inbox.py")
+    spec = importlib.util.spec_from_file_location("chatr_migration_0004", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    create: Callable[[], None] = module.create_sqlite_search_triggers
+    return create
 
 
 def upgrade() -> None:
@@ -143,6 +159,9 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
 
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_search_triggers()()
+
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
@@ -154,6 +173,8 @@ def downgrade() -> None:
         batch_op.drop_column("pinned_at")
         batch_op.drop_column("deleted_by_id")
         batch_op.drop_column("forwarded")
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_search_triggers()()
 
     with op.batch_alter_table("message_hidden", schema=None) as batch_op:
         batch_op.drop_index("ix_message_hidden_user_id")
