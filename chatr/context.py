@@ -116,7 +116,10 @@ class Context:
             return Standing.STRANGER
         if self.shared is not None:
             return await self.shared.standing(user_id)
-        return await self.loaders.standing.load((viewer.id, user_id))
+        # Shielded: several fields of one user await the same loader future, and a sibling
+        # that graphql-core cancels (a field error nulled their parent) must not cancel it
+        # for the others.
+        return await asyncio.shield(self.loaders.standing.load((viewer.id, user_id)))
 
     @property
     def authenticated_viewer(self) -> Viewer | None:
