@@ -70,18 +70,24 @@ def test_the_memory_of_one_off_texts_is_bounded() -> None:
     assert cache.get(_query(5)) is not None
 
 
-async def test_a_repeated_query_is_parsed_twice_and_then_served_from_the_cache(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    schema = build_schema(Settings())
-    parsed: list[str] = []
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the schema parses from now on (the cache's misses), in order."""
+    texts: list[str] = []
     real_parse = schema_validation.parse
 
     def counting_parse(source: str, **options: object) -> object:
-        parsed.append(source)
+        texts.append(source)
         return real_parse(source, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(schema_validation, "parse", counting_parse)
+    return texts
+
+
+async def test_a_repeated_query_is_parsed_twice_and_then_served_from_the_cache(
+    parsed: list[str],
+) -> None:
+    schema = build_schema(Settings())
     for _ in range(5):
         result = await schema.execute("query Again { __typename }")
         assert result.errors is None and result.data == {"__typename": "Query"}
@@ -89,17 +95,9 @@ async def test_a_repeated_query_is_parsed_twice_and_then_served_from_the_cache(
 
 
 async def test_refused_documents_are_never_kept_however_often_they_come(
-    monkeypatch: pytest.MonkeyPatch,
+    parsed: list[str],
 ) -> None:
     schema = build_schema(Settings())
-    parsed: list[str] = []
-    real_parse = schema_validation.parse
-
-    def counting_parse(source: str, **options: object) -> object:
-        parsed.append(source)
-        return real_parse(source, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(schema_validation, "parse", counting_parse)
     rnd = random.Random(3)
     refused = [FAMILIES["repeated fields"](330, rnd) for _ in range(3)]
     for text in refused + refused + refused:
