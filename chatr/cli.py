@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from chatr.settings import Settings, load_settings, networks
+from chatr.settings import InvalidSetting, Settings, load_settings, networks
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -86,7 +87,6 @@ def _create_admin(args: argparse.Namespace) -> int:
     """
     import asyncio
     import getpass
-    import os
 
     from chatr import migrations
     from chatr.app import create_app
@@ -208,6 +208,48 @@ def configure_logging() -> None:
     logging.getLogger("alembic.runtime.migration").addFilter(_only_upgrades)
 
 
+def _unreachable_database(error: BaseException) -> bool:
+    """A connection that could not be made (refused, timed out, name unknown, rejected),
+    as raised by the drivers directly or wrapped by SQLAlchemy."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(error, OSError | TimeoutError | OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; a configuration or database that cannot be used ends it with one
+    line saying which (exit 2 or 1), never a traceback: these are the newcomer's first
+    mistakes, not bugs."""
+    try:
+        return int(args.run(args))
+    except InvalidSetting as error:
+        print(f"chatr: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if not _unreachable_database(error):
+            raise
+        reason = _reason(error)
+        print(f"chatr: cannot reach the database ({_safe_url()}): {reason}", file=sys.stderr)
+        return 1
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, in words: "Connection refused" rather than a driver's repr."""
+    cause = getattr(error, "orig", None) or error
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno)
+    return str(cause).strip() or type(cause).__name__
+
+
+def _safe_url() -> str:
+    """The configured database URL without its password, for an error message."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(load_settings().database_url).render_as_string(hide_password=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatr", description="chatr chat server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -259,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     configure_logging()
-    return int(args.run(args))
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,47 @@ from typing import Any
 DEFAULT_DATA_DIR = Path(".chatr")
 
 
+class InvalidSetting(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(value: str | None, default: int) -> int:
-    return default if value is None or value == "" else int(value)
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidSetting(f"{name}: {value!r} is not a whole number") from None
+
+
+def _limit(env: dict[str, str], name: str, default: str) -> str:
+    """A rate in the `limits` notation ("100 per minute"), checked now rather than when the
+    first request needs it."""
+    from limits import parse
+
+    value = env.get(name) or default
+    try:
+        parse(value)
+    except ValueError:
+        raise InvalidSetting(f"{name}: {value!r} is not a rate like '100 per minute'") from None
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidSetting(f"{name}: {value!r} is not a number") from None
 
 
 #: Rate limits (rule name -> `limits` notation) that replace the strict ones in development,
@@ -58,7 +91,7 @@ def rate_limit_mode(value: str | None, environment: str) -> str:
         return "strict"
     if text in {"0", "false", "no"}:
         return "off"
-    raise ValueError(f"CHATR_RATE_LIMITS: {value!r} is not one of strict, generous, off")
+    raise InvalidSetting(f"CHATR_RATE_LIMITS: {value!r} is not one of strict, generous, off")
 
 
 def _path(value: str | None) -> Path | None:
@@ -202,7 +235,9 @@ def networks(text: str | None) -> tuple[str, ...]:
         try:
             normalised.append(str(ipaddress.ip_network(value, strict=False)))
         except ValueError as error:
-            raise ValueError(f"CHATR_TRUSTED_PROXIES: {value!r} is not an IP or network") from error
+            raise InvalidSetting(
+                f"CHATR_TRUSTED_PROXIES: {value!r} is not an IP or network"
+            ) from error
     return tuple(normalised)
 
 
@@ -237,39 +272,39 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         broker_url=redis_url or "memory://",
         channel_prefix=env.get("CHATR_CHANNEL_PREFIX", "chatr"),
         jwt_secret=jwt_secret,
-        access_token_ttl_seconds=_int(env.get("CHATR_ACCESS_TOKEN_TTL"), 15 * 60),
-        refresh_token_ttl_seconds=_int(env.get("CHATR_REFRESH_TOKEN_TTL"), 30 * 24 * 3600),
-        refresh_reuse_grace_seconds=float(env.get("CHATR_REFRESH_REUSE_GRACE_SECONDS") or 20.0),
+        access_token_ttl_seconds=_int(env, "CHATR_ACCESS_TOKEN_TTL", 15 * 60),
+        refresh_token_ttl_seconds=_int(env, "CHATR_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        refresh_reuse_grace_seconds=_float(env, "CHATR_REFRESH_REUSE_GRACE_SECONDS", 20.0),
         environment=environment,
         data_dir=data_dir,
         media_dir=Path(env.get("CHATR_MEDIA_DIR") or data_dir / "media"),
         allowed_origins=_list(env.get("CHATR_ALLOWED_ORIGINS")),
         trusted_proxies=networks(env.get("CHATR_TRUSTED_PROXIES")),
-        max_query_depth=_int(env.get("CHATR_MAX_QUERY_DEPTH"), 10),
-        max_aliases=_int(env.get("CHATR_MAX_ALIASES"), 15),
-        max_query_tokens=_int(env.get("CHATR_MAX_QUERY_TOKENS"), 2000),
-        max_selections=_int(env.get("CHATR_MAX_SELECTIONS"), 2000),
-        max_request_body_bytes=_int(env.get("CHATR_MAX_REQUEST_BYTES"), 256 * 1024),
-        max_websocket_frame_bytes=_int(env.get("CHATR_MAX_WS_FRAME_BYTES"), 64 * 1024),
-        max_subscriptions_per_connection=_int(env.get("CHATR_MAX_SUBSCRIPTIONS"), 100),
-        max_batch=_int(env.get("CHATR_MAX_BATCH"), 10),
-        persisted_query_ttl_seconds=_int(env.get("CHATR_PERSISTED_QUERY_TTL"), 24 * 3600),
+        max_query_depth=_int(env, "CHATR_MAX_QUERY_DEPTH", 10),
+        max_aliases=_int(env, "CHATR_MAX_ALIASES", 15),
+        max_query_tokens=_int(env, "CHATR_MAX_QUERY_TOKENS", 2000),
+        max_selections=_int(env, "CHATR_MAX_SELECTIONS", 2000),
+        max_request_body_bytes=_int(env, "CHATR_MAX_REQUEST_BYTES", 256 * 1024),
+        max_websocket_frame_bytes=_int(env, "CHATR_MAX_WS_FRAME_BYTES", 64 * 1024),
+        max_subscriptions_per_connection=_int(env, "CHATR_MAX_SUBSCRIPTIONS", 100),
+        max_batch=_int(env, "CHATR_MAX_BATCH", 10),
+        persisted_query_ttl_seconds=_int(env, "CHATR_PERSISTED_QUERY_TTL", 24 * 3600),
         trusted_documents=_path(env.get("CHATR_TRUSTED_DOCUMENTS")),
         graphiql_assets_dir=_path(env.get("CHATR_GRAPHIQL_ASSETS")),
-        max_sockets_per_user=_int(env.get("CHATR_MAX_SOCKETS_PER_USER"), 20),
-        max_sockets_per_ip=_int(env.get("CHATR_MAX_SOCKETS_PER_IP"), 100),
-        anonymous_socket_idle_seconds=float(env.get("CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS") or 60.0),
-        subscriber_queue_size=_int(env.get("CHATR_SUBSCRIBER_QUEUE_SIZE"), 1000),
-        db_pool_size=_int(env.get("CHATR_DB_POOL_SIZE"), 10),
-        session_cache_seconds=float(env.get("CHATR_SESSION_CACHE_SECONDS") or 10.0),
-        live_tick_seconds=float(env.get("CHATR_LIVE_TICK_SECONDS") or 2.0),
+        max_sockets_per_user=_int(env, "CHATR_MAX_SOCKETS_PER_USER", 20),
+        max_sockets_per_ip=_int(env, "CHATR_MAX_SOCKETS_PER_IP", 100),
+        anonymous_socket_idle_seconds=_float(env, "CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS", 60.0),
+        subscriber_queue_size=_int(env, "CHATR_SUBSCRIBER_QUEUE_SIZE", 1000),
+        db_pool_size=_int(env, "CHATR_DB_POOL_SIZE", 10),
+        session_cache_seconds=_float(env, "CHATR_SESSION_CACHE_SECONDS", 10.0),
+        live_tick_seconds=_float(env, "CHATR_LIVE_TICK_SECONDS", 2.0),
         rate_limits=limits_mode != "off",
         rate_limit_overrides=GENEROUS_RATE_LIMITS if limits_mode == "generous" else (),
-        send_message_limit=env.get("CHATR_SEND_MESSAGE_LIMIT") or "100 per minute",
-        edit_message_limit=env.get("CHATR_EDIT_MESSAGE_LIMIT") or "60 per minute",
-        reaction_limit=env.get("CHATR_REACTION_LIMIT") or "120 per minute",
-        message_edit_window_seconds=float(env.get("CHATR_MESSAGE_EDIT_WINDOW_SECONDS") or 0.0),
-        max_pinned_messages=_int(env.get("CHATR_MAX_PINNED_MESSAGES"), 50),
+        send_message_limit=_limit(env, "CHATR_SEND_MESSAGE_LIMIT", "100 per minute"),
+        edit_message_limit=_limit(env, "CHATR_EDIT_MESSAGE_LIMIT", "60 per minute"),
+        reaction_limit=_limit(env, "CHATR_REACTION_LIMIT", "120 per minute"),
+        message_edit_window_seconds=_float(env, "CHATR_MESSAGE_EDIT_WINDOW_SECONDS", 0.0),
+        max_pinned_messages=_int(env, "CHATR_MAX_PINNED_MESSAGES", 50),
         smtp_url=env.get("CHATR_SMTP_URL", ""),
         mail_from=env.get("CHATR_MAIL_FROM", "chatr <no-reply@chatr.local>"),
         sms_webhook_url=env.get("CHATR_SMS_WEBHOOK_URL", ""),

@@ -81,11 +81,38 @@ def test_migrate_prints_the_revisions_it_applies_and_none_of_alembics_start_up_c
     assert again.stdout + again.stderr == ""
 
 
-def test_a_migration_that_cannot_reach_its_database_still_says_so(tmp_path: Path) -> None:
-    env = embedded_environment(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:1/none")
+def test_a_migration_that_cannot_reach_its_database_says_so_in_one_line(tmp_path: Path) -> None:
+    env = embedded_environment(
+        tmp_path, DATABASE_URL="postgresql://postgres:s3cret@127.0.0.1:1/none"
+    )
     result = _chatr("migrate", env=env, cwd=tmp_path)
-    assert result.returncode != 0
-    assert "Connect call failed" in result.stderr or "refused" in result.stderr
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("chatr: cannot reach the database (postgresql+asyncpg://postgres:***@")
+    assert line.endswith("Connection refused")
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("CHATR_RATE_LIMITS", "bogus", "is not one of strict, generous, off"),
+        ("CHATR_TRUSTED_PROXIES", "10.0.0.0/33", "is not an IP or network"),
+        ("CHATR_MAX_BATCH", "ten", "is not a whole number"),
+        ("CHATR_LIVE_TICK_SECONDS", "soon", "is not a number"),
+        ("CHATR_SEND_MESSAGE_LIMIT", "lots", "is not a rate like '100 per minute'"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_stops_serve_with_its_name_and_no_traceback(
+    tmp_path: Path, variable: str, value: str, complaint: str
+) -> None:
+    env = embedded_environment(tmp_path, **{variable: value})
+    result = _chatr("serve", "--port", "0", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"chatr: {variable}: {value!r} {complaint}"
+    # refused before anything was done
+    assert not (tmp_path / "chatr.db").exists()
 
 
 def test_create_admin_without_a_terminal_or_password_variable_exits_with_a_clear_error(
