@@ -39,13 +39,21 @@ class RunningApp:
                 await asyncio.sleep(0.01)
 
 
+#: Seconds a test's HTTP request may take. httpx's default (5 s) failed a login on a machine
+#: at load average 12 (seen in the Redis-outage test): a timeout here should mean a hang,
+#: which this still catches, not a busy machine.
+CLIENT_TIMEOUT = 30.0
+
+
 @asynccontextmanager
 async def in_process_app(settings: Settings) -> AsyncIterator[RunningApp]:
     """The app with its lifespan running, reached through httpx's ASGI transport."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chatr.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://chatr.test", timeout=CLIENT_TIMEOUT
+        ) as http:
             yield RunningApp(app=app, http=http)
 
 
@@ -76,7 +84,7 @@ async def served_app(settings: Settings, **options: Any) -> AsyncIterator[Runnin
                 raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.01)
         base = f"127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+        async with httpx.AsyncClient(base_url=f"http://{base}", timeout=CLIENT_TIMEOUT) as http:
             yield RunningApp(app=app, http=http, ws_url=f"ws://{base}/graphql")
     finally:
         server.should_exit = True
