@@ -33,6 +33,7 @@ from chatr.context import Context
 from chatr.db import Database
 from chatr.errors import ErrorCode
 from chatr.http import GraphQLHTTP
+from chatr.http import uploads as media_routes
 from chatr.infra import rate_limits
 from chatr.infra.live import LiveHub
 from chatr.infra.mailer import create_mailer
@@ -41,13 +42,14 @@ from chatr.infra.presence_store import create_presence_store
 from chatr.infra.rate_limits import RateLimiter
 from chatr.infra.session_cache import SessionCache
 from chatr.infra.sms import create_sms_sender
+from chatr.infra.storage import create_storage
 from chatr.loaders import Loaders
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import create_broker
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.socket_outlet import LIVE_OPERATION, LiveOperation, SocketSend
-from chatr.services import auth, presence
+from chatr.services import auth, presence, uploads
 from chatr.services.auth import Viewer
 from chatr.settings import Settings
 from chatr.socket_registry import SocketRegistry, SocketSlot
@@ -466,6 +468,7 @@ def create_app(settings: Settings) -> Starlette:
                 rate_limits.SEND_MESSAGE.name: settings.send_message_limit,
                 rate_limits.EDIT_MESSAGE.name: settings.edit_message_limit,
                 rate_limits.REACTION.name: settings.reaction_limit,
+                rate_limits.UPLOAD.name: settings.upload_limit,
             },
         )
         supervisor = Supervisor()
@@ -485,10 +488,12 @@ def create_app(settings: Settings) -> Starlette:
             presence=create_presence_store(settings.broker_url, prefix=settings.channel_prefix),
             live=live,
             supervisor=supervisor,
+            storage=create_storage(settings),
         )
         app.state.runtime = runtime
         supervisor.spawn("revocation-watcher", lambda: auth.watch_revocations(runtime))
         supervisor.spawn("presence-sweeper", lambda: presence.sweep_forever(runtime))
+        supervisor.spawn(uploads.SWEEPER, lambda: uploads.sweep_forever(runtime), critical=False)
         # Everything built so far lives as long as the process: move it out of the cyclic
         # collector's reach so full collections do not keep re-scanning schema and ORM state.
         gc.collect()
@@ -505,6 +510,7 @@ def create_app(settings: Settings) -> Starlette:
                     ("announcer", announcer.stop),
                     ("broker", broker.stop),
                     ("presence store", runtime.presence.close),
+                    ("storage", runtime.storage.close),
                     ("rate limits", limits.close),
                     ("persisted queries", http.close),
                     ("database", db.dispose),
@@ -519,6 +525,8 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/media/uploads/{token}", media_routes.upload, methods=["PUT", "POST"]),
+            Route("/media/files/{token}/{name}", media_routes.download, methods=["GET", "HEAD"]),
             *(
                 [Route("/graphiql/assets/{name}", http.graphiql.asset)]
                 if http.graphiql is not None

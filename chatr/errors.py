@@ -18,6 +18,8 @@ class ErrorCode(enum.StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     CONFLICT = "CONFLICT"
     RATE_LIMITED = "RATE_LIMITED"
+    #: The user's uploads would use more storage than their quota allows.
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     #: The password was right; finish with `verifyTwoFactorLogin(challenge, code)`.
     TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
     #: The WebSocket already runs as many operations as one connection may.
@@ -94,6 +96,10 @@ class RateLimited(ChatrError):
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retryAfter=retry_after)
+
+
+class QuotaExceeded(ChatrError):
+    code = ErrorCode.QUOTA_EXCEEDED
 
 
 class ServiceUnavailable(ChatrError):

@@ -17,6 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from chatr.infra.presence_store import Status
 from chatr.models import (
+    Attachment,
     Conversation,
     Membership,
     MembershipState,
@@ -26,6 +27,7 @@ from chatr.models import (
 )
 from chatr.runtime import Runtime
 from chatr.services import (
+    attachments,
     conversations,
     mentions,
     message_changes,
@@ -118,6 +120,14 @@ class Loaders:
         return DataLoader(self._revisions, cache=self._cache)
 
     @cached_property
+    def attachments_by_message(self) -> DataLoader[int, list[Attachment]]:
+        return DataLoader(self._attachments, cache=self._cache)
+
+    @cached_property
+    def players_by_message(self) -> DataLoader[int, list[int]]:
+        return DataLoader(self._players, cache=self._cache)
+
+    @cached_property
     def starred(self) -> DataLoader[tuple[int, int], bool]:
         """Keyed by (user_id, message_id): whether the user starred it."""
         return DataLoader(self._starred, cache=self._cache)
@@ -203,6 +213,14 @@ class Loaders:
 
     async def _revisions(self, keys: list[int]) -> list[list[MessageRevision]]:
         found = await self._run(message_changes.revisions_by_message, message_ids=keys)
+        return [found.get(key, []) for key in keys]
+
+    async def _attachments(self, keys: list[int]) -> list[list[Attachment]]:
+        found = await self._run(attachments.by_message, message_ids=keys)
+        return [found.get(key, []) for key in keys]
+
+    async def _players(self, keys: list[int]) -> list[list[int]]:
+        found = await self._run(attachments.players_by_message, message_ids=keys)
         return [found.get(key, []) for key in keys]
 
     async def _starred(self, keys: list[tuple[int, int]]) -> list[bool]:

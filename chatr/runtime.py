@@ -10,6 +10,7 @@ from chatr.infra.outbox import Outbox
 from chatr.infra.presence_store import PresenceStore
 from chatr.infra.rate_limits import RateLimiter
 from chatr.infra.session_cache import SessionCache
+from chatr.infra.storage import Storage
 from chatr.pubsub import envelopes
 from chatr.pubsub.announcer import Announcer
 from chatr.pubsub.broker import Broker
@@ -31,6 +32,8 @@ class Runtime:
     live: LiveHub
     #: Every long-lived background task of this instance (shown on `/readyz`).
     supervisor: Supervisor
+    #: Where uploads' bytes live (local folder or S3).
+    storage: Storage
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

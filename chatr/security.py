@@ -169,3 +169,27 @@ def decode_two_factor_challenge(token: str, *, secret: str) -> int:
         raise Unauthenticated(
             "The sign-in challenge is invalid or expired; log in again."
         ) from error
+
+
+def sign_media_token(*, purpose: str, object_id: int, expires_at: int, secret: str) -> str:
+    """A URL-safe bearer token for one upload or download of one stored object, until
+    `expires_at` (epoch seconds): `<id>.<expiry>.<signature>`, keyed with the server secret
+    and the purpose, so an upload token cannot be used to download and vice versa."""
+    body = f"{object_id}.{expires_at}"
+    digest = hmac.new(utf8(secret), utf8(f"media-{purpose}:{body}"), hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(digest[:18]).decode().rstrip("=")
+    return f"{body}.{signature}"
+
+
+def verify_media_token(token: str, *, purpose: str, secret: str, now: float) -> int | None:
+    """The object id a `sign_media_token` token grants, or None if forged or expired."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    object_id, expires_at = int(parts[0]), int(parts[1])
+    expected = sign_media_token(
+        purpose=purpose, object_id=object_id, expires_at=expires_at, secret=secret
+    )
+    if not hmac.compare_digest(utf8(expected), utf8(token)) or expires_at < now:
+        return None
+    return object_id

@@ -190,6 +190,29 @@ class Settings:
     message_edit_window_seconds: float = 0.0
     #: Messages pinned in one conversation at most.
     max_pinned_messages: int = 50
+    #: Where uploads are stored: `local` (`media_dir`, served by chatr) or `s3`.
+    storage_backend: str = "local"
+    #: S3: the bucket, and an endpoint for S3-compatible stores (empty: AWS's own).
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    #: The address clients reach this server at (`https://chat.example.com`): the upload and
+    #: download URLs chatr signs itself start with it. Empty: they are paths (`/media/…`).
+    public_url: str = ""
+    #: One file's upper bound, bytes (features: 50 MB).
+    max_upload_bytes: int = 50 * 1024 * 1024
+    #: Storage one user's uploads may take, bytes (0: no quota).
+    upload_quota_bytes: int = 1024 * 1024 * 1024
+    #: The per-user flood guard on createUpload, in `limits` notation.
+    upload_limit: str = "60 per 10 minutes"
+    #: An upload attached to nothing this long after it was created is deleted.
+    upload_ttl_seconds: int = 3600
+    #: How long a signed upload URL (or presigned POST) accepts the bytes.
+    upload_url_ttl_seconds: int = 900
+    #: How long a signed download URL works.
+    download_url_ttl_seconds: int = 300
+    #: How often expired uploads are looked for.
+    upload_sweep_seconds: float = 60.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -310,5 +333,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sms_webhook_url=env.get("CHATR_SMS_WEBHOOK_URL", ""),
         sms_webhook_token=env.get("CHATR_SMS_WEBHOOK_TOKEN", ""),
         accept_undelivered_codes=_bool(env.get("CHATR_I_ACCEPT_UNDELIVERED_CODES"), False),
+        storage_backend=env.get("CHATR_STORAGE", "local"),
+        s3_bucket=env.get("CHATR_S3_BUCKET", ""),
+        s3_endpoint_url=env.get("CHATR_S3_ENDPOINT_URL", ""),
+        s3_region=env.get("CHATR_S3_REGION") or "us-east-1",
+        public_url=(env.get("CHATR_PUBLIC_URL") or "").rstrip("/"),
+        max_upload_bytes=_int(env.get("CHATR_MAX_UPLOAD_BYTES"), 50 * 1024 * 1024),
+        upload_quota_bytes=_int(env.get("CHATR_UPLOAD_QUOTA_BYTES"), 1024 * 1024 * 1024),
+        upload_limit=env.get("CHATR_UPLOAD_LIMIT") or "60 per 10 minutes",
+        upload_ttl_seconds=_int(env.get("CHATR_UPLOAD_TTL_SECONDS"), 3600),
+        upload_url_ttl_seconds=_int(env.get("CHATR_UPLOAD_URL_TTL_SECONDS"), 900),
+        download_url_ttl_seconds=_int(env.get("CHATR_DOWNLOAD_URL_TTL_SECONDS"), 300),
+        upload_sweep_seconds=float(env.get("CHATR_UPLOAD_SWEEP_SECONDS") or 60.0),
         log_level=env.get("CHATR_LOG_LEVEL", "info"),
     )

@@ -101,6 +101,8 @@ def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
         # A small pool (at most 2 x 5 connections per app instance) keeps three workers, each
         # running two-instance tests, well under PostgreSQL's 100 connections.
         db_pool_size=5,
+        # Uploads go to the test's own folder, removed with it.
+        media_dir=request.getfixturevalue("tmp_path") / "media",
     )
 
 

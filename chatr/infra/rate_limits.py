@@ -91,6 +91,8 @@ TWO_FACTOR_CODE_SENDS = Rule(
 PASSWORD_RESET = Rule(
     "password_reset", parse("3 per 15 minutes"), "Too many password resets from this address."
 )
+#: Per user: uploads started (`createUpload`), whatever they are for.
+UPLOAD = Rule("upload", parse("60 per 10 minutes"), "You are uploading too much at once; wait.")
 
 #: Every rule, for checking that configured overrides name real ones.
 RULES = (
@@ -105,6 +107,7 @@ RULES = (
     REACTION,
     TWO_FACTOR_CODE_SENDS,
     PASSWORD_RESET,
+    UPLOAD,
 )
 
 

@@ -13,19 +13,23 @@ from chatr.models.conversation import (
 from chatr.models.event import Event, EventStream, EventType
 from chatr.models.message import (
     Attachment,
+    AttachmentKind,
     Message,
     MessageHidden,
     MessageKind,
     MessageMention,
+    MessagePlay,
     MessageRevision,
     MessageStar,
     Reaction,
+    UploadPurpose,
 )
 from chatr.models.social import Block, Friendship, FriendshipState
 from chatr.models.user import User, UserKind, UserRole
 
 __all__ = [
     "Attachment",
+    "AttachmentKind",
     "AuthSession",
     "Base",
     "Block",
@@ -44,10 +48,12 @@ __all__ = [
     "MessageHidden",
     "MessageKind",
     "MessageMention",
+    "MessagePlay",
     "MessageRevision",
     "MessageStar",
     "Reaction",
     "RefreshToken",
+    "UploadPurpose",
     "User",
     "UserKind",
     "UserRole",

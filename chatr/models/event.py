@@ -30,6 +30,10 @@ class EventType(enum.StrEnum):
     REACTION_CHANGED = "REACTION_CHANGED"
     MESSAGE_PINNED = "MESSAGE_PINNED"
     MESSAGE_UNPINNED = "MESSAGE_UNPINNED"
+    #: A member played a voice note (`markPlayed`).
+    MESSAGE_PLAYED = "MESSAGE_PLAYED"
+    #: The server added to a message after it was sent (its link preview arrived).
+    MESSAGE_UPDATED = "MESSAGE_UPDATED"
     RECEIPT_UPDATED = "RECEIPT_UPDATED"
     MEMBERSHIP_CHANGED = "MEMBERSHIP_CHANGED"
     CONVERSATION_UPDATED = "CONVERSATION_UPDATED"

@@ -158,13 +158,36 @@ class MessageStar(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AttachmentKind(enum.StrEnum):
+    IMAGE = "IMAGE"
+    AUDIO = "AUDIO"
+    VIDEO = "VIDEO"
+    FILE = "FILE"
+
+
+class UploadPurpose(enum.StrEnum):
+    """What an upload is for: a message's attachment, or a picture of a profile or group."""
+
+    MESSAGE = "MESSAGE"
+    AVATAR = "AVATAR"
+    COVER = "COVER"
+
+
 class Attachment(Base):
-    """An uploaded object (S3 or local media dir), attached to at most one message."""
+    """An uploaded object (S3 or local media dir), attached to at most one message.
+
+    Made by `createUpload` (the client's declared type and size, `uploaded_at` null); the
+    bytes arrive later, are checked (their real type, by magic bytes) and measured, and
+    `uploaded_at` is set. One that is still attached to nothing at `expires_at` is deleted
+    with its stored object (chatr.services.uploads).
+    """
 
     __tablename__ = "attachments"
     __table_args__ = (
         Index("ix_attachments_message_id", "message_id"),
         Index("uq_attachments_storage_key", "storage_key", unique=True),
+        Index("ix_attachments_expires_at", "expires_at"),
+        Index("ix_attachments_owner_id", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -177,3 +200,29 @@ class Attachment(Base):
     extra: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    kind: Mapped[AttachmentKind] = mapped_column(
+        Enum(AttachmentKind, native_enum=False, length=16),
+        default=AttachmentKind.FILE,
+        server_default=AttachmentKind.FILE.value,
+    )
+    purpose: Mapped[UploadPurpose] = mapped_column(
+        Enum(UploadPurpose, native_enum=False, length=16),
+        default=UploadPurpose.MESSAGE,
+        server_default=UploadPurpose.MESSAGE.value,
+    )
+    #: Unused by then (no message, no profile), it is deleted; null once used.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MessagePlay(Base):
+    """A member played a voice note (`markPlayed`): its sender sees it was listened to."""
+
+    __tablename__ = "message_plays"
+    __table_args__ = (
+        Index("uq_message_plays_message_id_user_id", "message_id", "user_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    played_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,6 +7,7 @@ selection stay on the same path as queries.
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import asdict, dataclass
 from typing import ClassVar
@@ -23,6 +24,13 @@ class EventAnnounced:
     seq: int | None = None
 
 
+class TypingActivity(enum.StrEnum):
+    """What someone shown as busy in a conversation is doing."""
+
+    TYPING = "TYPING"
+    RECORDING_VOICE = "RECORDING_VOICE"
+
+
 @dataclass(frozen=True)
 class TypingChanged:
     """Ephemeral: not logged; lost signals simply expire at `expires_at` (epoch seconds)."""
@@ -32,6 +40,8 @@ class TypingChanged:
     user_id: int
     typing: bool
     expires_at: float
+    #: A `TypingActivity` value (an older instance's envelope has none: typing).
+    activity: str = "TYPING"
 
 
 @dataclass(frozen=True)

@@ -2,36 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from chatr.context import Context
 from chatr.models import Message
-from chatr.services import messages, validation
+from chatr.services import messages, uploads, validation
 from chatr.services.pagination import Page, PageRequest
 
 
 async def send_message(
     ctx: Context,
     *,
-    body: str,
+    body: str | None,
     client_message_id: str,
     recipient_id: str | None,
     conversation_id: str | None,
     reply_to_id: str | None = None,
+    upload_ids: Sequence[str] | None = None,
 ) -> Message:
     viewer = await ctx.viewer()
+    recipient = (
+        None if recipient_id is None else validation.parse_id(recipient_id, field="recipientId")
+    )
+    conversation = (
+        None
+        if conversation_id is None
+        else validation.parse_id(conversation_id, field="conversationId")
+    )
+    reply_to = None if reply_to_id is None else validation.parse_id(reply_to_id, field="replyToId")
+    if upload_ids:
+        return await uploads.send_with_uploads(
+            ctx.runtime,
+            sender_id=viewer.id,
+            upload_ids=[validation.parse_id(value, field="uploadIds") for value in upload_ids],
+            caption=body,
+            client_id=client_message_id,
+            recipient_id=recipient,
+            conversation_id=conversation,
+            reply_to_id=reply_to,
+        )
     return await messages.send(
         ctx.runtime,
         sender_id=viewer.id,
         body=body,
         client_id=client_message_id,
-        recipient_id=None
-        if recipient_id is None
-        else validation.parse_id(recipient_id, field="recipientId"),
-        conversation_id=None
-        if conversation_id is None
-        else validation.parse_id(conversation_id, field="conversationId"),
-        reply_to_id=None
-        if reply_to_id is None
-        else validation.parse_id(reply_to_id, field="replyToId"),
+        recipient_id=recipient,
+        conversation_id=conversation,
+        reply_to_id=reply_to,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from chatr.context import Context
+from chatr.pubsub.envelopes import TypingActivity
 from chatr.services import receipts, validation
 from chatr.services.receipts import ReceiptState
 
@@ -37,11 +38,18 @@ async def mark_delivered(ctx: Context, *, conversation_id: str, up_to_seq: int) 
     )
 
 
-async def set_typing(ctx: Context, *, conversation_id: str, typing: bool) -> bool:
+async def set_typing(
+    ctx: Context,
+    *,
+    conversation_id: str,
+    typing: bool,
+    activity: TypingActivity = TypingActivity.TYPING,
+) -> bool:
     viewer = await ctx.viewer()
     return await receipts.set_typing(
         ctx.runtime,
         viewer_id=viewer.id,
         conversation_id=validation.parse_id(conversation_id, field="conversationId"),
         typing=typing,
+        activity=activity,
     )

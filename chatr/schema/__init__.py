@@ -20,6 +20,7 @@ from chatr.schema.events import EVENT_TYPES
 from chatr.schema.groups import GroupMutation, GroupQuery
 from chatr.schema.guest_scope import enforce_guest_scope
 from chatr.schema.inbox import InboxMutation, InboxQuery
+from chatr.schema.media import MediaMutation
 from chatr.schema.message_changes import MessageChangeMutation, MessageChangeQuery
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.messages import MessageMutation
@@ -68,6 +69,7 @@ MUTATIONS: tuple[type, ...] = (
     GroupMutation,
     InboxMutation,
     MessageChangeMutation,
+    MediaMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, SocialSubscription, PresenceSubscription)
 

@@ -11,10 +11,12 @@ from chatr.infra import event_log
 from chatr.infra.event_log import LoggedEvent
 from chatr.infra.live import StreamItem, Typing
 from chatr.models import EventType
+from chatr.pubsub.envelopes import TypingActivity
 from chatr.resolvers import profiles as profile_resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
 from chatr.schema.profiles import UserType
+from chatr.schema.scalars import TypingActivityEnum
 from chatr.services.privacy import Detail
 
 
@@ -113,6 +115,11 @@ class MessageUnpinnedEvent(MessageChangedEvent):
     is_type_of = _of_type(EventType.MESSAGE_UNPINNED)
 
 
+@strawberry.type(description="Someone played a voice note (see its `playedBy`).")
+class MessagePlayedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_PLAYED)
+
+
 @strawberry.type(description="A member's delivered/read markers moved forward.")
 class ReceiptUpdatedEvent(ConversationEvent):
     @classmethod
@@ -159,6 +166,10 @@ class TypingEvent(ConversationEvent):
     @strawberry.field
     async def user(self, root: Parent[Typing], info: ChatrInfo) -> UserType | None:
         return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Typing, or recording a voice note.")
+    def activity(self, root: Parent[Typing]) -> TypingActivityEnum:
+        return TypingActivity(root.activity)
 
     @strawberry.field(description="Treat as stopped after this unless refreshed.")
     def expires_at(self, root: Parent[Typing]) -> datetime:
@@ -253,6 +264,7 @@ EVENT_TYPES = [
     ReactionChangedEvent,
     MessagePinnedEvent,
     MessageUnpinnedEvent,
+    MessagePlayedEvent,
 ]
 _EXPOSED = {
     EventType.MESSAGE_POSTED,
@@ -266,6 +278,7 @@ _EXPOSED = {
     EventType.REACTION_CHANGED,
     EventType.MESSAGE_PINNED,
     EventType.MESSAGE_UNPINNED,
+    EventType.MESSAGE_PLAYED,
 }
 
 

@@ -14,12 +14,14 @@ from chatr.resolvers import messages as resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.profiles import UserType
 from chatr.schema.scalars import MessageKindEnum
+from chatr.services.attachments import MEDIA_KINDS
 
 if TYPE_CHECKING:
     # Types that lead back here (a conversation lists its messages, a group's change is told
     # by a SYSTEM message): named lazily, so these imports never run.
     from chatr.schema.conversations import ConversationType
     from chatr.schema.groups import SystemDetailsType
+    from chatr.schema.media import AttachmentType
     from chatr.schema.message_changes import (
         MessageRevisionType,
         ReactionSummaryType,
@@ -84,6 +86,25 @@ class MessageType:
         users = await info.context.loaders.user_by_id.load_many(ids)
         return [user for user in users if user is not None]  # type: ignore[misc]
 
+    @strawberry.field(
+        description="The photos, voice note, video or files it carries (none for TEXT; gone "
+        "once unsent)."
+    )
+    async def attachments(
+        self, root: Parent[Message], info: ChatrInfo
+    ) -> list[Annotated[AttachmentType, strawberry.lazy("chatr.schema.media")]]:
+        if root.kind not in MEDIA_KINDS:
+            return []
+        return await info.context.loaders.attachments_by_message.load(root.id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Who played this voice note (`markPlayed`), first first.")
+    async def played_by(self, root: Parent[Message], info: ChatrInfo) -> list[UserType]:
+        if root.kind != MessageKind.AUDIO:
+            return []
+        ids = await info.context.loaders.players_by_message.load(root.id)
+        users = await info.context.loaders.user_by_id.load_many(ids)
+        return [user for user in users if user is not None]  # type: ignore[misc]
+
     @strawberry.field(description="Whether I starred it (my private bookmark).")
     async def starred(self, root: Parent[Message], info: ChatrInfo) -> bool:
         viewer = await info.context.viewer()
@@ -130,7 +151,10 @@ class MessageType:
 
 @strawberry.input(description="Send to a user (DM, created on first message) or a conversation.")
 class SendMessageInput:
-    body: str = strawberry.field(description="1-10,000 characters.")
+    body: str | None = strawberry.field(
+        default=None,
+        description="1-10,000 characters; with `uploadIds`, the optional caption.",
+    )
     client_message_id: str = strawberry.field(
         description="Your idempotency key (1-64 chars): retrying the same send with it "
         "returns the original message; reusing it for another body or conversation is CONFLICT."
@@ -139,6 +163,11 @@ class SendMessageInput:
     conversation_id: strawberry.ID | None = None
     reply_to_id: strawberry.ID | None = strawberry.field(
         default=None, description="Quote an earlier message of the same conversation."
+    )
+    upload_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Uploads of mine (`createUpload`, bytes sent) to carry: a photo, voice "
+        "note, video or file message (up to 10). Each upload is used once.",
     )
 
 
@@ -156,4 +185,5 @@ class MessageMutation:
             recipient_id=input.recipient_id,
             conversation_id=input.conversation_id,
             reply_to_id=input.reply_to_id,
+            upload_ids=input.upload_ids,
         )

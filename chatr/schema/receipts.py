@@ -8,6 +8,7 @@ from strawberry import Parent
 from chatr.resolvers import receipts as resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.profiles import UserType
+from chatr.schema.scalars import TypingActivityEnum
 from chatr.services.receipts import ReceiptState
 
 
@@ -44,12 +45,17 @@ class ReceiptMutation:
         )
 
     @strawberry.mutation(
-        description="Typing indicator. Send true every few seconds while typing; it expires "
-        "after ~6 s without a refresh."
+        description="Typing indicator. Send true every few seconds while typing (or, with "
+        "`activity: RECORDING_VOICE`, while recording a voice note); it expires after ~6 s "
+        "without a refresh."
     )
     async def set_typing(
-        self, info: ChatrInfo, conversation_id: strawberry.ID, typing: bool
+        self,
+        info: ChatrInfo,
+        conversation_id: strawberry.ID,
+        typing: bool,
+        activity: TypingActivityEnum = TypingActivityEnum.TYPING,
     ) -> bool:
         return await resolvers.set_typing(
-            info.context, conversation_id=conversation_id, typing=typing
+            info.context, conversation_id=conversation_id, typing=typing, activity=activity
         )

@@ -18,6 +18,7 @@ from chatr.models import (
     MembershipState,
     MessageKind,
 )
+from chatr.pubsub.envelopes import TypingActivity
 from chatr.services.two_factor_codes import CodeMethod, TwoFactorMethod
 
 strawberry.enum(
@@ -63,3 +64,9 @@ strawberry.enum(
     "OFFLINE when none is open on any server.",
 )
 PresenceStatusEnum = Status
+strawberry.enum(
+    TypingActivity,
+    name="TypingActivity",
+    description="What someone busy in a conversation is doing: TYPING or RECORDING_VOICE.",
+)
+TypingActivityEnum = TypingActivity

@@ -39,6 +39,7 @@ from chatr.models import (
     MessageHidden,
     MessageKind,
     MessageMention,
+    MessagePlay,
     MessageRevision,
     MessageStar,
     Reaction,
@@ -46,7 +47,7 @@ from chatr.models import (
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
 from chatr.runtime import Runtime
-from chatr.services import mentions, message_access, validation
+from chatr.services import mentions, message_access, uploads, validation
 from chatr.services.social import blocks
 
 #: Roles that may unsend other members' messages in a group (and pin there).
@@ -204,10 +205,12 @@ async def revisions_by_message(
 async def unsend(rt: Runtime, *, viewer_id: int, message_id: int) -> Message:
     """Delete a message for everyone: its sender, or an owner or admin of its group.
 
-    Its content leaves storage in the same transaction (`erase`); the row stays as a
-    tombstone saying who removed it and when, so seqs stay gapless and replies keep their
-    place. Unsending an unsent message again changes nothing.
+    Its content leaves the database in the same transaction (`erase`), and its attachments'
+    bytes leave storage once that committed; the row stays as a tombstone saying who removed
+    it and when, so seqs stay gapless and replies keep their place. Unsending an unsent
+    message again changes nothing.
     """
+    stored: list[str] = []
     async with changing(rt, viewer_id=viewer_id, message_id=message_id) as change:
         message = change.message
         if message.deleted_at is not None:
@@ -219,10 +222,16 @@ async def unsend(rt: Runtime, *, viewer_id: int, message_id: int) -> Message:
                 "Only the sender, or an admin of the group, can unsend this message.",
                 field="messageId",
             )
+        stored = list(
+            await change.session.scalars(
+                select(Attachment.storage_key).where(Attachment.message_id == message.id)
+            )
+        )
         await erase(change.session, message)
         message.deleted_at = change.now
         message.deleted_by_id = viewer_id
         await change.log(EventType.MESSAGE_DELETED)
+    await uploads.delete_objects(rt, stored)
     return message
 
 
@@ -238,7 +247,7 @@ async def erase(session: AsyncSession, message: Message) -> None:
     message.reply_snapshot = None
     message.pinned_at = None
     message.pinned_by_id = None
-    for model in (MessageRevision, Reaction, MessageMention, MessageStar, Attachment):
+    for model in (MessageRevision, Reaction, MessageMention, MessageStar, MessagePlay, Attachment):
         await session.execute(delete(model).where(model.message_id == message.id))
     quoting = await session.scalars(select(Message).where(Message.reply_to_id == message.id))
     for reply in quoting:

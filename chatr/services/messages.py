@@ -33,6 +33,7 @@ from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Conflict, Forbidden
 from chatr.infra import event_log, rate_limits
 from chatr.models import (
+    Attachment,
     Conversation,
     ConversationStatus,
     EventType,
@@ -63,6 +64,15 @@ class _AlreadySent(Exception):
 
 class _NotPostable(Exception):
     """Unwinds the send transaction when the conversation is missing or not the sender's."""
+
+
+@dataclass(frozen=True)
+class Media:
+    """What a media message carries: its kind and the uploads it takes (chatr.services.uploads
+    found them ready and the sender's); they are attached in the send's own transaction."""
+
+    kind: MessageKind
+    upload_ids: tuple[int, ...]
 
 
 _conversations = Conversation.__table__
@@ -226,7 +236,7 @@ class StoredMessage:
     conversation_id: int
     sender_id: int
     client_id: str
-    body: str
+    body: str | None
     now: datetime
     reply_to_id: int | None = None
     reply_snapshot: dict[str, Any] | None = None
@@ -358,6 +368,35 @@ async def _store_step_by_step(
     return message_id, seq, event_id
 
 
+async def _store_with_media(
+    rt: Runtime, stored: StoredMessage, media: Media
+) -> tuple[int, int, int]:
+    """A media message: the step-by-step send (on PostgreSQL after the conversation's advisory
+    lock, as every seq-taking transaction), then its kind and its uploads, in one transaction.
+    An upload another send took meanwhile is CONFLICT, and nothing is stored."""
+    async with rt.db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(select(event_log.serialised(stored.conversation_id)))
+        message_id, seq, event_id = await _store_step_by_step(connection, stored)
+        await connection.execute(
+            update(_messages).where(_messages.c.id == message_id).values(kind=media.kind)
+        )
+        attachments = Attachment.__table__
+        attached = await connection.execute(
+            update(attachments)
+            .where(
+                attachments.c.id.in_(media.upload_ids),
+                attachments.c.owner_id == stored.sender_id,
+                attachments.c.message_id.is_(None),
+                attachments.c.uploaded_at.is_not(None),
+            )
+            .values(message_id=message_id, expires_at=None)
+        )
+        if attached.rowcount != len(media.upload_ids):
+            raise Conflict("An upload was already used by another message.", field="uploadIds")
+    return message_id, seq, event_id
+
+
 async def _quote_and_mentions(
     rt: Runtime,
     *,
@@ -393,12 +432,13 @@ async def send(
     rt: Runtime,
     *,
     sender_id: int,
-    body: str,
+    body: str | None,
     client_id: str,
     conversation_id: int | None = None,
     recipient_id: int | None = None,
     reply_to_id: int | None = None,
     forwarded: bool = False,
+    media: Media | None = None,
 ) -> Message:
     """Store a message and announce it. Idempotent per (sender, client_id).
 
@@ -406,6 +446,8 @@ async def send(
     `@username`s in a group's text are resolved to members now (chatr.services.mentions),
     except in a forwarded copy, whose text its forwarder did not write. Both are read before
     the send, and only when asked for or named: a plain text costs what it always did.
+    `media`: the uploads a photo, voice note, video or file message carries; `body` is then
+    its optional caption.
 
     One transaction: take the conversation's row lock while incrementing `last_seq` (only if
     the sender may post there), insert the message unless the client id was already used,
@@ -413,7 +455,10 @@ async def send(
     concurrent senders, so seqs are 1..N without gaps and commit in order; a concurrent retry
     of the same client id waits for the first and then finds the conflict (`_replay`).
     """
-    body = validation.message_body(body)
+    if media is not None and body is not None and not body.strip():
+        body = None  # an empty caption is no caption
+    if body is not None or media is None:
+        body = validation.message_body(body or "")
     client_id = validation.client_id(client_id)
     if (conversation_id is None) == (recipient_id is None):
         raise BadUserInput(
@@ -431,7 +476,7 @@ async def send(
         rt,
         sender_id=sender_id,
         conversation_id=conversation_id,
-        body=body,
+        body=body or "",
         reply_to_id=reply_to_id,
         resolve_mentions=not forwarded,
     )
@@ -448,7 +493,9 @@ async def send(
         mention_ids=tuple(mention_ids),
     )
     try:
-        if rt.db.engine.dialect.name == "postgresql":
+        if media is not None:
+            message_id, seq, event_id = await _store_with_media(rt, stored, media)
+        elif rt.db.engine.dialect.name == "postgresql":
             message_id, seq, event_id = await _store_in_one_statement(rt, stored)
         else:
             async with rt.db.engine.begin() as connection:
@@ -467,7 +514,7 @@ async def send(
         seq=seq,
         sender_id=sender_id,
         client_id=client_id,
-        kind=MessageKind.TEXT,
+        kind=MessageKind.TEXT if media is None else media.kind,
         body=body,
         reply_to_id=reply_to_id,
         reply_snapshot=snapshot,

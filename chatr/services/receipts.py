@@ -99,7 +99,15 @@ async def mark_delivered(
     )
 
 
-async def set_typing(rt: Runtime, *, viewer_id: int, conversation_id: int, typing: bool) -> bool:
+async def set_typing(
+    rt: Runtime,
+    *,
+    viewer_id: int,
+    conversation_id: int,
+    typing: bool,
+    activity: envelopes.TypingActivity = envelopes.TypingActivity.TYPING,
+) -> bool:
+    """Typing (or recording a voice note: `activity`), told live to the conversation."""
     async with rt.db.reader() as session:
         conversation, _ = await conversations.get_membership_or_raise(
             session, viewer_id=viewer_id, conversation_id=conversation_id
@@ -117,6 +125,7 @@ async def set_typing(rt: Runtime, *, viewer_id: int, conversation_id: int, typin
             user_id=viewer_id,
             typing=typing,
             expires_at=time.time() + TYPING_TTL_SECONDS if typing else time.time(),
+            activity=activity.value,
         ),
     )
     return typing

@@ -43,6 +43,7 @@ from sqlalchemy import update
 from chatr import security
 from chatr.models import User
 from chatr.models.base import utcnow
+from tests.media import helpers as media
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
     CANCEL_FRIEND_REQUEST,
@@ -217,6 +218,9 @@ mutation Mute($c: ID!, $until: DateTime!) {{
 #: A time to mute until (the field refuses the past).
 MUTE_UNTIL = "2999-01-01T00:00:00+00:00"
 DELETE_CONVERSATION = "mutation Delete($c: ID!) { deleteConversation(conversationId: $c) }"
+CREATE_UPLOAD = """
+mutation { createUpload(kind: IMAGE, contentType: "image/png", size: 100) { id } }
+"""
 
 
 def _on_conversation(field: str) -> str:
@@ -241,6 +245,7 @@ REACT_TO_MESSAGE = _on_message("reactToMessage", ', emoji: "💀"')
 PIN_MESSAGE = _on_message("pinMessage")
 UNPIN_MESSAGE = _on_message("unpinMessage")
 STAR_MESSAGE = _on_message("starMessage")
+MARK_PLAYED = _on_message("markPlayed")
 UNSTAR_MESSAGE = _on_message("unstarMessage")
 DELETE_MESSAGE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) }"
 FORWARD_MESSAGE = f"""
@@ -296,6 +301,7 @@ class World:
     group_message_id: str  # bob's message in alice's group
     stranger_conversation_id: str  # mallory's own DM (with carol): she may post there
     stranger_message_id: str  # mallory's message there
+    upload_id: str  # alice's upload, not sent yet
 
 
 View = dict[str, Any]
@@ -314,6 +320,7 @@ class Former:
     owner_view: View  # OWNER_VIEW as alice saw it after frank had gone
     message_id: str  # frank's message in the group, sent while he was a member
     direct_message_id: str  # alice's "hi frank" in their direct conversation
+    upload_id: str = ""  # frank's upload (bytes sent), not used yet
 
 
 #: frank's message in the group, sent while he was a member: a retry with its client id is
@@ -552,6 +559,28 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
                 }
             },
         ),
+        # Someone else's upload: NOT_FOUND, as an upload that does not exist; mallory sends
+        # alice's into her own DM, and nothing of alice's is used up.
+        Case(
+            "input.uploadIds",
+            SEND_MESSAGE,
+            lambda w: {
+                "input": {
+                    "clientMessageId": "matrix-upload",
+                    "conversationId": w.stranger_conversation_id,
+                    "uploadIds": [w.upload_id],
+                }
+            },
+            codes=NOT_YOURS,
+            # frank sends his own upload into the group he left.
+            former=lambda f: {
+                "input": {
+                    "clientMessageId": "matrix-upload",
+                    "conversationId": f.group_id,
+                    "uploadIds": [f.upload_id],
+                }
+            },
+        ),
     ),
     # A message is its conversation's: members only, like the conversation itself. Nothing of
     # alice's changes (OWNER_VIEW shows every message's edits, reactions, pins and stars).
@@ -563,6 +592,7 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     "unpinMessage": _on_a_message(UNPIN_MESSAGE),
     "starMessage": _on_a_message(STAR_MESSAGE),
     "unstarMessage": _on_a_message(UNSTAR_MESSAGE),
+    "markPlayed": _on_a_message(MARK_PLAYED),
     # Forwarding: from a message I see (not alice's, not frank's in the group he left) into a
     # conversation I may post in (not alice's, not the group he left).
     "forwardMessage": (
@@ -842,6 +872,7 @@ async def test_every_field_that_takes_an_id_has_an_entry(app: RunningApp) -> Non
         "input.recipientId",
         "input.conversationId",
         "input.replyToId",
+        "input.uploadIds",
     }
     # then each has an entry, each entry still exists, and the entries cover every ID argument
     # with a document of the right operation that selects that very field
@@ -950,6 +981,7 @@ async def _build_world(app: RunningApp) -> World:
     )
     sessions = (await alice.call(SESSIONS))["mySessions"]
     (other_session_id,) = [s["id"] for s in sessions if not s["current"]]
+    upload = await alice.call(CREATE_UPLOAD)
     view = await _owner_view(alice, conversation_id, group_id)
     # Something to protect in every list a field of the matrix could change, and a receipt
     # (bob's) that a stray markRead/markDelivered would move.
@@ -979,6 +1011,7 @@ async def _build_world(app: RunningApp) -> World:
         group_message_id=group_message_id,
         stranger_conversation_id=mallorys["conversationId"],
         stranger_message_id=mallorys["id"],
+        upload_id=upload["createUpload"]["id"],
     )
 
 
@@ -1150,7 +1183,19 @@ async def _build_former(app: RunningApp, standing: str) -> Former:
     assert (view["group"]["name"], view["group"]["description"]) == SECRETS[:2]
     assert {m["user"]["id"] for m in view["group"]["members"]} == {alice.id, bob.id}
     assert view["group"]["invitedMembers"] == [{"user": {"id": carol.id}}]
-    return Former(alice, bob, frank, carol, group_id, direct_id, view, franks["id"], to_frank["id"])
+    franks_upload = await media.upload(frank, media.png(), kind="IMAGE", content_type="image/png")
+    return Former(
+        alice,
+        bob,
+        frank,
+        carol,
+        group_id,
+        direct_id,
+        view,
+        franks["id"],
+        to_frank["id"],
+        upload_id=franks_upload,
+    )
 
 
 def _learns_nothing_new(body: object) -> None:
@@ -1387,6 +1432,8 @@ BLOCKED: dict[str, BlockedCase] = {
     "reactToMessage": BlockedCase(REACT_TO_MESSAGE, lambda b: {"m": b.owners_message_id}),
     "pinMessage": BlockedCase(PIN_MESSAGE, lambda b: {"m": b.blocked_message_id}),
     "unpinMessage": BlockedCase(UNPIN_MESSAGE, lambda b: {"m": b.owners_message_id}),
+    # Playing her voice note tells her he listened: a message to her, refused like sending.
+    "markPlayed": BlockedCase(MARK_PLAYED, lambda b: {"m": b.owners_message_id}),
     # Quoting into the DM is sending into it.
     "sendMessage": BlockedCase(
         SEND_MESSAGE,

@@ -465,7 +465,11 @@ class LiveHub:
                 if (tap.live or tap in adopting) and tap.viewer_id != envelope.user_id
             ]
             item = Typing(
-                envelope.conversation_id, envelope.user_id, envelope.typing, envelope.expires_at
+                envelope.conversation_id,
+                envelope.user_id,
+                envelope.typing,
+                envelope.expires_at,
+                envelope.activity,
             )
             await self._deliver([(item, taps)] if taps else [])
         elif isinstance(envelope, envelopes.MembersRemoved):

@@ -26,6 +26,8 @@ class Typing:
     user_id: int
     typing: bool
     expires_at: float
+    #: chatr.pubsub.envelopes.TypingActivity: typing, or recording a voice note.
+    activity: str = "TYPING"
 
 
 StreamItem = LoggedEvent | Typing

@@ -1,0 +1,168 @@
+"""Media: uploads (`createUpload`), what a message carries (`Attachment`), voice notes played."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry import Parent
+
+from chatr.models import Attachment, AttachmentKind
+from chatr.resolvers import media as resolvers
+from chatr.schema.info import ChatrInfo
+from chatr.schema.messages import MessageType
+from chatr.services.uploads import UploadTicket
+
+strawberry.enum(
+    AttachmentKind,
+    name="AttachmentKind",
+    description="IMAGE (jpeg, png, gif, webp), AUDIO (a voice note: webm, mp4/m4a, mpeg, ogg, "
+    "wav), VIDEO (mp4, quicktime, webm) or FILE (pdf, doc(x), xls(x), ppt(x), txt, zip; or "
+    "any of the others, sent as a document).",
+)
+AttachmentKindEnum = AttachmentKind
+
+
+def _fact(root: Attachment, name: str) -> object:
+    return (root.extra or {}).get(name)
+
+
+@strawberry.type(
+    name="Attachment",
+    description="One file a message carries, with what the server measured of it.",
+)
+class AttachmentType:
+    kind: AttachmentKindEnum
+
+    @strawberry.field
+    def id(self, root: Parent[Attachment]) -> strawberry.ID:
+        return strawberry.ID(str(root.id))
+
+    @strawberry.field(description="Its real type, read from its bytes.")
+    def content_type(self, root: Parent[Attachment]) -> str:
+        return root.content_type
+
+    @strawberry.field(description="Bytes.")
+    def size(self, root: Parent[Attachment]) -> int:
+        return root.size_bytes
+
+    @strawberry.field(description="The name it was uploaded with (no folders).")
+    def file_name(self, root: Parent[Attachment]) -> str | None:
+        return root.filename
+
+    @strawberry.field(description="IMAGE: pixels wide, as displayed.")
+    def width(self, root: Parent[Attachment]) -> int | None:
+        value = _fact(root, "width")
+        return None if value is None else int(str(value))
+
+    @strawberry.field(description="IMAGE: pixels high, as displayed.")
+    def height(self, root: Parent[Attachment]) -> int | None:
+        value = _fact(root, "height")
+        return None if value is None else int(str(value))
+
+    @strawberry.field(
+        description="IMAGE: a tiny JPEG as a data URL, to show blurred until the image loads."
+    )
+    def thumbnail(self, root: Parent[Attachment]) -> str | None:
+        value = _fact(root, "thumbnail")
+        return None if value is None else str(value)
+
+    @strawberry.field(
+        description="AUDIO and VIDEO: seconds; measured by the server where it reads the "
+        "format (WAV, MP4, M4A, MOV), else as the client said."
+    )
+    def duration_seconds(self, root: Parent[Attachment]) -> float | None:
+        value = _fact(root, "durationSeconds")
+        return None if value is None else float(str(value))
+
+    @strawberry.field(
+        description="AUDIO: 100 bars from 0 to 1, loudest 1; computed from WAV, else as the "
+        "client said."
+    )
+    def waveform(self, root: Parent[Attachment]) -> list[float] | None:
+        value = _fact(root, "waveform")
+        return None if not isinstance(value, list) else [float(v) for v in value]
+
+    @strawberry.field(
+        description="Where to download it: a signed URL that works for a few minutes (ask "
+        "again for a new one). Only participants of the conversation see it."
+    )
+    def url(self, root: Parent[Attachment], info: ChatrInfo) -> str:
+        return resolvers.download_url(info.context, root)
+
+
+@strawberry.type(name="UploadField", description="One form field of a presigned POST.")
+class UploadFieldType:
+    name: str
+    value: str
+
+
+@strawberry.type(
+    name="Upload",
+    description="Where to send an upload's bytes. `method` PUT: send the raw bytes as the "
+    "body to `url` (chatr's own endpoint). `method` POST: send multipart/form-data to `url` "
+    "with every field of `fields`, then the file as `file` (S3; its policy enforces the "
+    "type and size). Then pass `id` in `sendMessage(input: {uploadIds})`.",
+)
+class UploadType:
+    @strawberry.field
+    def id(self, root: Parent[UploadTicket]) -> strawberry.ID:
+        return strawberry.ID(str(root.upload.id))
+
+    @strawberry.field(description="PUT or POST.")
+    def method(self, root: Parent[UploadTicket]) -> str:
+        return root.method
+
+    @strawberry.field
+    def url(self, root: Parent[UploadTicket]) -> str:
+        return root.url
+
+    @strawberry.field(description="POST only: the form fields to send before the file.")
+    def fields(self, root: Parent[UploadTicket]) -> list[UploadFieldType]:
+        return [UploadFieldType(name=name, value=value) for name, value in root.fields.items()]
+
+    @strawberry.field(description="The URL accepts the bytes until then.")
+    def expires_at(self, root: Parent[UploadTicket]) -> datetime:
+        return root.expires_at
+
+    @strawberry.field(description="The most bytes it accepts (the size declared).")
+    def max_bytes(self, root: Parent[UploadTicket]) -> int:
+        return root.upload.size_bytes
+
+
+@strawberry.type
+class MediaMutation:
+    @strawberry.mutation(
+        description="Start an upload: declare its kind, type and size (at most 50 MB; the "
+        "types of `AttachmentKind`). Answers where to send the bytes; what arrives is checked "
+        "by its real type. Unused uploads are deleted after an hour. AUDIO and VIDEO may say "
+        "their duration, AUDIO its 100-bar waveform (0-1), for formats the server does not "
+        "measure itself. RATE_LIMITED past the upload rate; QUOTA_EXCEEDED past my storage "
+        "quota."
+    )
+    async def create_upload(
+        self,
+        info: ChatrInfo,
+        kind: AttachmentKindEnum,
+        content_type: str,
+        size: int,
+        file_name: str | None = None,
+        duration_seconds: float | None = None,
+        waveform: list[float] | None = None,
+    ) -> UploadType:
+        return await resolvers.create_upload(  # type: ignore[return-value]
+            info.context,
+            kind=kind,
+            content_type=content_type,
+            size=size,
+            file_name=file_name,
+            duration_seconds=duration_seconds,
+            waveform=waveform,
+        )
+
+    @strawberry.mutation(
+        description="I played this voice note: its sender and the conversation see it in "
+        "`playedBy` (a durable MessagePlayedEvent)."
+    )
+    async def mark_played(self, info: ChatrInfo, message_id: strawberry.ID) -> MessageType:
+        return await resolvers.mark_played(info.context, message_id=message_id)  # type: ignore[return-value]
