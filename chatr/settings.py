@@ -196,6 +196,9 @@ class Settings:
     s3_bucket: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
+    #: Empty: boto3's own credential chain (environment, profile, instance role).
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
     #: The address clients reach this server at (`https://chat.example.com`): the upload and
     #: download URLs chatr signs itself start with it. Empty: they are paths (`/media/…`).
     public_url: str = ""
@@ -337,6 +340,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         s3_bucket=env.get("CHATR_S3_BUCKET", ""),
         s3_endpoint_url=env.get("CHATR_S3_ENDPOINT_URL", ""),
         s3_region=env.get("CHATR_S3_REGION") or "us-east-1",
+        s3_access_key_id=env.get("CHATR_S3_ACCESS_KEY_ID", ""),
+        s3_secret_access_key=env.get("CHATR_S3_SECRET_ACCESS_KEY", ""),
         public_url=(env.get("CHATR_PUBLIC_URL") or "").rstrip("/"),
         max_upload_bytes=_int(env.get("CHATR_MAX_UPLOAD_BYTES"), 50 * 1024 * 1024),
         upload_quota_bytes=_int(env.get("CHATR_UPLOAD_QUOTA_BYTES"), 1024 * 1024 * 1024),

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from chatr.settings import Settings
 
@@ -171,8 +172,132 @@ async def temporary_file(suffix: str = "") -> AsyncIterator[Path]:
         await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
+class S3Storage:
+    """Objects in one S3 bucket (or an S3-compatible store at `endpoint_url`), through boto3.
+
+    Clients upload straight to the bucket with a presigned POST whose policy enforces the
+    declared content type and the size range, and download with presigned GETs; chatr itself
+    reads an object only to check it (`local_copy`: a streamed download to a temporary file)
+    and writes one only to replace an image by its copy without EXIF. boto3 is blocking:
+    every call runs in a worker thread.
+    """
+
+    name = "s3"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        region: str,
+        endpoint_url: str = "",
+        access_key_id: str = "",
+        secret_access_key: str = "",
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        if not bucket:
+            raise ValueError("CHATR_STORAGE=s3 needs CHATR_S3_BUCKET")
+        self.bucket = bucket
+        credentials = (
+            {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
+            if access_key_id
+            else {}
+        )
+        self.client = boto3.client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint_url or None,
+            config=Config(signature_version="s3v4", retries={"max_attempts": 3}),
+            **credentials,
+        )
+
+    async def write(self, key: str, chunks: AsyncIterator[bytes], *, max_bytes: int) -> int:
+        raise NotImplementedError("S3 uploads go to the bucket directly (post_form)")
+
+    async def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = await asyncio.to_thread(
+                self.client.head_object, Bucket=self.bucket, Key=check_key(key)
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        async with temporary_file() as path:
+            await asyncio.to_thread(
+                self.client.download_file, self.bucket, check_key(key), str(path)
+            )
+            yield path
+
+    async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
+        await asyncio.to_thread(
+            self.client.upload_file,
+            str(path),
+            self.bucket,
+            check_key(key),
+            ExtraArgs={"ContentType": content_type},
+        )
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=check_key(key))
+
+    def post_form(
+        self, key: str, *, content_type: str, max_bytes: int, expires_seconds: int
+    ) -> PostForm | None:
+        presigned = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=check_key(key),
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_bytes],
+            ],
+            ExpiresIn=expires_seconds,
+        )
+        return PostForm(presigned["url"], dict(presigned["fields"]))
+
+    def download_url(
+        self, key: str, *, expires_seconds: int, file_name: str | None, content_type: str
+    ) -> str | None:
+        inline = content_type.startswith(("image/", "audio/", "video/"))
+        disposition = "inline" if inline else "attachment"
+        name = quote(file_name or "file", safe="")
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": check_key(key),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": f"{disposition}; filename*=UTF-8''{name}",
+            },
+            ExpiresIn=expires_seconds,
+        )
+        return url
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
+
+
 def create_storage(settings: Settings) -> Storage:
     """The backend `CHATR_STORAGE` names: `local` (the default) or `s3`."""
     if settings.storage_backend == "local":
         return LocalStorage(settings.media_dir)
+    if settings.storage_backend == "s3":
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+        )
     raise ValueError(f"CHATR_STORAGE: {settings.storage_backend!r} is not local or s3")
