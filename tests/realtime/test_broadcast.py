@@ -42,6 +42,7 @@ from chatr.services.auth import Viewer
 from chatr.services.privacy import Standing
 from chatr.settings import Settings
 from tests.groups.helpers import LEAVE, group_with
+from tests.media import helpers as media
 from tests.messages.helpers import EDIT, PIN, REACT, UNPIN, UNSEND
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
@@ -658,6 +659,13 @@ async def _unpin(alice: Account, friend: Account, group_id: str) -> str:
     return "unpinMessage by alice"
 
 
+async def _play(alice: Account, friend: Account, group_id: str) -> str:
+    upload_id = await media.upload(friend, media.wav(0.2), kind="AUDIO", content_type="audio/wav")
+    sent = await media.send_media(friend, [upload_id], conversation_id=group_id, client_id="vn")
+    await alice.call(media.MARK_PLAYED, m=sent["id"])
+    return "markPlayed by alice on the friend's voice note"
+
+
 async def _receipts(alice: Account, friend: Account, group_id: str) -> str:
     last = (await alice.call(LAST_SEQ, id=group_id))["conversation"]["lastSeq"]
     await alice.call(MARK_READ, c=group_id, s=last)
@@ -711,6 +719,7 @@ PRODUCERS = {
     EventType.REACTION_CHANGED: _react,
     EventType.MESSAGE_PINNED: _pin,
     EventType.MESSAGE_UNPINNED: _unpin,
+    EventType.MESSAGE_PLAYED: _play,
 }
 
 
