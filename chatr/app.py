@@ -35,6 +35,7 @@ from chatr.errors import ErrorCode
 from chatr.http import GraphQLHTTP
 from chatr.http import uploads as media_routes
 from chatr.infra import rate_limits
+from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.mailer import create_mailer
 from chatr.infra.outbox import Outbox
@@ -49,7 +50,7 @@ from chatr.pubsub.broker import create_broker
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.socket_outlet import LIVE_OPERATION, LiveOperation, SocketSend
-from chatr.services import auth, presence, uploads
+from chatr.services import auth, link_previews, presence, uploads
 from chatr.services.auth import Viewer
 from chatr.settings import Settings
 from chatr.socket_registry import SocketRegistry, SocketSlot
@@ -489,11 +490,15 @@ def create_app(settings: Settings) -> Starlette:
             live=live,
             supervisor=supervisor,
             storage=create_storage(settings),
+            previews=PreviewQueue(),
         )
         app.state.runtime = runtime
         supervisor.spawn("revocation-watcher", lambda: auth.watch_revocations(runtime))
         supervisor.spawn("presence-sweeper", lambda: presence.sweep_forever(runtime))
         supervisor.spawn(uploads.SWEEPER, lambda: uploads.sweep_forever(runtime), critical=False)
+        supervisor.spawn(
+            link_previews.WORKER, lambda: link_previews.work_forever(runtime), critical=False
+        )
         # Everything built so far lives as long as the process: move it out of the cyclic
         # collector's reach so full collections do not keep re-scanning schema and ORM state.
         gc.collect()
@@ -527,6 +532,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/media/uploads/{token}", media_routes.upload, methods=["PUT", "POST"]),
             Route("/media/files/{token}/{name}", media_routes.download, methods=["GET", "HEAD"]),
+            Route(
+                "/media/pictures/{token}/{variant}", media_routes.picture, methods=["GET", "HEAD"]
+            ),
             *(
                 [Route("/graphiql/assets/{name}", http.graphiql.asset)]
                 if http.graphiql is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatr.db import Database
+from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.outbox import Outbox
 from chatr.infra.presence_store import PresenceStore
@@ -34,6 +35,8 @@ class Runtime:
     supervisor: Supervisor
     #: Where uploads' bytes live (local folder or S3).
     storage: Storage
+    #: Messages waiting for their link preview on this instance.
+    previews: PreviewQueue
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

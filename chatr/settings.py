@@ -216,6 +216,11 @@ class Settings:
     download_url_ttl_seconds: int = 300
     #: How often expired uploads are looked for.
     upload_sweep_seconds: float = 60.0
+    #: Fetch a preview of the first URL of each text message (chatr.services.link_previews).
+    link_previews: bool = True
+    #: Tests only: previews may be fetched from 127.0.0.1/::1 (every other private, loopback
+    #: and link-local address stays refused). Never in production.
+    link_preview_allow_loopback: bool = False
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -350,5 +355,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         upload_url_ttl_seconds=_int(env, "CHATR_UPLOAD_URL_TTL_SECONDS", 900),
         download_url_ttl_seconds=_int(env, "CHATR_DOWNLOAD_URL_TTL_SECONDS", 300),
         upload_sweep_seconds=_float(env, "CHATR_UPLOAD_SWEEP_SECONDS", 60.0),
+        link_previews=_bool(env.get("CHATR_LINK_PREVIEWS"), True),
         log_level=env.get("CHATR_LOG_LEVEL", "info"),
     )

@@ -103,6 +103,9 @@ def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
         db_pool_size=5,
         # Uploads go to the test's own folder, removed with it.
         media_dir=request.getfixturevalue("tmp_path") / "media",
+        # No link previews (they would fetch from the internet): tests/media turns them on
+        # against a page server of its own on loopback.
+        link_previews=False,
     )
 
 

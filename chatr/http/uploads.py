@@ -7,17 +7,21 @@ chatr.services.uploads (real type by magic bytes, image facts, EXIF removed).
 
 `GET /media/files/{token}/{name}`: one attachment's bytes, for as long as its short-lived
 signed URL lives; only participants are handed such URLs (chatr.services.attachments).
+
+`GET /media/pictures/{token}/{variant}.jpg`: an avatar or cover in one size, at the stable,
+unguessable URL `avatarUrl`/`coverUrl` hold (chatr.services.pictures); on S3, a redirect to
+a presigned GET.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from chatr.errors import BadUserInput, ChatrError, Conflict, ErrorCode, NotFound
 from chatr.http.media import error_body
 from chatr.runtime import Runtime
-from chatr.services import uploads
+from chatr.services import pictures, uploads
 
 _STATUS = {
     ErrorCode.NOT_FOUND: 404,
@@ -73,4 +77,28 @@ async def download(request: Request) -> Response:
             "Content-Security-Policy": "sandbox",
             "Cache-Control": "private, max-age=60",
         },
+    )
+
+
+async def picture(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    variant = request.path_params["variant"].removesuffix(".jpg")
+    key = pictures.stored_key(request.path_params["token"], variant)
+    if key is None:
+        return _refusal(NotFound("No such picture.", field="url"))
+    presigned = runtime.storage.download_url(
+        key,
+        expires_seconds=runtime.settings.download_url_ttl_seconds,
+        file_name=f"{variant}.jpg",
+        content_type="image/jpeg",
+    )
+    if presigned is not None:
+        return RedirectResponse(presigned, status_code=307)
+    path = runtime.storage.local_path(key)
+    if path is None or not path.is_file():
+        return _refusal(NotFound("No such picture.", field="url"))
+    return FileResponse(
+        path,
+        media_type="image/jpeg",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=86400"},
     )

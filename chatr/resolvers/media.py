@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatr.context import Context
-from chatr.models import Attachment, AttachmentKind, Message
-from chatr.services import attachments, uploads, validation
+from chatr.models import Attachment, AttachmentKind, Conversation, Message, UploadPurpose, User
+from chatr.services import attachments, pictures, uploads, validation
 from chatr.services.uploads import UploadTicket
 
 
@@ -19,11 +19,13 @@ async def create_upload(
     file_name: str | None,
     duration_seconds: float | None,
     waveform: Sequence[float] | None,
+    purpose: UploadPurpose = UploadPurpose.MESSAGE,
 ) -> UploadTicket:
     viewer = await ctx.viewer()
     return await uploads.create_upload(
         ctx.runtime,
         owner_id=viewer.id,
+        purpose=purpose,
         kind=kind,
         content_type=content_type,
         size=size,
@@ -45,3 +47,34 @@ async def mark_played(ctx: Context, *, message_id: str) -> Message:
 def download_url(ctx: Context, attachment: Attachment) -> str:
     """Only reached through a message the viewer may see (see chatr.services.attachments)."""
     return uploads.download_url(ctx.runtime, attachment)
+
+
+def _upload_id(value: str | None) -> int | None:
+    return None if value is None else validation.parse_id(value, field="uploadId")
+
+
+async def set_profile_picture(
+    ctx: Context, *, purpose: UploadPurpose, upload_id: str | None
+) -> User:
+    viewer = await ctx.viewer()
+    return await pictures.set_for_user(
+        ctx.runtime, viewer_id=viewer.id, purpose=purpose, upload_id=_upload_id(upload_id)
+    )
+
+
+async def set_group_picture(
+    ctx: Context, *, conversation_id: str, purpose: UploadPurpose, upload_id: str | None
+) -> Conversation:
+    viewer = await ctx.viewer()
+    return await pictures.set_for_group(
+        ctx.runtime,
+        viewer_id=viewer.id,
+        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        purpose=purpose,
+        upload_id=_upload_id(upload_id),
+    )
+
+
+def picture_variant(url: str | None, purpose: UploadPurpose, variant: str) -> str | None:
+    """A stored avatar or cover URL in the size asked for (BAD_USER_INPUT for another)."""
+    return pictures.variant_url(url, pictures.check_variant(purpose, variant))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from chatr.context import Context
 from chatr.models import Message
-from chatr.services import messages, uploads, validation
+from chatr.services import link_previews, messages, uploads, validation
 from chatr.services.pagination import Page, PageRequest
 
 
@@ -41,7 +41,7 @@ async def send_message(
             conversation_id=conversation,
             reply_to_id=reply_to,
         )
-    return await messages.send(
+    message = await messages.send(
         ctx.runtime,
         sender_id=viewer.id,
         body=body,
@@ -50,6 +50,8 @@ async def send_message(
         conversation_id=conversation,
         reply_to_id=reply_to,
     )
+    link_previews.schedule(ctx.runtime, message)
+    return message
 
 
 async def history(ctx: Context, *, conversation_id: int, page: PageRequest) -> Page[Message]:

@@ -120,6 +120,14 @@ class MessagePlayedEvent(MessageChangedEvent):
     is_type_of = _of_type(EventType.MESSAGE_PLAYED)
 
 
+@strawberry.type(
+    description="The server added to a message after it was sent: its link preview arrived "
+    "(`message.linkPreview`). `user` is null: nobody made this change."
+)
+class MessageUpdatedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_UPDATED)
+
+
 @strawberry.type(description="A member's delivered/read markers moved forward.")
 class ReceiptUpdatedEvent(ConversationEvent):
     @classmethod
@@ -265,6 +273,7 @@ EVENT_TYPES = [
     MessagePinnedEvent,
     MessageUnpinnedEvent,
     MessagePlayedEvent,
+    MessageUpdatedEvent,
 ]
 _EXPOSED = {
     EventType.MESSAGE_POSTED,
@@ -279,6 +288,7 @@ _EXPOSED = {
     EventType.MESSAGE_PINNED,
     EventType.MESSAGE_UNPINNED,
     EventType.MESSAGE_PLAYED,
+    EventType.MESSAGE_UPDATED,
 }
 
 

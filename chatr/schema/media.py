@@ -7,10 +7,12 @@ from datetime import datetime
 import strawberry
 from strawberry import Parent
 
-from chatr.models import Attachment, AttachmentKind
+from chatr.models import Attachment, AttachmentKind, UploadPurpose
 from chatr.resolvers import media as resolvers
+from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
+from chatr.schema.profiles import UserType
 from chatr.services.uploads import UploadTicket
 
 strawberry.enum(
@@ -21,6 +23,14 @@ strawberry.enum(
     "any of the others, sent as a document).",
 )
 AttachmentKindEnum = AttachmentKind
+strawberry.enum(
+    UploadPurpose,
+    name="UploadPurpose",
+    description="What an upload is for: a MESSAGE, or an AVATAR (JPEG, PNG or WebP, at most "
+    "5 MB; resized to 400, 320 and 96 px squares) or COVER (at most 10 MB; 1200x600 and "
+    "600x300) of mine or of a group I run.",
+)
+UploadPurposeEnum = UploadPurpose
 
 
 def _fact(root: Attachment, name: str) -> object:
@@ -149,9 +159,11 @@ class MediaMutation:
         file_name: str | None = None,
         duration_seconds: float | None = None,
         waveform: list[float] | None = None,
+        purpose: UploadPurposeEnum = UploadPurposeEnum.MESSAGE,
     ) -> UploadType:
         return await resolvers.create_upload(  # type: ignore[return-value]
             info.context,
+            purpose=purpose,
             kind=kind,
             content_type=content_type,
             size=size,
@@ -166,3 +178,33 @@ class MediaMutation:
     )
     async def mark_played(self, info: ChatrInfo, message_id: strawberry.ID) -> MessageType:
         return await resolvers.mark_played(info.context, message_id=message_id)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Set my AVATAR or COVER from an upload of mine made for it (purpose AVATAR "
+        "or COVER), or remove it (no uploadId). The old picture's files are deleted; people I "
+        "share a conversation with get a ProfileUpdatedEvent."
+    )
+    async def set_profile_picture(
+        self,
+        info: ChatrInfo,
+        purpose: UploadPurposeEnum,
+        upload_id: strawberry.ID | None = None,
+    ) -> UserType:
+        return await resolvers.set_profile_picture(  # type: ignore[return-value]
+            info.context, purpose=purpose, upload_id=upload_id
+        )
+
+    @strawberry.mutation(
+        description="Set a group's AVATAR or COVER (its owner and admins) from an upload of "
+        "mine made for it, or remove it (no uploadId); told as a SYSTEM message."
+    )
+    async def set_group_picture(
+        self,
+        info: ChatrInfo,
+        conversation_id: strawberry.ID,
+        purpose: UploadPurposeEnum,
+        upload_id: strawberry.ID | None = None,
+    ) -> ConversationType:
+        return await resolvers.set_group_picture(  # type: ignore[return-value]
+            info.context, conversation_id=conversation_id, purpose=purpose, upload_id=upload_id
+        )

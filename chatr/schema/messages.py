@@ -29,6 +29,31 @@ if TYPE_CHECKING:
     )
 
 
+@strawberry.type(name="LinkPreview", description="What a linked page says about itself.")
+class LinkPreviewType:
+    url: str = strawberry.field(description="The page, after redirects.")
+    title: str | None
+    description: str | None
+    image_url: str | None = strawberry.field(description="Its picture (og:image or oEmbed).")
+    site_name: str | None
+    author_name: str | None = strawberry.field(description="From oEmbed, where offered.")
+
+    @classmethod
+    def of(cls, data: dict[str, object]) -> LinkPreviewType:
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            url=text("url") or "",
+            title=text("title"),
+            description=text("description"),
+            image_url=text("imageUrl"),
+            site_name=text("siteName"),
+            author_name=text("authorName"),
+        )
+
+
 @strawberry.type(name="Message", description="One message in a conversation.")
 class MessageType:
     id: strawberry.ID
@@ -104,6 +129,15 @@ class MessageType:
         ids = await info.context.loaders.players_by_message.load(root.id)
         users = await info.context.loaders.user_by_id.load_many(ids)
         return [user for user in users if user is not None]  # type: ignore[misc]
+
+    @strawberry.field(
+        description="A preview of the first link in the text, fetched by the server after "
+        "sending (a MessageUpdatedEvent says when it arrives); null until then, or if none."
+    )
+    def link_preview(self, root: Parent[Message]) -> LinkPreviewType | None:
+        if not root.link_preview:
+            return None
+        return LinkPreviewType.of(root.link_preview)
 
     @strawberry.field(description="Whether I starred it (my private bookmark).")
     async def starred(self, root: Parent[Message], info: ChatrInfo) -> bool:

@@ -15,8 +15,9 @@ from strawberry import UNSET, Parent
 from strawberry.utils.str_converters import to_camel_case
 
 from chatr.errors import BadUserInput
-from chatr.models import User
+from chatr.models import UploadPurpose, User
 from chatr.resolvers import profiles as resolvers
+from chatr.resolvers.media import picture_variant
 from chatr.schema.info import ChatrInfo
 from chatr.schema.scalars import PresenceStatusEnum, TwoFactorMethodEnum
 from chatr.services import privacy, profiles
@@ -52,6 +53,9 @@ class PrivacySettingsType:
         return cls(**{detail.name.lower(): audience for detail, audience in settings.items()})
 
 
+AVATAR, COVER = UploadPurpose.AVATAR, UploadPurpose.COVER
+
+
 @strawberry.type(
     name="User",
     description="A person (or bot) as the viewer may see them. Details each person controls "
@@ -63,15 +67,21 @@ class UserType:
     username: str
     display_name: str
 
-    @strawberry.field(description="Null when either of us blocked the other.")
-    async def avatar_url(self, root: Parent[User], info: ChatrInfo) -> str | None:
+    @strawberry.field(
+        description="Null when either of us blocked the other. An uploaded avatar comes in "
+        "`size` 400, 320 or 96 (px squares); an external URL is as it was given."
+    )
+    async def avatar_url(self, root: Parent[User], info: ChatrInfo, size: int = 400) -> str | None:
         blocked = await resolvers.is_blocked_either_way(info.context, root)
-        return None if blocked else root.avatar_url
+        return None if blocked else picture_variant(root.avatar_url, AVATAR, f"{size}")
 
-    @strawberry.field(description="Null when either of us blocked the other.")
-    async def cover_url(self, root: Parent[User], info: ChatrInfo) -> str | None:
+    @strawberry.field(
+        description="Null when either of us blocked the other. An uploaded cover comes in "
+        "`width` 1200 (1200x600) or 600 (600x300); an external URL is as it was given."
+    )
+    async def cover_url(self, root: Parent[User], info: ChatrInfo, width: int = 1200) -> str | None:
         blocked = await resolvers.is_blocked_either_way(info.context, root)
-        return None if blocked else root.cover_url
+        return None if blocked else picture_variant(root.cover_url, COVER, f"{width}x{width // 2}")
 
     @strawberry.field(
         description="True when I blocked them or they blocked me: all I see is that we are blocked."

@@ -414,10 +414,16 @@ async def create(
 
 
 async def update(
-    rt: Runtime, *, viewer_id: int, conversation_id: int, details: GroupDetails
+    rt: Runtime,
+    *,
+    viewer_id: int,
+    conversation_id: int,
+    details: GroupDetails,
+    pictures: dict[str, str | None] | None = None,
 ) -> Conversation:
-    """Owner and admins change name, description, avatar and cover; one SYSTEM message."""
-    values: dict[str, str | None] = {}
+    """Owner and admins change name, description, avatar and cover; one SYSTEM message.
+    `pictures`: `avatar_url`/`cover_url` values chatr made itself (chatr.services.pictures)."""
+    values: dict[str, str | None] = dict(pictures or {})
     if "name" in details.given:
         values["name"] = _name(details.name)
     if "description" in details.given:

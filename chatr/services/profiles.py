@@ -87,9 +87,17 @@ def validated(changes: ProfileChanges) -> dict[str, object]:
     return values
 
 
-async def update(rt: Runtime, *, viewer_id: int, changes: ProfileChanges) -> User:
-    """Apply the changes all or nothing: one invalid field changes nothing."""
+async def update(
+    rt: Runtime,
+    *,
+    viewer_id: int,
+    changes: ProfileChanges,
+    pictures: dict[str, str | None] | None = None,
+) -> User:
+    """Apply the changes all or nothing: one invalid field changes nothing. `pictures`:
+    `avatar_url`/`cover_url` values chatr made itself (chatr.services.pictures), as they are."""
     values = validated(changes)
+    values.update(pictures or {})
     async with rt.db.session() as session, session.begin():
         user = await session.get(User, viewer_id, with_for_update=True)
         if user is None:

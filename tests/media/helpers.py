@@ -15,11 +15,11 @@ from tests.support.api import Account
 CREATE_UPLOAD = """
 mutation Create(
   $kind: AttachmentKind!, $type: String!, $size: Int!, $name: String,
-  $duration: Float, $waveform: [Float!]
+  $duration: Float, $waveform: [Float!], $purpose: UploadPurpose = MESSAGE
 ) {
   createUpload(
     kind: $kind, contentType: $type, size: $size, fileName: $name,
-    durationSeconds: $duration, waveform: $waveform
+    durationSeconds: $duration, waveform: $waveform, purpose: $purpose
   ) { id method url fields { name value } expiresAt maxBytes }
 }
 """

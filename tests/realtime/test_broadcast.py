@@ -29,6 +29,7 @@ from chatr.context import Context, SharedFacts, SharedRenderContext, SharedRende
 from chatr.errors import SubscriberOverflowError
 from chatr.infra import event_log
 from chatr.infra.event_log import LoggedEvent
+from chatr.infra.link_fetch import PreviewJob
 from chatr.infra.live import QUEUE, StreamItem, Tap, Typing
 from chatr.loaders import Loaders
 from chatr.models import EventType
@@ -37,7 +38,7 @@ from chatr.schema.broadcast import BroadcastRenderer, _variables_below_root
 from chatr.schema.errors import present
 from chatr.schema.events import is_exposed
 from chatr.schema.socket_outlet import LiveOperation, SocketOutlet
-from chatr.services import auth
+from chatr.services import auth, link_previews
 from chatr.services.auth import Viewer
 from chatr.services.privacy import Standing
 from chatr.settings import Settings
@@ -528,8 +529,10 @@ async def test_the_shared_render_of_every_event_matches_each_viewers_own_executi
     second_device = replace(alice, token=login["login"]["accessToken"])
     # and one event of every kind a subscription delivers, by alice and by the friend
     produced = {kind: await produce(alice, friend, group_id) for kind, produce in PRODUCERS.items()}
+    for kind, made_by_the_server in SERVER_PRODUCERS.items():
+        produced[kind] = await made_by_the_server(app, alice, group_id)
     exposed = {kind for kind in EventType if is_exposed(_logged_of(kind))}
-    assert exposed <= set(PRODUCERS), f"no producer for {exposed - set(PRODUCERS)}"
+    assert exposed <= produced.keys(), f"no producer for {exposed - produced.keys()}"
     by_type: dict[EventType, list[StreamItem]] = {}
     async with asyncio.timeout(10):  # the log shows an event once older writes have ended
         while not all(by_type.get(kind) for kind in exposed):
@@ -721,6 +724,18 @@ PRODUCERS = {
     EventType.MESSAGE_UNPINNED: _unpin,
     EventType.MESSAGE_PLAYED: _play,
 }
+
+
+async def _preview(app: RunningApp, alice: Account, group_id: str) -> str:
+    sent = await alice.send("see https://example.com/page", conversation_id=group_id)
+    job = PreviewJob(int(sent["id"]), int(group_id), "https://example.com/page")
+    preview = {"url": job.url, "title": "Example", "siteName": "example.com"}
+    assert await link_previews.attach(app.runtime, job, preview)
+    return "the server attaches a link preview to alice's message"
+
+
+#: Events the server makes by itself, not on anyone's request.
+SERVER_PRODUCERS = {EventType.MESSAGE_UPDATED: _preview}
 
 
 def _logged_of(kind: EventType) -> LoggedEvent:

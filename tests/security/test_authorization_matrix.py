@@ -218,6 +218,14 @@ mutation Mute($c: ID!, $until: DateTime!) {{
 #: A time to mute until (the field refuses the past).
 MUTE_UNTIL = "2999-01-01T00:00:00+00:00"
 DELETE_CONVERSATION = "mutation Delete($c: ID!) { deleteConversation(conversationId: $c) }"
+SET_PROFILE_PICTURE = """
+mutation Set($u: ID) { setProfilePicture(purpose: AVATAR, uploadId: $u) { id avatarUrl } }
+"""
+SET_GROUP_PICTURE = f"""
+mutation Set($c: ID!, $u: ID) {{
+  setGroupPicture(conversationId: $c, purpose: AVATAR, uploadId: $u) {{ {GROUP_SELECTION} }}
+}}
+"""
 CREATE_UPLOAD = """
 mutation { createUpload(kind: IMAGE, contentType: "image/png", size: 100) { id } }
 """
@@ -593,6 +601,27 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
     "starMessage": _on_a_message(STAR_MESSAGE),
     "unstarMessage": _on_a_message(UNSTAR_MESSAGE),
     "markPlayed": _on_a_message(MARK_PLAYED),
+    # Someone else's upload is no picture of mine: NOT_FOUND, and alice's stays unused.
+    "setProfilePicture": Case(
+        "uploadId", SET_PROFILE_PICTURE, lambda w: {"u": w.upload_id}, codes=NOT_YOURS
+    ),
+    "setGroupPicture": (
+        # A group's pictures are its owner's and admins' (removing one, here): members only.
+        _members_only(
+            "conversationId",
+            SET_GROUP_PICTURE,
+            lambda w: {"c": w.group_id},
+            lambda f: {"c": f.group_id},
+        ),
+        # alice's upload, aimed at alice's group: refused as if neither existed.
+        Case(
+            "uploadId",
+            SET_GROUP_PICTURE,
+            lambda w: {"c": w.group_id, "u": w.upload_id},
+            codes=NOT_YOURS,
+            former=lambda f: {"c": f.group_id, "u": f.upload_id},
+        ),
+    ),
     # Forwarding: from a message I see (not alice's, not frank's in the group he left) into a
     # conversation I may post in (not alice's, not the group he left).
     "forwardMessage": (
