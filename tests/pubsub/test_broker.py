@@ -586,3 +586,31 @@ async def test_a_resync_that_does_not_fit_the_queue_cuts_the_subscriber() -> Non
         await wait_until(lambda: broker.metrics()["reconnects"] == 1)
         with pytest.raises(SubscriberOverflow):
             await next_item(sub)
+
+
+async def test_concurrent_publishes_on_redis_arrive_in_order_in_few_round_trips(
+    redis_bus: Bus,
+) -> None:
+    # given a subscriber, and a publisher whose PUBLISHes are counted as Redis sees them
+    instance_a = await redis_bus.broker()
+    instance_b = await redis_bus.broker()
+    recorder = instance_b._transport
+    assert isinstance(recorder, RecordingTransport)
+    transport = recorder.inner
+    assert isinstance(transport, RedisTransport)
+    round_trips = 0
+    pipeline = transport._publisher.pipeline
+
+    def counted_pipeline(*args: object, **kwargs: object) -> object:
+        nonlocal round_trips
+        round_trips += 1
+        return pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    transport._publisher.pipeline = counted_pipeline  # type: ignore[method-assign,assignment]
+    async with instance_a.subscribe("conversation:1") as sub:
+        # when fifty publishes are made at once
+        await asyncio.gather(*(instance_b.publish("conversation:1", str(n)) for n in range(50)))
+        # then every message arrives, in the order they were made, in a few pipelines
+        received = [await next_item(sub) for _ in range(50)]
+    assert received == [Message("conversation:1", str(n)) for n in range(50)]
+    assert 1 <= round_trips <= 2
