@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import process_result
+from strawberry.schema import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -37,6 +38,7 @@ from chatr.http.persisted import (
 )
 from chatr.loaders import Loaders
 from chatr.schema.errors import with_code
+from chatr.schema.execution import execute_validated, takes_fast_path
 from chatr.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,6 +58,9 @@ class GraphQLHTTP:
 
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         self.schema = schema
+        #: Documents that validated before run without strawberry's per-request machinery
+        #: (chatr.schema.execution), when the schema's extensions allow it.
+        self.fast_path = isinstance(schema, Schema) and takes_fast_path(schema)
         self.max_body_bytes = settings.max_request_body_bytes
         self.max_batch = settings.max_batch
         self.cors = Cors(settings.allowed_origins)
@@ -144,14 +149,27 @@ class GraphQLHTTP:
             loaders=Loaders(runtime, cache=True),
         )
         try:
-            result = await self.schema.execute(
-                document,
-                variable_values=operation.variables,
-                context_value=context,
-                operation_name=operation.operation_name,
-                allowed_operation_types=_RUNS_OVER[request.method],
-                operation_extensions=operation.extensions,
-            )
+            result = None
+            if self.fast_path:
+                assert isinstance(self.schema, Schema)
+                result = await execute_validated(
+                    self.schema,
+                    document,
+                    variable_values=operation.variables,
+                    context_value=context,
+                    operation_name=operation.operation_name,
+                    allowed_operation_types=_RUNS_OVER[request.method],
+                    operation_extensions=operation.extensions,
+                )
+            if result is None:
+                result = await self.schema.execute(
+                    document,
+                    variable_values=operation.variables,
+                    context_value=context,
+                    operation_name=operation.operation_name,
+                    allowed_operation_types=_RUNS_OVER[request.method],
+                    operation_extensions=operation.extensions,
+                )
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.SUBSCRIPTION:
                 raise MalformedRequest(

@@ -30,6 +30,7 @@ no error carries a "Did you mean" hint (`hide_suggestions`).
 from __future__ import annotations
 
 import functools
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -354,24 +355,35 @@ def validator(
     return check
 
 
+_DOCUMENTS: weakref.WeakKeyDictionary[GraphQLSchema, DocumentCache] = weakref.WeakKeyDictionary()
+
+
+def validated_documents(schema: GraphQLSchema) -> DocumentCache:
+    """The documents that validated cleanly against `schema` (chatr.schema.document_cache),
+    which `validation_extension` fills and chatr.schema.execution runs from."""
+    documents = _DOCUMENTS.get(schema)
+    if documents is None:
+        documents = _DOCUMENTS[schema] = DocumentCache()
+    return documents
+
+
 def validation_extension(settings: Settings) -> type[SchemaExtension]:
     """Runs `validator` in place of strawberry's validation (which then skips its own), and
     its parsing from the schema's DocumentCache when the same text validated before."""
 
     @functools.cache
-    def validator_of(
-        schema: GraphQLSchema,
-    ) -> tuple[Callable[[DocumentNode], list[GraphQLError]], DocumentCache]:
-        return validator(schema, settings), DocumentCache()
+    def validator_of(schema: GraphQLSchema) -> Callable[[DocumentNode], list[GraphQLError]]:
+        return validator(schema, settings)
 
     class BoundedValidation(SchemaExtension):
+        #: What chatr.schema.execution recognises: it does this extension's work itself.
+        bounded_validation: ClassVar[bool] = True
         cached = False
 
         def on_parse(self) -> Iterator[None]:
             context = self.execution_context
             if context.query is not None and context.graphql_document is None:
-                _, documents = validator_of(context.schema._schema)
-                document = documents.get(context.query)
+                document = validated_documents(context.schema._schema).get(context.query)
                 self.cached = document is not None
                 # Parsed here, as strawberry's ParserCache did: a syntax error leaves
                 # `schema.stream` as an exception, which the WebSocket handlers (chatr.app)
@@ -385,10 +397,10 @@ def validation_extension(settings: Settings) -> type[SchemaExtension]:
             if self.cached:
                 context.pre_execution_errors = []
             else:
-                check, documents = validator_of(context.schema._schema)
-                context.pre_execution_errors = check(context.graphql_document)
+                schema = context.schema._schema
+                context.pre_execution_errors = validator_of(schema)(context.graphql_document)
                 if not context.pre_execution_errors and context.query is not None:
-                    documents.validated(context.query, context.graphql_document)
+                    validated_documents(schema).validated(context.query, context.graphql_document)
             yield
 
     return BoundedValidation
