@@ -62,11 +62,11 @@ class Batcher(Generic[T, R]):
     """Runs `submit`ted items in batches, one batch in flight at a time (group commit).
 
     `run(items)` does one round trip for all of them and answers each item's result or the
-    exception for that item alone, in order; if it raises, every item of the batch gets that
-    exception. An item submitted while a batch is in flight waits for it and goes in the
-    next one, with everything else submitted meanwhile: under load N callers pay for one
-    round trip (one write and one read on each side) instead of N, and a lone caller pays one
-    task switch more than calling `run` itself.
+    exception for that item alone, in order; if it raises, every item of the batch, and every
+    item submitted while it ran, gets that exception. An item submitted while a batch is in
+    flight waits for it and goes in the next one, with everything else submitted meanwhile:
+    under load N callers pay for one round trip (one write and one read on each side)
+    instead of N, and a lone caller pays one task switch more than calling `run` itself.
 
     A caller that is cancelled leaves its item in the batch (if it was already sent it is
     not unsent); `aclose` cancels the batch in flight and fails the waiting items (a later
@@ -110,7 +110,10 @@ class Batcher(Generic[T, R]):
                     _fail(batch, ConnectionError("the batch was cancelled"))
                     raise
                 except Exception as error:  # every caller of the batch gets it
-                    _fail(batch, error)
+                    # and so do those waiting meanwhile: the next round trip would most
+                    # likely fail the same way, after as long (a hung server's timeout).
+                    waiting, self._waiting = self._waiting, []
+                    _fail([*batch, *waiting], error)
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():

@@ -81,3 +81,27 @@ async def test_aclose_fails_what_is_waiting_and_a_later_call_starts_afresh() -> 
         await waiting
     recorder.release.set()
     assert await batcher.submit(2) == 20
+
+
+async def test_a_failed_round_trip_also_fails_the_calls_waiting_for_the_next() -> None:
+    # given a round trip that hangs and then fails (a hung server's timeout)
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def hangs(items: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(items))
+        await release.wait()
+        raise ConnectionError("timed out")
+
+    batcher: Batcher[int, int] = Batcher(hangs)
+    first = asyncio.create_task(batcher.submit(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(batcher.submit(2))
+    await asyncio.sleep(0)
+    release.set()
+    # then the call waiting meanwhile fails with it instead of waiting as long again
+    for task in (first, waiting):
+        with pytest.raises(ConnectionError):
+            await task
+    assert batches == [[1]]
