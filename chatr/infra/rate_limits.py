@@ -11,7 +11,13 @@ works. The switch is logged once per outage, counted in `metrics()`, and shown o
 as the degraded `rate-limits` task, which also re-probes Redis in the background (with
 backoff) and switches back when it answers. Requests never wait for a dead Redis beyond the
 first one that finds it gone (bounded by `REDIS_TIMEOUT_SECONDS`), and a healthy Redis costs
-exactly the one round trip per hit it always did.
+at most one round trip per hit.
+
+`hit`, the call every send makes, runs limits' moving-window script itself (the same script,
+keys and arguments as `limits`, so `check`, `clear` and the refusal's window read what it
+wrote), through a `Batcher` (chatr.aio): the hits made while one is on its way to Redis go
+together in the next pipeline, so under load many sends share one round trip, and each hit
+skips the `limits` layers around the script.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -31,7 +37,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
 
+from chatr.aio import Batcher
 from chatr.errors import RateLimited
 from chatr.supervision import SupervisedTask, Supervisor
 
@@ -44,6 +52,42 @@ T = TypeVar("T")
 REDIS_TIMEOUT_SECONDS = 1.0
 #: Connections to Redis per instance: a hit holds one for one round trip.
 MAX_REDIS_CONNECTIONS = 32
+
+#: limits' moving-window acquisition (limits/resources/redis/lua_scripts/
+#: acquire_moving_window.lua, limits 5.x), run by `hit` itself: KEYS[1] is the prefixed key;
+#: ARGV is (now, the limit's amount, its expiry in seconds, the cost). A list of the
+#: timestamps of the last `limit` hits, newest first; true when this one fits.
+ACQUIRE_MOVING_WINDOW = """
+local timestamp = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local amount = tonumber(ARGV[4])
+
+if amount > limit then
+    return false
+end
+
+local entry = redis.call('lindex', KEYS[1], limit - amount)
+
+if entry and tonumber(entry) >= timestamp - expiry then
+    return false
+end
+local entries = {}
+for i = 1, amount do
+    entries[i] = timestamp
+end
+
+for i=1,#entries,5000 do
+    redis.call('lpush', KEYS[1], unpack(entries, i, math.min(i+4999, #entries)))
+end
+redis.call('ltrim', KEYS[1], 0, limit - 1)
+redis.call('expire', KEYS[1], expiry)
+
+return true
+"""
+
+#: One hit for `Batcher`: (prefixed key, the limit's amount, its expiry in seconds).
+_Hit = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -166,9 +210,15 @@ class RateLimiter:
         self._shared_storage: RedisStorage | None = None
         self._pool: redis.ConnectionPool | None = None
         self._shared: MovingWindowRateLimiter | None = None
+        self._key_prefix = key_prefix
+        self._hits: Batcher[_Hit, bool] | None = None
         if broker_url.startswith(("redis://", "rediss://")):
             self._shared_storage, self._pool = _shared_storage(broker_url, key_prefix)
             self._shared = MovingWindowRateLimiter(self._shared_storage)
+            # The storage's own client, as limits builds it: the same pool and retries.
+            self._redis = redis.Redis(connection_pool=self._pool)
+            self._acquire = self._redis.register_script(ACQUIRE_MOVING_WINDOW)
+            self._hits = Batcher(self._acquire_batch)
         self._probe_interval = probe_interval
         self._max_probe_interval = max_probe_interval
         #: Set while Redis is unreachable and limits are counted here.
@@ -186,6 +236,8 @@ class RateLimiter:
             self._record = supervisor.spawn("rate-limits", self._probe_forever, critical=False)
 
     async def close(self) -> None:
+        if self._hits is not None:
+            await self._hits.aclose()
         if self._pool is not None:
             await self._pool.aclose()
 
@@ -209,7 +261,11 @@ class RateLimiter:
         if not self._enabled:
             return
         limit = self._limit(rule)
-        if not await self._decide(lambda limiter: limiter.hit(limit, rule.name, key)):
+        allowed = await self._decide(
+            lambda limiter: limiter.hit(limit, rule.name, key),
+            shared=lambda: self._acquire_shared(limit, rule.name, key),
+        )
+        if not allowed:
             await self._refuse(rule, key)
 
     async def count_failure(self, rule: Rule, key: str) -> bool:
@@ -236,16 +292,50 @@ class RateLimiter:
             retry_after=max(1, math.ceil(stats.reset_time - time.time())),
         )
 
-    async def _decide(self, ask: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
-        """Ask the shared store, or memory while it is out (or on the embedded default)."""
+    async def _decide(
+        self,
+        ask: Callable[[MovingWindowRateLimiter], Awaitable[T]],
+        *,
+        shared: Callable[[], Awaitable[T]] | None = None,
+    ) -> T:
+        """Ask the shared store (`shared`, else `ask` of it), or memory while it is out (or
+        on the embedded default)."""
         if self._shared is not None:
             if not self._outage.is_set():
                 try:
-                    return await ask(self._shared)
+                    return await (shared() if shared is not None else ask(self._shared))
                 except StorageError as error:
                     self._fall_back(error)
             self._counters["local_hits"] += 1
         return await ask(self._local)
+
+    async def _acquire_shared(self, limit: RateLimitItem, *identifiers: str) -> bool:
+        """What limits' `MovingWindowRateLimiter.hit` decides on Redis, in a shared round
+        trip; a Redis failure is a StorageError, as limits raises it."""
+        assert self._hits is not None
+        key = f"{self._key_prefix}:{limit.key_for(*identifiers)}"
+        try:
+            return await self._hits.submit((key, limit.amount, limit.get_expiry()))
+        except (RedisError, ConnectionError) as error:
+            raise StorageError(error) from error
+
+    async def _acquire_batch(self, hits: Sequence[_Hit]) -> list[bool | BaseException]:
+        """One pipeline for all `hits` (a lone hit: one EVALSHA, loading the script if Redis
+        lost it)."""
+        now = time.time()
+        if len(hits) == 1:
+            key, amount, expiry = hits[0]
+            return [bool(await self._acquire(keys=[key], args=[now, amount, expiry, 1]))]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, amount, expiry in hits:
+                pipe.evalsha(self._acquire.sha, 1, key, now, amount, expiry, 1)
+            results: list[object] = await pipe.execute(raise_on_error=False)
+        answers: list[bool | BaseException] = []
+        for (key, amount, expiry), result in zip(hits, results, strict=True):
+            if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts
+                result = await self._acquire(keys=[key], args=[now, amount, expiry, 1])
+            answers.append(result if isinstance(result, BaseException) else bool(result))
+        return answers
 
     def _fall_back(self, error: StorageError) -> None:
         if self._outage.is_set():

@@ -43,7 +43,7 @@ async def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> N
 
 
 class CountingCalls:
-    """Counts calls of one async method of an object (the shared storage's)."""
+    """Counts calls of one async method of an object (the limiter's shared hit)."""
 
     def __init__(self, target: object, name: str) -> None:
         self.calls = 0
@@ -97,7 +97,7 @@ async def test_the_fallback_shows_on_the_supervised_task_and_clears_when_redis_r
         # then the probe notices and counting is shared again
         await _eventually(lambda: limiter.metrics()["counting_locally"] == 0)
         assert record.degraded_reason is None
-        shared = CountingCalls(limiter._shared_storage, "acquire_entry")
+        shared = CountingCalls(limiter, "_acquire_shared")
         await limiter.hit(rate_limits.LOGIN, "10.0.0.1")
         assert shared.calls == 1
     finally:
@@ -127,7 +127,7 @@ async def test_during_an_outage_redis_is_not_asked_on_every_call(
     try:
         redis_server.kill()
         await limiter.hit(rate_limits.LOGIN, "10.0.2.0")  # finds out
-        shared = CountingCalls(limiter._shared_storage, "acquire_entry")
+        shared = CountingCalls(limiter, "_acquire_shared")
         for n in range(1, 50):
             await limiter.hit(rate_limits.LOGIN, f"10.0.2.{n}")
         assert shared.calls == 0
@@ -140,7 +140,7 @@ async def test_a_hit_on_a_healthy_redis_is_one_round_trip(
 ) -> None:
     limiter = await _limiter(redis_server, supervisor)
     try:
-        shared = CountingCalls(limiter._shared_storage, "acquire_entry")
+        shared = CountingCalls(limiter, "_acquire_shared")
         for _ in range(3):
             await limiter.hit(rate_limits.LOGIN, "10.0.3.1")
         assert shared.calls == 3
@@ -163,4 +163,57 @@ async def test_a_hung_redis_costs_a_request_at_most_the_socket_timeout(
         assert limiter.metrics()["counting_locally"] == 1
     finally:
         redis_server.resume()
+        await limiter.close()
+
+
+async def test_concurrent_hits_share_round_trips_and_count_exactly_as_limits_reads_them(
+    redis_server: RedisServer, supervisor: Supervisor
+) -> None:
+    # given a limit of three per minute and the pipelines the limiter sends to Redis
+    limiter = await _limiter(redis_server, supervisor)
+    pipelines = 0
+    pipeline = limiter._redis.pipeline
+
+    def counted_pipeline(*args: object, **kwargs: object) -> object:
+        nonlocal pipelines
+        pipelines += 1
+        return pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    limiter._redis.pipeline = counted_pipeline  # type: ignore[method-assign,assignment]
+    try:
+        # when ten attempts from one address arrive at once
+        outcomes = await asyncio.gather(
+            *(limiter.hit(rate_limits.LOGIN, "10.0.5.1") for _ in range(10)),
+            return_exceptions=True,
+        )
+        # then exactly three pass, in a round trip or two, and limits' own reading of the
+        # window (check, the refusal's retryAfter) sees all three
+        assert outcomes.count(None) == 3
+        refused = [o for o in outcomes if isinstance(o, RateLimited)]
+        assert len(refused) == 7
+        assert all(int(str(r.extensions["retryAfter"])) >= 1 for r in refused)
+        assert 1 <= pipelines <= 2
+        with pytest.raises(RateLimited):
+            await limiter.check(rate_limits.LOGIN, "10.0.5.1")
+        await limiter.check(rate_limits.LOGIN, "10.0.5.2")  # another address: untouched
+        assert limiter.metrics() == {"counting_locally": 0, "outages": 0, "local_hits": 0}
+    finally:
+        await limiter.close()
+
+
+async def test_a_redis_that_lost_the_script_is_given_it_again(
+    redis_server: RedisServer, supervisor: Supervisor
+) -> None:
+    limiter = await _limiter(redis_server, supervisor)
+    try:
+        await limiter.hit(rate_limits.LOGIN, "10.0.6.1")
+        await limiter._redis.script_flush()
+        # both a lone hit and a pipelined batch load it again, and count
+        await limiter.hit(rate_limits.LOGIN, "10.0.6.1")
+        await limiter._redis.script_flush()
+        await asyncio.gather(*(limiter.hit(rate_limits.LOGIN, f"10.0.6.{n}") for n in (1, 2)))
+        with pytest.raises(RateLimited):  # the fourth of three
+            await limiter.hit(rate_limits.LOGIN, "10.0.6.1")
+        assert limiter.metrics()["local_hits"] == 0
+    finally:
         await limiter.close()
