@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import configure_mappers
 
 from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Conflict, Forbidden
@@ -260,6 +261,18 @@ class StoredMessage:
         if self.mention_ids:
             parameters["b_mention_ids"] = list(self.mention_ids)
         return parameters
+
+
+def _as_loaded(**columns: Any) -> Message:
+    """The stored message as if loaded from its row, for the answer to read: the declarative
+    constructor would set each attribute through SQLAlchemy's instrumentation (change history,
+    events), which cost about a quarter of `send`'s own CPU for an object only ever read."""
+    mapper = Message.__mapper__
+    if not mapper.configured:  # the constructor would have configured the mappers
+        configure_mappers()
+    message: Message = mapper.class_manager.new_instance()
+    message.__dict__.update(columns)
+    return message
 
 
 async def _find_by_client_id(rt: Runtime, *, sender_id: int, client_id: str) -> Message | None:
@@ -508,7 +521,7 @@ async def send(
         channels.conversation(conversation_id),
         envelopes.EventAnnounced(event_id, conversation_id, EventType.MESSAGE_POSTED.value, seq),
     )
-    return Message(
+    return _as_loaded(
         id=message_id,
         conversation_id=conversation_id,
         seq=seq,
