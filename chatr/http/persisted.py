@@ -148,7 +148,8 @@ class PersistedQueries:
         if persisted is None:
             if operation.query is None:
                 raise MalformedRequest("No GraphQL query found in the request.")
-            self._check_trusted(document_hash(operation.query))
+            if self.trusted is not None:  # (no hashing otherwise: it is per request)
+                self._check_trusted(document_hash(operation.query))
             return operation.query
         digest = _requested_hash(persisted)
         if operation.query is not None:
