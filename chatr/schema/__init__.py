@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -32,6 +33,27 @@ from chatr.schema.streams import StreamSubscription
 from chatr.schema.validation import HintlessExecutionContext, validation_extension
 from chatr.schema.verification import VerificationMutation
 from chatr.settings import Settings
+
+
+class CachedNameConverter(NameConverter):
+    """strawberry's NameConverter, remembering each Python name's GraphQL spelling.
+
+    strawberry converts an input object's arguments on every call, and spells every field's
+    name afresh each time (`to_camel_case`, a regex per field): on a send that was a visible
+    share of the argument conversion. The spelling depends only on the name and
+    `auto_camel_case`, which is fixed once the config is built.
+    """
+
+    def __init__(self, auto_camel_case: bool = True) -> None:
+        super().__init__(auto_camel_case)
+        self._spelled: dict[tuple[bool, str], str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        key = (self.auto_camel_case, name)
+        spelled = self._spelled.get(key)
+        if spelled is None:
+            spelled = self._spelled[key] = super().apply_naming_config(name)
+        return spelled
 
 
 class ChatrSchema(strawberry.Schema):
@@ -88,7 +110,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=merge_types("Subscription", SUBSCRIPTIONS),
         types=EVENT_TYPES,
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        config=StrawberryConfig(
+            disable_field_suggestions=settings.is_production,
+            name_converter=CachedNameConverter(),
+        ),
         execution_context_class=HintlessExecutionContext if settings.is_production else None,
     )
     enforce_guest_scope(schema._schema)
