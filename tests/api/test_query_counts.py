@@ -51,16 +51,17 @@ async def _inbox_statements(app: RunningApp, conversations: int) -> int:
     return len(statements)
 
 
-async def test_deep_inbox_query_costs_the_same_for_two_or_eight_conversations(
+async def test_deep_inbox_query_costs_the_same_for_two_or_twelve_conversations(
     app: RunningApp,
 ) -> None:
     small = await _inbox_statements(app, 2)
-    large = await _inbox_statements(app, 8)
-    # Per-conversation `messages` pages are one query each (a keyset page cannot be batched);
-    # everything else is batched. Where batches split depends on event-loop ticks, so the
-    # bound is "at most one statement per extra conversation": any N+1 field would add >= 6.
-    assert large - small <= 6
-    assert large <= 8 + 12
+    large = await _inbox_statements(app, 12)
+    # Per-conversation `messages` pages are one query each (a keyset page cannot be batched),
+    # so ten extra conversations cost ten statements; everything else is batched. Where a batch
+    # splits depends on event-loop ticks (a loaded machine split one in CI), so a few splits are
+    # allowed; any N+1 field would add ten more and still fail.
+    assert large - small <= 10 + 4
+    assert large <= 12 + 12
 
 
 RICH_HISTORY = """
