@@ -16,6 +16,7 @@ from strawberry.types import ExecutionContext
 from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.auth import AuthMutation, AuthQuery
 from chatr.schema.conversations import ConversationQuery
+from chatr.schema.error_codes import ErrorCodeEnum
 from chatr.schema.errors import ChatrErrors
 from chatr.schema.events import EVENT_TYPES
 from chatr.schema.groups import GroupMutation, GroupQuery
@@ -108,7 +109,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=merge_types("Query", QUERIES),
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS),
-        types=EVENT_TYPES,
+        types=[*EVENT_TYPES, ErrorCodeEnum],
         extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=settings.is_production,
