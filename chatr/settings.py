@@ -135,6 +135,10 @@ class Settings:
     #: Field selections per document once fragments are expanded (chatr.schema.validation).
     max_selections: int = 2000
     max_request_body_bytes: int = 256 * 1024
+    #: A GraphQL multipart request (files sent with the operation, `uploadFile`): its whole
+    #: body, and how many files it may carry. Larger files go through `createUpload`.
+    max_multipart_bytes: int = 10 * 1024 * 1024
+    max_multipart_files: int = 10
     max_websocket_frame_bytes: int = 64 * 1024
     max_subscriptions_per_connection: int = 100
     #: Operations in one batched HTTP request (a JSON array); each counts as if sent alone.
@@ -316,6 +320,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_query_tokens=_int(env, "CHATR_MAX_QUERY_TOKENS", 2000),
         max_selections=_int(env, "CHATR_MAX_SELECTIONS", 2000),
         max_request_body_bytes=_int(env, "CHATR_MAX_REQUEST_BYTES", 256 * 1024),
+        max_multipart_bytes=_int(env, "CHATR_MAX_MULTIPART_BYTES", 10 * 1024 * 1024),
+        max_multipart_files=_int(env, "CHATR_MAX_MULTIPART_FILES", 10),
         max_websocket_frame_bytes=_int(env, "CHATR_MAX_WS_FRAME_BYTES", 64 * 1024),
         max_subscriptions_per_connection=_int(env, "CHATR_MAX_SUBSCRIPTIONS", 100),
         max_batch=_int(env, "CHATR_MAX_BATCH", 10),

@@ -20,7 +20,7 @@ from chatr.errors import OriginNotAllowed
 ALLOW = "GET, POST, OPTIONS"
 #: Request headers a page may send: chatr's own and those Apollo Client adds.
 ALLOWED_HEADERS = (
-    "Authorization, Content-Type, Accept, Apollo-Require-Preflight, "
+    "Authorization, Content-Type, Accept, GraphQL-Require-Preflight, Apollo-Require-Preflight, "
     "X-Apollo-Operation-Name, Apollographql-Client-Name, Apollographql-Client-Version"
 )
 #: How long a browser may reuse a preflight's answer, seconds.

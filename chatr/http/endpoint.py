@@ -30,7 +30,14 @@ from chatr.errors import (
 from chatr.http.cors import ALLOW, Cors, is_preflight
 from chatr.http.graphiql import GraphiQL
 from chatr.http.media import Media, accepts_html, error_body, negotiate, refusal, respond
-from chatr.http.params import OperationRequest, ParsedRequest, parse_get, parse_post
+from chatr.http.multipart import is_multipart, multipart_operations
+from chatr.http.params import (
+    OperationRequest,
+    ParsedRequest,
+    operations_of,
+    parse_get,
+    parse_post,
+)
 from chatr.http.persisted import (
     PersistedQueries,
     create_document_store,
@@ -63,6 +70,8 @@ class GraphQLHTTP:
         self.fast_path = isinstance(schema, Schema) and takes_fast_path(schema)
         self.max_body_bytes = settings.max_request_body_bytes
         self.max_batch = settings.max_batch
+        self.max_multipart_bytes = settings.max_multipart_bytes
+        self.max_files = settings.max_multipart_files
         self.cors = Cors(settings.allowed_origins)
         trusted = (
             load_trusted_documents(settings.trusted_documents)
@@ -102,13 +111,23 @@ class GraphQLHTTP:
             if self.graphiql is not None and self._wants_ide(request, accept):
                 return self.graphiql.page()
             media = negotiate(accept)
-            parsed = await self._parse(request)
-            if parsed.batch:
-                bodies = [await self._run_in_batch(request, op) for op in parsed.operations]
-                return respond(bodies, status=200, media=media, headers=cors)
-            body, ran = await self._run(request, parsed.operations[0])
+            if request.method == "POST" and is_multipart(request.headers.get("content-type")):
+                async with multipart_operations(
+                    request, max_bytes=self.max_multipart_bytes, max_files=self.max_files
+                ) as payload:
+                    parsed = operations_of(payload, max_batch=self.max_batch)
+                    return await self._answer(request, parsed, media, cors)
+            return await self._answer(request, await self._parse(request), media, cors)
         except TransportError as error:
             return refusal(error, media, cors)
+
+    async def _answer(
+        self, request: Request, parsed: ParsedRequest, media: Media, cors: dict[str, str]
+    ) -> Response:
+        if parsed.batch:
+            bodies = [await self._run_in_batch(request, op) for op in parsed.operations]
+            return respond(bodies, status=200, media=media, headers=cors)
+        body, ran = await self._run(request, parsed.operations[0])
         # A request error (nothing ran) is 400 only where the media type says so.
         status = 400 if not ran and media is Media.GRAPHQL_RESPONSE else 200
         return respond(body, status=status, media=media, headers=cors)

@@ -73,6 +73,11 @@ async def parse_post(request: Request, *, max_bytes: int, max_batch: int) -> Par
         payload = frames.decode_json(body)
     except json.JSONDecodeError as error:
         raise MalformedRequest(f"The request body is not valid JSON ({error.msg}).") from None
+    return operations_of(payload, max_batch=max_batch)
+
+
+def operations_of(payload: object, *, max_batch: int) -> ParsedRequest:
+    """One operation (an object) or a batch (an array of at most `max_batch`)."""
     if isinstance(payload, list):
         if not payload:
             raise MalformedRequest("A batch must hold at least one operation.")

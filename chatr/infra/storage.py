@@ -46,7 +46,14 @@ class Storage(Protocol):
     #: `local` or `s3`.
     name: str
 
-    async def write(self, key: str, chunks: AsyncIterator[bytes], *, max_bytes: int) -> int:
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        content_type: str = "application/octet-stream",
+    ) -> int:
         """Store the stream under `key`; TooLarge (and nothing kept) past `max_bytes`."""
         ...
 
@@ -102,24 +109,18 @@ class LocalStorage:
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def write(self, key: str, chunks: AsyncIterator[bytes], *, max_bytes: int) -> int:
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        content_type: str = "application/octet-stream",
+    ) -> int:
         path = self.path(key)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
-        written = 0
-        handle = await asyncio.to_thread(open, partial, "wb")
-        try:
-            async for chunk in chunks:
-                written += len(chunk)
-                if written > max_bytes:
-                    raise TooLarge
-                if chunk:
-                    await asyncio.to_thread(handle.write, chunk)
-        except BaseException:
-            await asyncio.to_thread(handle.close)
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
-            raise
-        await asyncio.to_thread(handle.close)
+        written = await spool(chunks, partial, max_bytes=max_bytes)
         await asyncio.to_thread(os.replace, partial, path)
         return written
 
@@ -158,6 +159,26 @@ class LocalStorage:
 
     async def close(self) -> None:
         return None
+
+
+async def spool(chunks: AsyncIterator[bytes], path: Path, *, max_bytes: int) -> int:
+    """Write `chunks` to `path` as they arrive; past `max_bytes` the file is removed and
+    TooLarge raised, so a body longer than declared never lands whole."""
+    written = 0
+    handle = await asyncio.to_thread(open, path, "wb")
+    try:
+        async for chunk in chunks:
+            written += len(chunk)
+            if written > max_bytes:
+                raise TooLarge
+            if chunk:
+                await asyncio.to_thread(handle.write, chunk)
+    except BaseException:
+        await asyncio.to_thread(handle.close)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
+    await asyncio.to_thread(handle.close)
+    return written
 
 
 @asynccontextmanager
@@ -212,8 +233,20 @@ class S3Storage:
             **credentials,
         )
 
-    async def write(self, key: str, chunks: AsyncIterator[bytes], *, max_bytes: int) -> int:
-        raise NotImplementedError("S3 uploads go to the bucket directly (post_form)")
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        content_type: str = "application/octet-stream",
+    ) -> int:
+        """Bytes that came through chatr (a GraphQL multipart upload): spooled to a temporary
+        file, then put in the bucket. Presigned POSTs (post_form) skip chatr altogether."""
+        async with temporary_file() as path:
+            written = await spool(chunks, path, max_bytes=max_bytes)
+            await self.put_file(key, path, content_type=content_type)
+        return written
 
     async def size(self, key: str) -> int | None:
         from botocore.exceptions import ClientError

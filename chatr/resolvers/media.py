@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.datastructures import UploadFile
 
 from chatr.context import Context
+from chatr.errors import BadUserInput
 from chatr.models import Attachment, AttachmentKind, Conversation, Message, UploadPurpose, User
 from chatr.services import attachments, pictures, uploads, validation
 from chatr.services.uploads import UploadTicket
@@ -30,6 +33,46 @@ async def create_upload(
         content_type=content_type,
         size=size,
         name=file_name,
+        duration_seconds=duration_seconds,
+        claimed_waveform=waveform,
+    )
+
+
+#: How much of a multipart file is read from its spool at a time.
+_CHUNK = 256 * 1024
+
+
+async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await file.read(_CHUNK):
+        yield chunk
+
+
+async def upload_file(
+    ctx: Context,
+    *,
+    file: object,
+    kind: AttachmentKind,
+    duration_seconds: float | None,
+    waveform: Sequence[float] | None,
+    purpose: UploadPurpose,
+) -> Attachment:
+    viewer = await ctx.viewer()
+    if not isinstance(file, UploadFile):
+        raise BadUserInput(
+            "Send `file` as a file of a multipart request (the GraphQL multipart request "
+            "spec), or use createUpload.",
+            field="file",
+        )
+    await file.seek(0)
+    return await uploads.upload_file(
+        ctx.runtime,
+        owner_id=viewer.id,
+        purpose=purpose,
+        kind=kind,
+        content_type=file.content_type or "application/octet-stream",
+        size=file.size if file.size is not None else 0,
+        name=file.filename,
+        chunks=_chunks(file),
         duration_seconds=duration_seconds,
         claimed_waveform=waveform,
     )

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 from strawberry import Parent
+from strawberry.file_uploads import Upload
 
 from chatr.models import Attachment, AttachmentKind, UploadPurpose
 from chatr.resolvers import media as resolvers
@@ -108,7 +109,7 @@ class UploadFieldType:
 
 
 @strawberry.type(
-    name="Upload",
+    name="UploadTicket",
     description="Where to send an upload's bytes. `method` PUT: send the raw bytes as the "
     "body to `url` (chatr's own endpoint). `method` POST: send multipart/form-data to `url` "
     "with every field of `fields`, then the file as `file` (S3; its policy enforces the "
@@ -138,6 +139,52 @@ class UploadType:
     @strawberry.field(description="The most bytes it accepts (the size declared).")
     def max_bytes(self, root: Parent[UploadTicket]) -> int:
         return root.upload.size_bytes
+
+
+@strawberry.type(
+    name="UploadedFile",
+    description="A file sent with `uploadFile`, stored and checked: pass `uploadId` in "
+    "`sendMessage(input: {uploadIds})` or `setProfilePicture`, as any upload's id.",
+)
+class UploadedFileType:
+    @strawberry.field(description="The upload's id, as `UploadTicket.id` would be.")
+    def upload_id(self, root: Parent[Attachment]) -> strawberry.ID:
+        return strawberry.ID(str(root.id))
+
+    @strawberry.field
+    def kind(self, root: Parent[Attachment]) -> AttachmentKindEnum:
+        return root.kind
+
+    @strawberry.field(description="Its real type, read from its bytes.")
+    def content_type(self, root: Parent[Attachment]) -> str:
+        return root.content_type
+
+    @strawberry.field(description="Bytes stored (an image's EXIF removed).")
+    def size(self, root: Parent[Attachment]) -> int:
+        return root.size_bytes
+
+    @strawberry.field(description="The name it was uploaded with (no folders).")
+    def file_name(self, root: Parent[Attachment]) -> str | None:
+        return root.filename
+
+    @strawberry.field(description="IMAGE: pixels wide, as displayed.")
+    def width(self, root: Parent[Attachment]) -> int | None:
+        value = _fact(root, "width")
+        return None if value is None else int(str(value))
+
+    @strawberry.field(description="IMAGE: pixels high, as displayed.")
+    def height(self, root: Parent[Attachment]) -> int | None:
+        value = _fact(root, "height")
+        return None if value is None else int(str(value))
+
+    @strawberry.field(description="AUDIO and VIDEO: seconds, where known.")
+    def duration_seconds(self, root: Parent[Attachment]) -> float | None:
+        value = _fact(root, "durationSeconds")
+        return None if value is None else float(str(value))
+
+    @strawberry.field(description="Unused by then, it is deleted.")
+    def expires_at(self, root: Parent[Attachment]) -> datetime | None:
+        return root.expires_at
 
 
 @strawberry.type
@@ -170,6 +217,32 @@ class MediaMutation:
             file_name=file_name,
             duration_seconds=duration_seconds,
             waveform=waveform,
+        )
+
+    @strawberry.mutation(
+        description="Upload a small file with the operation itself (the GraphQL multipart "
+        "request spec: apollo-upload-client, urql, gql), up to CHATR_MAX_MULTIPART_BYTES "
+        "(10 MB) per request; larger ones take `createUpload`. The same checks as "
+        "`createUpload`: `kind` and `purpose` as there, the type read from the bytes, the "
+        "rate limit and the quota. Send 'Authorization' (or 'GraphQL-Require-Preflight') "
+        "with it: form posts without one are refused."
+    )
+    async def upload_file(
+        self,
+        info: ChatrInfo,
+        file: Upload,
+        kind: AttachmentKindEnum,
+        duration_seconds: float | None = None,
+        waveform: list[float] | None = None,
+        purpose: UploadPurposeEnum = UploadPurposeEnum.MESSAGE,
+    ) -> UploadedFileType:
+        return await resolvers.upload_file(  # type: ignore[return-value]
+            info.context,
+            file=file,
+            kind=kind,
+            duration_seconds=duration_seconds,
+            waveform=waveform,
+            purpose=purpose,
         )
 
     @strawberry.mutation(

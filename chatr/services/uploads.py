@@ -183,7 +183,7 @@ def _public(rt: Runtime, path: str) -> str:
     return f"{rt.settings.public_url}{path}"
 
 
-async def create_upload(
+async def _record_pending(
     rt: Runtime,
     *,
     owner_id: int,
@@ -191,11 +191,11 @@ async def create_upload(
     content_type: str,
     size: int,
     name: str | None,
-    purpose: UploadPurpose = UploadPurpose.MESSAGE,
-    duration_seconds: float | None = None,
-    claimed_waveform: Sequence[float] | None = None,
-) -> UploadTicket:
-    """Record a pending upload and say where its bytes go (see the module docstring)."""
+    purpose: UploadPurpose,
+    duration_seconds: float | None,
+    claimed_waveform: Sequence[float] | None,
+) -> Attachment:
+    """Every check of a declared upload (type, size, rate, quota), then its pending row."""
     content_type = content_type_of(content_type)
     _declared(rt, purpose=purpose, kind=kind, content_type=content_type, size=size)
     name = file_name(name)
@@ -228,10 +228,40 @@ async def create_upload(
     )
     async with rt.db.session() as session, session.begin():
         session.add(upload)
+    return upload
+
+
+async def create_upload(
+    rt: Runtime,
+    *,
+    owner_id: int,
+    kind: AttachmentKind,
+    content_type: str,
+    size: int,
+    name: str | None,
+    purpose: UploadPurpose = UploadPurpose.MESSAGE,
+    duration_seconds: float | None = None,
+    claimed_waveform: Sequence[float] | None = None,
+) -> UploadTicket:
+    """Record a pending upload and say where its bytes go (see the module docstring)."""
+    upload = await _record_pending(
+        rt,
+        owner_id=owner_id,
+        kind=kind,
+        content_type=content_type,
+        size=size,
+        name=name,
+        purpose=purpose,
+        duration_seconds=duration_seconds,
+        claimed_waveform=claimed_waveform,
+    )
     ttl = rt.settings.upload_url_ttl_seconds
-    expires_at = now + timedelta(seconds=ttl)
+    expires_at = upload.created_at + timedelta(seconds=ttl)
     form = rt.storage.post_form(
-        upload.storage_key, content_type=content_type, max_bytes=size, expires_seconds=ttl
+        upload.storage_key,
+        content_type=upload.content_type,
+        max_bytes=size,
+        expires_seconds=ttl,
     )
     if form is not None:
         return UploadTicket(upload, "POST", form.url, form.fields, expires_at)
@@ -242,6 +272,52 @@ async def create_upload(
         secret=rt.settings.jwt_secret,
     )
     return UploadTicket(upload, "PUT", _public(rt, f"/media/uploads/{token}"), {}, expires_at)
+
+
+async def upload_file(
+    rt: Runtime,
+    *,
+    owner_id: int,
+    kind: AttachmentKind,
+    content_type: str,
+    size: int,
+    name: str | None,
+    chunks: AsyncIterator[bytes],
+    purpose: UploadPurpose = UploadPurpose.MESSAGE,
+    duration_seconds: float | None = None,
+    claimed_waveform: Sequence[float] | None = None,
+) -> Attachment:
+    """A file sent with the operation (the GraphQL multipart request): the same checks as
+    `create_upload`, its bytes stored at once and checked as `finish` checks any upload."""
+    upload = await _record_pending(
+        rt,
+        owner_id=owner_id,
+        kind=kind,
+        content_type=content_type,
+        size=size,
+        name=name,
+        purpose=purpose,
+        duration_seconds=duration_seconds,
+        claimed_waveform=claimed_waveform,
+    )
+    await _store(rt, upload, chunks)
+    return await finish(rt, upload)
+
+
+async def _store(rt: Runtime, upload: Attachment, chunks: AsyncIterator[bytes]) -> None:
+    try:
+        await rt.storage.write(
+            upload.storage_key,
+            chunks,
+            max_bytes=upload.size_bytes,
+            content_type=upload.content_type,
+        )
+    except TooLarge:
+        raise BadUserInput(
+            f"The file is larger than the {upload.size_bytes} bytes declared.",
+            field="size",
+            reason="TOO_LARGE",
+        ) from None
 
 
 def _no_upload(field: str = "uploadId") -> NotFound:
@@ -267,14 +343,7 @@ async def receive(rt: Runtime, *, token: str, chunks: AsyncIterator[bytes]) -> A
     upload = await _pending(rt, upload_id)
     if upload.uploaded_at is not None:
         raise Conflict("This upload already has its bytes.", field="token")
-    try:
-        await rt.storage.write(upload.storage_key, chunks, max_bytes=upload.size_bytes)
-    except TooLarge:
-        raise BadUserInput(
-            f"The file is larger than the {upload.size_bytes} bytes declared.",
-            field="size",
-            reason="TOO_LARGE",
-        ) from None
+    await _store(rt, upload, chunks)
     return await finish(rt, upload)
 
 

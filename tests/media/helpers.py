@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import struct
 import wave
 from typing import Any
 
+import httpx
 from PIL import Image
 
 from tests.support.api import Account
@@ -129,3 +131,45 @@ async def send_media(
     if to is not None:
         message_input["recipientId"] = to.id
     return (await account.call(SEND_MEDIA, input=message_input))["sendMessage"]
+
+
+UPLOAD_FILE = """
+mutation Up($file: Upload!, $kind: AttachmentKind!) {
+  uploadFile(file: $file, kind: $kind) {
+    uploadId kind contentType size fileName width height expiresAt
+  }
+}
+"""
+
+
+async def multipart(
+    http: httpx.AsyncClient,
+    *,
+    token: str | None,
+    files: dict[str, tuple[str, bytes, str]],
+    operations: Any,
+    file_map: dict[str, list[str]],
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """A multipart request exactly as apollo-upload-client sends it."""
+    sent_headers = dict(headers or {})
+    if token is not None:
+        sent_headers["Authorization"] = f"Bearer {token}"
+    return await http.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps(file_map)},
+        files=files,
+        headers=sent_headers,
+    )
+
+
+async def upload_file(
+    account: Account, data: bytes, *, name: str, content_type: str, kind: str = "IMAGE"
+) -> httpx.Response:
+    return await multipart(
+        account.http,
+        token=account.token,
+        files={"0": (name, data, content_type)},
+        operations={"query": UPLOAD_FILE, "variables": {"file": None, "kind": kind}},
+        file_map={"0": ["variables.file"]},
+    )

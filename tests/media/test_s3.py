@@ -34,6 +34,7 @@ from tests.media.helpers import (
     jpeg_with_gps,
     png,
     send_media,
+    upload_file,
 )
 from tests.support.api import Account, GraphQLError, register
 from tests.support.servers import RunningApp, in_process_app
@@ -197,3 +198,16 @@ async def test_unused_uploads_expire_from_the_bucket(
     later = utcnow() + timedelta(seconds=settings.upload_ttl_seconds + 1)
     assert await uploads.sweep_expired(s3_app.runtime, now=later) == 1
     assert len(s3.keys()) == 1
+
+
+async def test_a_file_sent_with_the_operation_goes_to_the_bucket(
+    s3_app: RunningApp, s3: S3
+) -> None:
+    alice = await register(s3_app.http)
+    response = await upload_file(alice, png(12, 8), name="p.png", content_type="image/png")
+    uploaded = response.json()["data"]["uploadFile"]
+    assert (uploaded["width"], uploaded["height"]) == (12, 8)
+    (key,) = s3.keys()
+    stored = s3.client.get_object(Bucket=BUCKET, Key=key)
+    assert stored["ContentType"] == "image/png"
+    assert Image.open(io.BytesIO(stored["Body"].read())).size == (12, 8)
