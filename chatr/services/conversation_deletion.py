@@ -8,7 +8,8 @@ event per former member (accepted or invited), addressed to that member alone
 (`Event.audience_id`). A device that was offline replays it from its cursor like any
 other event and drops the conversation; nobody else learns anything. A DM's pair key is
 released, so the two people can start a new conversation later (a new message request if
-they are not friends).
+they are not friends). The files go too, once the deletion has committed: every attachment's
+bytes and a group's avatar and cover (`remove_files`), as unsending a message removes its own.
 
 The caller holds the conversation's row lock (and, on PostgreSQL, its advisory lock: no
 send can take a seq meanwhile; a send that was waiting finds no membership and is refused).
@@ -16,12 +17,15 @@ send can take a seq meanwhile; a send that was waiting finds no membership and i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr.errors import Forbidden
 from chatr.infra import event_log
 from chatr.models import (
+    Attachment,
     Conversation,
     ConversationKind,
     Event,
@@ -32,13 +36,22 @@ from chatr.models import (
 )
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import conversations, inbox
-
-#: (user id, position) of each deletion event, for announcing after commit.
-Notices = list[tuple[int, int]]
+from chatr.services import conversations, inbox, pictures, uploads
 
 
-async def erase(session: AsyncSession, conversation: Conversation, *, actor_id: int) -> Notices:
+@dataclass
+class Erasure:
+    """What a deletion leaves to do once it has committed."""
+
+    #: (user id, position) of each deletion event, to announce.
+    notices: list[tuple[int, int]] = field(default_factory=list)
+    #: The attachments' stored bytes (their rows cascade with the messages).
+    stored_keys: list[str] = field(default_factory=list)
+    #: A group's avatar and cover URLs (chatr.services.pictures discards their files).
+    pictures: list[str] = field(default_factory=list)
+
+
+async def erase(session: AsyncSession, conversation: Conversation, *, actor_id: int) -> Erasure:
     """Delete the conversation's content and members; log the deletion for each of them."""
     former = list(
         await session.scalars(
@@ -47,6 +60,17 @@ async def erase(session: AsyncSession, conversation: Conversation, *, actor_id: 
             .order_by(Membership.id)
         )
     )
+    erasure = Erasure(
+        stored_keys=list(
+            await session.scalars(
+                select(Attachment.storage_key)
+                .join(Message, Attachment.message_id == Message.id)
+                .where(Message.conversation_id == conversation.id)
+            )
+        ),
+        pictures=[url for url in (conversation.avatar_url, conversation.cover_url) if url],
+    )
+    conversation.avatar_url = conversation.cover_url = None
     await session.execute(delete(Membership).where(Membership.conversation_id == conversation.id))
     await session.execute(delete(Message).where(Message.conversation_id == conversation.id))
     await session.execute(delete(Event).where(Event.conversation_id == conversation.id))
@@ -54,7 +78,6 @@ async def erase(session: AsyncSession, conversation: Conversation, *, actor_id: 
     conversation.direct_key = None
     await session.flush()
     connection = await session.connection()
-    notices: Notices = []
     for user_id in former:
         position = await event_log.append(
             connection,
@@ -63,12 +86,20 @@ async def erase(session: AsyncSession, conversation: Conversation, *, actor_id: 
             actor_id=actor_id,
             audience_id=user_id,
         )
-        notices.append((user_id, position))
-    return notices
+        erasure.notices.append((user_id, position))
+    return erasure
 
 
-async def announce(rt: Runtime, conversation_id: int, notices: Notices) -> None:
-    for user_id, position in notices:
+async def remove_files(rt: Runtime, erasure: Erasure) -> None:
+    """After commit: nothing links to these bytes any more."""
+    await uploads.delete_objects(rt, erasure.stored_keys)
+    for url in erasure.pictures:
+        await pictures.discard(rt, url)
+
+
+async def announce(rt: Runtime, conversation_id: int, erasure: Erasure) -> None:
+    await remove_files(rt, erasure)
+    for user_id, position in erasure.notices:
         await inbox.announce_to(
             rt, user_id, conversation_id, position, EventType.CONVERSATION_DELETED
         )
@@ -99,6 +130,6 @@ async def delete_for_everyone(rt: Runtime, *, viewer_id: int, conversation_id: i
         )
         if conversation.kind == ConversationKind.GROUP and membership.role != MemberRole.OWNER:
             raise Forbidden("Only the owner can delete a group.", field="conversationId")
-        notices = await erase(session, conversation, actor_id=viewer_id)
-    await announce(rt, conversation_id, notices)
+        erasure = await erase(session, conversation, actor_id=viewer_id)
+    await announce(rt, conversation_id, erasure)
     return True

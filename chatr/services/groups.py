@@ -141,6 +141,8 @@ class _Change:
     announcements: list[envelopes.EventAnnounced] = field(default_factory=list)
     #: (user id, position) of events addressed to one user (invitations, a deletion).
     notices: list[tuple[int, int, EventType]] = field(default_factory=list)
+    #: A deletion's files, removed once it has committed.
+    erasure: conversation_deletion.Erasure | None = None
 
     async def note(
         self,
@@ -272,6 +274,8 @@ async def _locked(
         change = _Change(session, conversation, membership)
         yield change
         await change.log()
+    if change.erasure is not None:
+        await conversation_deletion.remove_files(rt, change.erasure)
     await _announce(rt, change)
 
 
@@ -459,11 +463,12 @@ async def _delete(change: _Change) -> None:
     change.notes.clear()
     change.invited.clear()
     change.deleted = True
-    notices = await conversation_deletion.erase(
+    change.erasure = await conversation_deletion.erase(
         change.session, change.conversation, actor_id=change.membership.user_id
     )
     change.notices.extend(
-        (user_id, position, EventType.CONVERSATION_DELETED) for user_id, position in notices
+        (user_id, position, EventType.CONVERSATION_DELETED)
+        for user_id, position in change.erasure.notices
     )
 
 

@@ -70,8 +70,8 @@ async def decline(rt: Runtime, *, viewer_id: int, conversation_id: int) -> bool:
     async with rt.db.session() as session, session.begin():
         await _request_to_viewer(session, viewer_id=viewer_id, conversation_id=conversation_id)
         conversation = await conversation_deletion.lock(rt, session, conversation_id)
-        notices = await conversation_deletion.erase(session, conversation, actor_id=viewer_id)
-    await conversation_deletion.announce(rt, conversation_id, notices)
+        erasure = await conversation_deletion.erase(session, conversation, actor_id=viewer_id)
+    await conversation_deletion.announce(rt, conversation_id, erasure)
     return True
 
 
