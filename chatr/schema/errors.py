@@ -14,7 +14,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from chatr import db
 from chatr.errors import ChatrError, ErrorCode, ServiceUnavailable
@@ -48,8 +48,9 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, dict[str, object]]:
         return original.code, original.extensions
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return ErrorCode.GRAPHQL_PARSE_FAILED, {}
-    if isinstance(original, InvalidOperationTypeError):
-        return ErrorCode.BAD_REQUEST, {}  # a query over legacy graphql-ws, say: no bug
+    if isinstance(original, InvalidOperationTypeError | CannotGetOperationTypeError):
+        # a query over legacy graphql-ws, or an operationName the document lacks: no bug
+        return ErrorCode.BAD_REQUEST, {}
     if error.message.startswith(_VARIABLE_ERROR_PREFIX):
         return ErrorCode.BAD_USER_INPUT, {}
     if original is None:

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gql.transport.exceptions import TransportQueryError
+from gql import Client, gql
+from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
+from gql.transport.websockets import WebsocketsTransport
 from graphql import GraphQLError
 from sqlalchemy.exc import OperationalError
 
@@ -17,7 +19,7 @@ from chatr.schema.errors import present
 from chatr.services import streams, users
 from tests.support.api import ME, register
 from tests.support.servers import RunningApp
-from tests.support.ws import CONVERSATION_EVENTS, PROTOCOLS, subscribe
+from tests.support.ws import CONVERSATION_EVENTS, PROTOCOLS, TRANSPORT_WS, subscribe
 
 
 class _Errors(logging.Handler):
@@ -216,3 +218,32 @@ def test_stream_failed_keeps_its_message_and_cursor() -> None:
     (error,) = present([GraphQLError(failed.message, original_error=failed)])
     assert error.message == "The live stream failed; resubscribe."
     assert error.extensions == {"cursor": "42", "code": "STREAM_FAILED"}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_subscription_naming_an_operation_the_document_lacks_is_refused_not_a_bug(
+    server: RunningApp, logged_errors: _Errors, protocol: str
+) -> None:
+    assert server.ws_url
+    alice = await register(server.http)
+    transport = WebsocketsTransport(
+        url=server.ws_url,
+        init_payload={"authorization": f"Bearer {alice.token}"},
+        subprotocols=[protocol],
+    )
+    request = gql("subscription Mine { myEvents { cursor } }")
+    request.operation_name = "Nope"
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        with pytest.raises((TransportQueryError, TransportConnectionFailed)) as refused:
+            async for _ in session.subscribe(request):
+                pass
+    if protocol == TRANSPORT_WS:
+        # graphql-transport-ws: an invalid subscribe message closes the socket with 4400
+        assert isinstance(refused.value, TransportConnectionFailed)
+        assert 'received 4400 (private use) Unknown operation named "Nope"' in str(
+            refused.value.__cause__
+        )
+    else:
+        assert isinstance(refused.value, TransportQueryError) and refused.value.errors
+        assert [e["extensions"]["code"] for e in refused.value.errors] == ["BAD_REQUEST"]
+    assert logged_errors.records == []

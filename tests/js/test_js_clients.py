@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from chatr.settings import Settings
+from tests.js import npm
 from tests.support.api import register
 from tests.support.servers import RunningApp, served_app
 from tests.support.services import free_port
@@ -40,12 +41,7 @@ pytestmark = pytest.mark.xdist_group("browser")  # one Chromium at a time on 2 c
 @pytest.fixture(scope="session")
 def clients_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/js installed (npm ci) and the clients bundled for the browser (esbuild)."""
-    npm = shutil.which("npm")
-    assert npm, "Node.js and npm are needed: apt-get install nodejs npm"
-    if not (HERE / "node_modules" / ".package-lock.json").exists():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True
-        )
+    npm.install()
     site = tmp_path_factory.mktemp("web-app")
     subprocess.run(
         [
