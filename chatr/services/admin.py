@@ -7,10 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
 from chatr.errors import BadUserInput, Forbidden, NotFound
-from chatr.models import User, UserRole
+from chatr.models import Attachment, User, UserRole
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import auth, users, validation
+from chatr.services import auth, pictures, uploads, users, validation
 from chatr.services.pagination import Page, PageRequest, paginate
 
 
@@ -74,12 +74,20 @@ async def unsuspend(rt: Runtime, *, viewer_id: int, user_id: int) -> User:
 
 async def delete_user(rt: Runtime, *, viewer_id: int, user_id: int) -> bool:
     """Delete an account and what hangs off it (memberships, sessions, friendships…);
-    their messages stay in conversations, shown without a sender."""
+    their messages stay in conversations, shown without a sender (with their attachments).
+    Their avatar, cover and unsent uploads are files of nothing any more: deleted too."""
     async with rt.db.session() as session, session.begin():
-        await _target(session, viewer_id=viewer_id, user_id=user_id)
+        target = await _target(session, viewer_id=viewer_id, user_id=user_id)
+        pictures_of = [url for url in (target.avatar_url, target.cover_url) if url]
     await auth.revoke_all_sessions(rt, user_id=user_id, reason="deleted")
     async with rt.db.session() as session, session.begin():
+        unsent = Attachment.owner_id == user_id, Attachment.message_id.is_(None)
+        pending = list(await session.scalars(select(Attachment.storage_key).where(*unsent)))
+        await session.execute(delete(Attachment).where(*unsent))
         await session.execute(delete(User).where(User.id == user_id))
+    for url in pictures_of:
+        await pictures.discard(rt, url)
+    await uploads.delete_objects(rt, pending)
     return True
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from chatr.models import Attachment, Event, EventType
 from chatr.settings import Settings
+from tests.api.test_admin import _admin
 from tests.groups.helpers import group_with
 from tests.media.helpers import create_upload, jpeg_with_gps
 from tests.support.api import Account, GraphQLError, register
@@ -172,3 +173,25 @@ async def test_a_groups_owner_sets_its_pictures_and_a_member_may_not(
     # and removes the avatar
     removed = (await alice.call(SET_GROUP_PICTURE, c=group_id, p="AVATAR"))["setGroupPicture"]
     assert removed["avatarUrl"] is None and removed["coverUrl"] == group["coverUrl"]
+
+
+async def test_a_deleted_accounts_pictures_and_unsent_uploads_are_deleted_with_it(
+    app: RunningApp, settings: Settings
+) -> None:
+    # given alice has an avatar, a cover, and an upload she never sent; bob has an avatar
+    alice, bob = await register(app.http), await register(app.http)
+    for purpose in ("AVATAR", "COVER"):
+        upload_id = await _picture_upload(alice, purpose, jpeg_with_gps(300, 200))
+        await alice.call(SET_PICTURE, p=purpose, u=upload_id)
+    await _picture_upload(alice, "AVATAR", jpeg_with_gps(50, 50))
+    bobs = await _picture_upload(bob, "AVATAR", jpeg_with_gps(300, 300))
+    await bob.call(SET_PICTURE, p="AVATAR", u=bobs)
+    kept = _files(settings)
+    # when an administrator deletes alice's account
+    root = await _admin(app)
+    await root.call("mutation D($u: ID!) { deleteUser(userId: $u) }", u=alice.id)
+    # then only bob's three avatar sizes remain, files and records
+    assert len(_files(settings)) == 3 < len(kept)
+    async with app.runtime.db.reader() as session:
+        records = list(await session.scalars(select(Attachment.id)))
+    assert len(records) == 1  # bob's avatar upload
