@@ -10,7 +10,7 @@ from chatr.errors import BadUserInput, Forbidden, NotFound
 from chatr.models import Attachment, User, UserRole
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import auth, pictures, uploads, users, validation
+from chatr.services import auth, picture_files, uploads, users, validation
 from chatr.services.pagination import Page, PageRequest, paginate
 
 
@@ -86,7 +86,7 @@ async def delete_user(rt: Runtime, *, viewer_id: int, user_id: int) -> bool:
         await session.execute(delete(Attachment).where(*unsent))
         await session.execute(delete(User).where(User.id == user_id))
     for url in pictures_of:
-        await pictures.discard(rt, url)
+        await picture_files.discard(rt, url)
     await uploads.delete_objects(rt, pending)
     return True
 

@@ -36,7 +36,7 @@ from chatr.models import (
 )
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
-from chatr.services import conversations, inbox, pictures, uploads
+from chatr.services import conversations, inbox, picture_files, uploads
 
 
 @dataclass
@@ -94,7 +94,7 @@ async def remove_files(rt: Runtime, erasure: Erasure) -> None:
     """After commit: nothing links to these bytes any more."""
     await uploads.delete_objects(rt, erasure.stored_keys)
     for url in erasure.pictures:
-        await pictures.discard(rt, url)
+        await picture_files.discard(rt, url)
 
 
 async def announce(rt: Runtime, conversation_id: int, erasure: Erasure) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from chatr.errors import BadUserInput, NotFound
 from chatr.infra import media_probe
@@ -26,31 +26,14 @@ from chatr.models import Attachment, Conversation, UploadPurpose, User
 from chatr.models.base import utcnow
 from chatr.runtime import Runtime
 from chatr.services import groups, profiles, uploads
+from chatr.services.picture_files import VARIANTS, discard, parse_url, variant_key
 
-#: Variant name -> (width, height). The first of each is what `avatarUrl`/`coverUrl` hold.
-VARIANTS: dict[UploadPurpose, dict[str, tuple[int, int]]] = {
-    UploadPurpose.AVATAR: {"400": (400, 400), "320": (320, 320), "96": (96, 96)},
-    UploadPurpose.COVER: {"1200x600": (1200, 600), "600x300": (600, 300)},
-}
 #: The model column each purpose sets.
 COLUMNS = {UploadPurpose.AVATAR: "avatar_url", UploadPurpose.COVER: "cover_url"}
-_PICTURE_PATH = re.compile(r"/media/pictures/([A-Za-z0-9_-]+)/([0-9x]+)\.jpg$")
 
 
 def _token_of(upload: Attachment) -> str:
     return upload.storage_key.rsplit("/", 1)[-1]
-
-
-def variant_key(token: str, variant: str) -> str:
-    return f"pictures/{token}/{variant}.jpg"
-
-
-def parse_url(url: str | None) -> tuple[str, str] | None:
-    """(token, variant) of a picture URL chatr made; None for an external URL (or none)."""
-    if not url:
-        return None
-    found = _PICTURE_PATH.search(url)
-    return None if found is None else (found.group(1), found.group(2))
 
 
 def variant_url(url: str | None, variant: str) -> str | None:
@@ -93,21 +76,6 @@ async def _resized(rt: Runtime, *, owner_id: int, upload_id: int, purpose: Uploa
         )
     first = next(iter(VARIANTS[purpose]))
     return f"{rt.settings.public_url}/media/pictures/{token}/{first}.jpg"
-
-
-async def discard(rt: Runtime, url: str | None) -> None:
-    """Delete a picture chatr made (its files and its upload's record); nothing for others."""
-    parsed = parse_url(url)
-    if parsed is None:
-        return
-    token = parsed[0]
-    keys = [variant_key(token, variant) for variants in VARIANTS.values() for variant in variants]
-    for key in keys:
-        await rt.storage.delete(key)
-    async with rt.db.session() as session, session.begin():
-        await session.execute(
-            delete(Attachment).where(Attachment.storage_key.like(f"uploads/%/{token}"))
-        )
 
 
 def _column(purpose: UploadPurpose) -> str:
