@@ -9,6 +9,7 @@ cache: a cached row would go stale across hours of events.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import cached_property
 from typing import TypeVar
@@ -47,6 +48,20 @@ V = TypeVar("V")
 T = TypeVar("T")
 
 
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose callers may be cancelled without cancelling each other.
+
+    Two fields of one document may load the same key and await the same future. graphql-core
+    cancels the sibling fields of one that fails (gather_with_cancel), and a task cancelled
+    while awaiting a bare future cancels that future: the other field, which nobody
+    cancelled, then died of a CancelledError that ended the whole execution (seen as an
+    intermittent failure of the shared-render test). Each caller awaits a shield instead.
+    """
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
 def _in_key_order(keys: Sequence[K], rows: Sequence[V], key_of: Callable[[V], K]) -> list[V | None]:
     by_key = {key_of(row): row for row in rows}
     return [by_key.get(key) for key in keys]
@@ -70,78 +85,78 @@ class Loaders:
 
     @cached_property
     def user_by_id(self) -> DataLoader[int, User | None]:
-        return DataLoader(self._users, cache=self._cache)
+        return SharedLoader(self._users, cache=self._cache)
 
     @cached_property
     def conversation_by_id(self) -> DataLoader[int, Conversation | None]:
-        return DataLoader(self._conversations, cache=self._cache)
+        return SharedLoader(self._conversations, cache=self._cache)
 
     @cached_property
     def message_by_id(self) -> DataLoader[int, Message | None]:
-        return DataLoader(self._messages, cache=self._cache)
+        return SharedLoader(self._messages, cache=self._cache)
 
     @cached_property
     def message_by_conversation_seq(self) -> DataLoader[tuple[int, int], Message | None]:
-        return DataLoader(self._messages_by_seq, cache=self._cache)
+        return SharedLoader(self._messages_by_seq, cache=self._cache)
 
     @cached_property
     def membership(self) -> DataLoader[tuple[int, int], Membership | None]:
         """Keyed by (conversation_id, user_id)."""
-        return DataLoader(self._memberships, cache=self._cache)
+        return SharedLoader(self._memberships, cache=self._cache)
 
     @cached_property
     def members_by_conversation(self) -> DataLoader[int, list[Membership]]:
-        return DataLoader(self._members, cache=self._cache)
+        return SharedLoader(self._members, cache=self._cache)
 
     @cached_property
     def presence(self) -> DataLoader[int, Status]:
-        return DataLoader(self._presence, cache=self._cache)
+        return SharedLoader(self._presence, cache=self._cache)
 
     @cached_property
     def standing(self) -> DataLoader[tuple[int, int], Standing]:
         """Keyed by (viewer_id, user_id): where the viewer stands with each person."""
-        return DataLoader(self._standings, cache=self._cache)
+        return SharedLoader(self._standings, cache=self._cache)
 
     @cached_property
     def invitees_by_conversation(self) -> DataLoader[int, list[Membership]]:
-        return DataLoader(self._invitees, cache=self._cache)
+        return SharedLoader(self._invitees, cache=self._cache)
 
     # What hangs off a message: one query per page of messages each.
     @cached_property
     def reactions_by_message(self) -> DataLoader[int, list[ReactionSummary]]:
-        return DataLoader(self._reactions, cache=self._cache)
+        return SharedLoader(self._reactions, cache=self._cache)
 
     @cached_property
     def mentions_by_message(self) -> DataLoader[int, list[int]]:
-        return DataLoader(self._mentions, cache=self._cache)
+        return SharedLoader(self._mentions, cache=self._cache)
 
     @cached_property
     def revisions_by_message(self) -> DataLoader[int, list[MessageRevision]]:
-        return DataLoader(self._revisions, cache=self._cache)
+        return SharedLoader(self._revisions, cache=self._cache)
 
     @cached_property
     def attachments_by_message(self) -> DataLoader[int, list[Attachment]]:
-        return DataLoader(self._attachments, cache=self._cache)
+        return SharedLoader(self._attachments, cache=self._cache)
 
     @cached_property
     def players_by_message(self) -> DataLoader[int, list[int]]:
-        return DataLoader(self._players, cache=self._cache)
+        return SharedLoader(self._players, cache=self._cache)
 
     @cached_property
     def starred(self) -> DataLoader[tuple[int, int], bool]:
         """Keyed by (user_id, message_id): whether the user starred it."""
-        return DataLoader(self._starred, cache=self._cache)
+        return SharedLoader(self._starred, cache=self._cache)
 
     @cached_property
     def unread_not_counted(self) -> DataLoader[tuple[int, int], int]:
         """Keyed by (conversation_id, user_id): unread messages the unread count leaves out
         (hidden by the user, unsent)."""
-        return DataLoader(self._unread_not_counted, cache=self._cache)
+        return SharedLoader(self._unread_not_counted, cache=self._cache)
 
     @cached_property
     def unread_mentions(self) -> DataLoader[tuple[int, int], int]:
         """Keyed by (conversation_id, user_id): unread messages mentioning the user."""
-        return DataLoader(self._unread_mentions, cache=self._cache)
+        return SharedLoader(self._unread_mentions, cache=self._cache)
 
     async def _run(self, work: Callable[..., Awaitable[T]], **kwargs: object) -> T:
         async with self._rt.db.reader() as session:

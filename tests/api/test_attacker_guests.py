@@ -81,6 +81,9 @@ SCALAR_LITERALS = {
     "Float": "1.5",
     "Boolean": "true",
     "DateTime": '"2026-01-01T00:00:00Z"',
+    # A file is only ever a multipart request's; as a literal it is a string, refused first
+    # by the guest scope all the same.
+    "Upload": '"file"',
 }
 
 

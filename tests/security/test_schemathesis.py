@@ -334,6 +334,9 @@ async def test_generated_queries_and_mutations_never_cause_an_internal_error(
     introspection = await data(app.http, graphql.get_introspection_query())
     # (what schemathesis.graphql.scalar("ID", ...) would register for good, for this test only)
     monkeypatch.setitem(CUSTOM_SCALARS, "ID", _id_literals(world))
+    # A file travels only in a multipart request; over JSON an Upload is whatever string
+    # a client puts there, which must be a coded refusal too.
+    monkeypatch.setitem(CUSTOM_SCALARS, "Upload", st.text().map(nodes.String))
     schema = schemathesis.graphql.from_dict(introspection, config=schemathesis.Config())
     fields = {
         operation.label.split(".", 1)[1]: operation
