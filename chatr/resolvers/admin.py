@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import User
-from chatr.services import admin, validation
+from chatr.services import admin
 from chatr.services.pagination import Page, PageRequest
 
 
@@ -14,7 +16,7 @@ async def users(ctx: Context, *, page: PageRequest, search: str | None) -> Page[
 
 
 def _user_id(user_id: str) -> int:
-    return validation.parse_id(user_id, field="userId")
+    return global_ids.decode(user_id, (Kind.USER_ACCOUNT, Kind.USER), field="userId")
 
 
 async def suspend(ctx: Context, *, user_id: str) -> User:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from chatr import global_ids
 from chatr.client_address import client_ip
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import AuthSession, User
 from chatr.services import (
     auth,
@@ -12,7 +14,6 @@ from chatr.services import (
     password_reset,
     two_factor,
     users,
-    validation,
 )
 from chatr.services.auth import IssuedTokens
 from chatr.services.profiles import ProfileChanges
@@ -78,7 +79,7 @@ async def revoke_session(ctx: Context, *, session_id: str) -> bool:
     return await auth.revoke_own_session(
         ctx.runtime,
         viewer=await ctx.viewer(),
-        session_id=validation.parse_id(session_id, field="id"),
+        session_id=global_ids.decode(session_id, Kind.SESSION, field="id"),
     )
 
 

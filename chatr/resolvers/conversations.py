@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Conversation, Membership
-from chatr.services import conversations, message_requests, validation
+from chatr.services import conversations, message_requests
 from chatr.services.pagination import Page, PageRequest
 
 
@@ -24,7 +26,7 @@ async def conversation(ctx: Context, *, conversation_id: str) -> Conversation:
         return await conversations.get_for_viewer(
             session,
             viewer_id=viewer.id,
-            conversation_id=validation.parse_id(conversation_id, field="id"),
+            conversation_id=global_ids.decode(conversation_id, Kind.CONVERSATION, field="id"),
         )
 
 

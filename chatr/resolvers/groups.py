@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Conversation, Membership
-from chatr.services import groups, validation
+from chatr.services import groups
 from chatr.services.groups import GroupDetails
 
 T = TypeVar("T")
 
 
 def _ids(values: Sequence[str], *, field: str) -> list[int]:
-    return [validation.parse_id(value, field=field) for value in values]
+    return global_ids.decode_all(values, Kind.USER, field=field)
 
 
 async def create(
@@ -43,7 +45,9 @@ async def update(ctx: Context, *, conversation_id: str, details: GroupDetails) -
     return await groups.update(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
         details=details,
     )
 
@@ -56,7 +60,9 @@ async def in_group(
     return await service(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
     )
 
 
@@ -68,8 +74,10 @@ async def on_member(
     return await service(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
-        user_id=validation.parse_id(user_id, field="userId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
+        user_id=global_ids.decode(user_id, Kind.USER, field="userId"),
     )
 
 
@@ -78,7 +86,9 @@ async def invite(ctx: Context, *, conversation_id: str, user_ids: Sequence[str])
     return await groups.invite(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
         user_ids=_ids(user_ids, field="userIds"),
     )
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Conversation
-from chatr.services import conversation_deletion, inbox, message_search, validation
+from chatr.services import conversation_deletion, inbox, message_search
 from chatr.services.message_search import Filters, Hit
 from chatr.services.pagination import Page, PageRequest
 
 
 def _conversation_id(value: str, field: str = "conversationId") -> int:
-    return validation.parse_id(value, field=field)
+    return global_ids.decode(value, Kind.CONVERSATION, field=field)
 
 
 async def search_messages(
@@ -28,7 +30,9 @@ async def search_messages(
     viewer = await ctx.viewer()
     filters = Filters(
         conversation_id=None if conversation_id is None else _conversation_id(conversation_id),
-        sender_id=None if sender_id is None else validation.parse_id(sender_id, field="senderId"),
+        sender_id=None
+        if sender_id is None
+        else global_ids.decode(sender_id, Kind.USER, field="senderId"),
         since=since,
         until=until,
     )
@@ -42,7 +46,9 @@ async def direct_conversation_with(ctx: Context, *, user_id: str) -> Conversatio
     viewer = await ctx.viewer()
     async with ctx.runtime.db.reader() as session:
         return await inbox.direct_with(
-            session, viewer_id=viewer.id, user_id=validation.parse_id(user_id, field="userId")
+            session,
+            viewer_id=viewer.id,
+            user_id=global_ids.decode(user_id, Kind.USER, field="userId"),
         )
 
 

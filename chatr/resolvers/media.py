@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator, Sequence
 
 from starlette.datastructures import UploadFile
 
+from chatr import global_ids
 from chatr.context import Context
 from chatr.errors import BadUserInput
+from chatr.global_ids import Kind
 from chatr.models import Attachment, AttachmentKind, Conversation, Message, UploadPurpose, User
-from chatr.services import attachments, pictures, uploads, validation
+from chatr.services import attachments, pictures, uploads
 from chatr.services.uploads import UploadTicket
 
 
@@ -83,7 +85,7 @@ async def mark_played(ctx: Context, *, message_id: str) -> Message:
     return await attachments.mark_played(
         ctx.runtime,
         viewer_id=viewer.id,
-        message_id=validation.parse_id(message_id, field="messageId"),
+        message_id=global_ids.decode(message_id, Kind.MESSAGE, field="messageId"),
     )
 
 
@@ -93,7 +95,7 @@ def download_url(ctx: Context, attachment: Attachment) -> str:
 
 
 def _upload_id(value: str | None) -> int | None:
-    return None if value is None else validation.parse_id(value, field="uploadId")
+    return None if value is None else global_ids.decode(value, Kind.UPLOAD, field="uploadId")
 
 
 async def set_profile_picture(
@@ -112,7 +114,9 @@ async def set_group_picture(
     return await pictures.set_for_group(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
         purpose=purpose,
         upload_id=_upload_id(upload_id),
     )

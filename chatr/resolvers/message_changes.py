@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Message
 from chatr.services import (
     forwarding,
@@ -10,13 +12,12 @@ from chatr.services import (
     pins,
     reactions,
     stars,
-    validation,
 )
 from chatr.services.pagination import Page, PageRequest
 
 
 def _message_id(value: str, field: str = "messageId") -> int:
-    return validation.parse_id(value, field=field)
+    return global_ids.decode(value, Kind.MESSAGE, field=field)
 
 
 async def edit_message(ctx: Context, *, message_id: str, body: str) -> Message:
@@ -55,9 +56,9 @@ async def forward_message(
         ctx.runtime,
         viewer_id=viewer.id,
         message_id=_message_id(message_id, "input.messageId"),
-        conversation_ids=[
-            validation.parse_id(value, field="input.conversationIds") for value in conversation_ids
-        ],
+        conversation_ids=global_ids.decode_all(
+            conversation_ids, Kind.CONVERSATION, field="input.conversationIds"
+        ),
         client_id=client_message_id,
     )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Conversation
-from chatr.services import message_requests, validation
+from chatr.services import message_requests
 from chatr.services.pagination import Page, PageRequest
 
 
@@ -19,7 +21,9 @@ async def accept_message_request(ctx: Context, *, conversation_id: str) -> Conve
     return await message_requests.accept(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
     )
 
 
@@ -28,5 +32,7 @@ async def decline_message_request(ctx: Context, *, conversation_id: str) -> bool
     return await message_requests.decline(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Message
-from chatr.services import link_previews, messages, uploads, validation
+from chatr.services import link_previews, messages, uploads
 from chatr.services.pagination import Page, PageRequest
 
 
@@ -22,19 +24,25 @@ async def send_message(
 ) -> Message:
     viewer = await ctx.viewer()
     recipient = (
-        None if recipient_id is None else validation.parse_id(recipient_id, field="recipientId")
+        None
+        if recipient_id is None
+        else global_ids.decode(recipient_id, Kind.USER, field="recipientId")
     )
     conversation = (
         None
         if conversation_id is None
-        else validation.parse_id(conversation_id, field="conversationId")
+        else global_ids.decode(conversation_id, Kind.CONVERSATION, field="conversationId")
     )
-    reply_to = None if reply_to_id is None else validation.parse_id(reply_to_id, field="replyToId")
+    reply_to = (
+        None
+        if reply_to_id is None
+        else global_ids.decode(reply_to_id, Kind.MESSAGE, field="replyToId")
+    )
     if upload_ids:
         return await uploads.send_with_uploads(
             ctx.runtime,
             sender_id=viewer.id,
-            upload_ids=[validation.parse_id(value, field="uploadIds") for value in upload_ids],
+            upload_ids=global_ids.decode_all(upload_ids, Kind.UPLOAD, field="uploadIds"),
             caption=body,
             client_id=client_message_id,
             recipient_id=recipient,

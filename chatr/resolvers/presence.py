@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.infra.presence_store import Status
-from chatr.services import presence, validation
+from chatr.services import presence
 from chatr.services.presence import PresenceUpdate
 
 
@@ -17,5 +19,5 @@ async def set_away(ctx: Context, *, away: bool) -> Status:
 
 async def watch(ctx: Context, *, user_ids: Sequence[str]) -> AsyncIterator[PresenceUpdate]:
     viewer = await ctx.viewer()
-    ids = [validation.parse_id(user_id, field="userIds") for user_id in user_ids]
+    ids = global_ids.decode_all(user_ids, Kind.USER, field="userIds")
     return presence.watch(ctx.runtime, viewer_id=viewer.id, user_ids=ids)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import User
-from chatr.services import privacy, privacy_settings, profiles, users, validation
+from chatr.services import privacy, privacy_settings, profiles, users
 from chatr.services.privacy import Audience, Detail
 
 
 async def user(ctx: Context, *, user_id: str) -> User:
     await ctx.viewer()
-    return await users.profile(ctx.runtime, user_id=validation.parse_id(user_id))
+    return await users.profile(
+        ctx.runtime, user_id=global_ids.decode(user_id, Kind.USER, field="id")
+    )
 
 
 async def user_by_username(ctx: Context, *, username: str) -> User:

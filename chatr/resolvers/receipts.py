@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.pubsub.envelopes import TypingActivity
-from chatr.services import receipts, validation
+from chatr.services import receipts
 from chatr.services.receipts import ReceiptState
 
 
@@ -21,7 +23,9 @@ async def _move_receipt(
     return await service(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
         up_to_seq=up_to_seq,
     )
 
@@ -49,7 +53,9 @@ async def set_typing(
     return await receipts.set_typing(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
         typing=typing,
         activity=activity,
     )

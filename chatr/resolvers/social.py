@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from chatr import global_ids
 from chatr.context import Context
+from chatr.global_ids import Kind
 from chatr.models import Block, Friendship
-from chatr.services import validation
 from chatr.services.pagination import Page, PageRequest
 from chatr.services.social import blocks, events, search
 from chatr.services.social import friends as friendships
@@ -18,7 +19,9 @@ T = TypeVar("T")
 async def _change(ctx: Context, service: Callable[..., Awaitable[T]], *, user_id: str) -> T:
     viewer = await ctx.viewer()
     return await service(
-        ctx.runtime, viewer_id=viewer.id, user_id=validation.parse_id(user_id, field="userId")
+        ctx.runtime,
+        viewer_id=viewer.id,
+        user_id=global_ids.decode(user_id, Kind.USER, field="userId"),
     )
 
 

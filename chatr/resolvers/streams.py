@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from chatr import global_ids
 from chatr.context import Context
 from chatr.errors import BadUserInput
+from chatr.global_ids import Kind
 from chatr.infra import event_log
 from chatr.infra.live import Outlet, Renderer, StreamItem
-from chatr.services import streams, validation
+from chatr.services import streams
 
 
 async def conversation_events(
@@ -25,7 +27,9 @@ async def conversation_events(
     return streams.conversation_events(
         ctx.runtime,
         viewer_id=viewer.id,
-        conversation_id=validation.parse_id(conversation_id, field="conversationId"),
+        conversation_id=global_ids.decode(
+            conversation_id, Kind.CONVERSATION, field="conversationId"
+        ),
         after_seq=after_seq,
         renderer=renderer,
         outlet=outlet,

@@ -26,6 +26,7 @@ from chatr.schema.media import MediaMutation
 from chatr.schema.message_changes import MessageChangeMutation, MessageChangeQuery
 from chatr.schema.message_requests import MessageRequestMutation, MessageRequestQuery
 from chatr.schema.messages import MessageMutation
+from chatr.schema.node import NodeQuery
 from chatr.schema.presence import PresenceMutation, PresenceSubscription
 from chatr.schema.profiles import ProfileMutation, ProfileQuery
 from chatr.schema.receipts import ReceiptMutation
@@ -78,6 +79,7 @@ QUERIES: tuple[type, ...] = (
     GroupQuery,
     InboxQuery,
     MessageChangeQuery,
+    NodeQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutation,

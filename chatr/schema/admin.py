@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry import Parent
 
-from chatr.models import UserRole
+from chatr import global_ids
+from chatr.global_ids import Kind
+from chatr.models import User, UserRole
 from chatr.resolvers import admin as resolvers
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, shows
 from chatr.schema.pagination import Connection
+from chatr.services.nodes import Account
 from chatr.services.pagination import PageRequest
 
 strawberry.enum(UserRole, name="UserRole", description="What an account may do.")
@@ -17,8 +22,14 @@ UserRoleEnum = UserRole
 
 
 @strawberry.type(name="UserAccount", description="An account as an administrator sees it.")
-class UserAccountType:
-    id: strawberry.ID
+class UserAccountType(Node):
+    # a row of `users` and the mutations, or a `node` answer (chatr.services.nodes.Account)
+    is_type_of = shows(User, Account)
+
+    @strawberry.field
+    def id(self, root: Parent[User]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.USER_ACCOUNT, root.id))
+
     username: str
     display_name: str
     email: str | None

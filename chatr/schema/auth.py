@@ -8,9 +8,12 @@ from datetime import datetime
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import AuthSession
 from chatr.resolvers import auth as resolvers
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, shows
 from chatr.schema.profiles import GenderEnum, UserType
 from chatr.services.auth import IssuedTokens
 from chatr.services.profiles import ProfileChanges
@@ -60,8 +63,13 @@ class AuthPayload:
 
 
 @strawberry.type(name="Session", description="A signed-in device (one refresh-token family).")
-class SessionType:
-    id: strawberry.ID
+class SessionType(Node):
+    is_type_of = shows(AuthSession)
+
+    @strawberry.field
+    def id(self, root: Parent[AuthSession]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.SESSION, root.id))
+
     device_label: str | None = strawberry.field(description="The User-Agent that signed in.")
     created_at: datetime
     last_used_at: datetime = strawberry.field(description="Last token refresh.")

@@ -7,12 +7,15 @@ from datetime import datetime
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import Conversation, ConversationKind, Membership
 from chatr.resolvers import conversations as resolvers
 from chatr.resolvers import message_changes as message_change_resolvers
 from chatr.resolvers import messages as message_resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
+from chatr.schema.node import Node, shows
 from chatr.schema.pagination import Connection
 from chatr.schema.profiles import UserType, visible
 from chatr.schema.scalars import (
@@ -65,8 +68,13 @@ class MemberType:
 
 
 @strawberry.type(name="Conversation", description="A direct conversation or a group.")
-class ConversationType:
-    id: strawberry.ID
+class ConversationType(Node):
+    is_type_of = shows(Conversation)
+
+    @strawberry.field
+    def id(self, root: Parent[Conversation]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.id))
+
     kind: ConversationKindEnum
     status: ConversationStatusEnum
     name: str | None

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.infra import event_log
 from chatr.infra.event_log import LoggedEvent
 from chatr.infra.live import StreamItem, Typing
@@ -24,7 +26,7 @@ from chatr.services.privacy import Detail
 class ConversationEvent:
     @strawberry.field
     def conversation_id(self, root: Parent[LoggedEvent | Typing]) -> strawberry.ID:
-        return strawberry.ID(str(root.conversation_id))
+        return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.conversation_id))
 
     @strawberry.field(
         description="Resume point for `myEvents(after:)`; null for ephemeral events (typing)."

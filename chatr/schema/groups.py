@@ -8,6 +8,8 @@ from typing import Any
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import Membership
 from chatr.resolvers import groups as resolvers
 from chatr.schema.conversations import ConversationType
@@ -58,7 +60,7 @@ class SystemDetailsType:
 class GroupInviteType:
     @strawberry.field
     def conversation_id(self, root: Parent[Membership]) -> strawberry.ID:
-        return strawberry.ID(str(root.conversation_id))
+        return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.conversation_id))
 
     @strawberry.field(description="The group's name.")
     async def name(self, root: Parent[Membership], info: ChatrInfo) -> str | None:

@@ -8,11 +8,14 @@ import strawberry
 from strawberry import Parent
 from strawberry.file_uploads import Upload
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import Attachment, AttachmentKind, UploadPurpose
 from chatr.resolvers import media as resolvers
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
+from chatr.schema.node import Node, shows
 from chatr.schema.profiles import UserType
 from chatr.services.uploads import UploadTicket
 
@@ -42,12 +45,13 @@ def _fact(root: Attachment, name: str) -> object:
     name="Attachment",
     description="One file a message carries, with what the server measured of it.",
 )
-class AttachmentType:
+class AttachmentType(Node):
+    is_type_of = shows(Attachment)
     kind: AttachmentKindEnum
 
     @strawberry.field
     def id(self, root: Parent[Attachment]) -> strawberry.ID:
-        return strawberry.ID(str(root.id))
+        return strawberry.ID(global_ids.encode(Kind.ATTACHMENT, root.id))
 
     @strawberry.field(description="Its real type, read from its bytes.")
     def content_type(self, root: Parent[Attachment]) -> str:
@@ -115,10 +119,12 @@ class UploadFieldType:
     "with every field of `fields`, then the file as `file` (S3; its policy enforces the "
     "type and size). Then pass `id` in `sendMessage(input: {uploadIds})`.",
 )
-class UploadType:
+class UploadType(Node):
+    is_type_of = shows(UploadTicket)
+
     @strawberry.field
     def id(self, root: Parent[UploadTicket]) -> strawberry.ID:
-        return strawberry.ID(str(root.upload.id))
+        return strawberry.ID(global_ids.encode(Kind.UPLOAD, root.upload.id))
 
     @strawberry.field(description="PUT or POST.")
     def method(self, root: Parent[UploadTicket]) -> str:
@@ -149,7 +155,7 @@ class UploadType:
 class UploadedFileType:
     @strawberry.field(description="The upload's id, as `UploadTicket.id` would be.")
     def upload_id(self, root: Parent[Attachment]) -> strawberry.ID:
-        return strawberry.ID(str(root.id))
+        return strawberry.ID(global_ids.encode(Kind.UPLOAD, root.id))
 
     @strawberry.field
     def kind(self, root: Parent[Attachment]) -> AttachmentKindEnum:

@@ -9,6 +9,8 @@ from typing import Any
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import MessageKind, MessageRevision
 from chatr.resolvers import message_changes as resolvers
 from chatr.schema.info import ChatrInfo
@@ -61,7 +63,7 @@ class ReactionSummaryType:
 class ReplySnapshotType:
     @strawberry.field(description="The quoted message's id (in the same conversation).")
     def message_id(self, root: Parent[ReplySnapshot]) -> strawberry.ID:
-        return strawberry.ID(str(root["id"]))
+        return strawberry.ID(global_ids.encode(Kind.MESSAGE, root["id"]))
 
     @strawberry.field
     def seq(self, root: Parent[ReplySnapshot]) -> int | None:

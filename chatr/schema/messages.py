@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import Message, MessageKind
 from chatr.resolvers import conversations as conversation_resolvers
 from chatr.resolvers import messages as resolvers
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, shows
 from chatr.schema.profiles import UserType
 from chatr.schema.scalars import MessageKindEnum
 from chatr.services.attachments import MEDIA_KINDS
@@ -55,8 +58,13 @@ class LinkPreviewType:
 
 
 @strawberry.type(name="Message", description="One message in a conversation.")
-class MessageType:
-    id: strawberry.ID
+class MessageType(Node):
+    is_type_of = shows(Message)
+
+    @strawberry.field
+    def id(self, root: Parent[Message]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.MESSAGE, root.id))
+
     seq: int = strawberry.field(
         description="Position in its conversation: 1, 2, 3… without gaps. Order and resume by it."
     )
@@ -146,7 +154,7 @@ class MessageType:
 
     @strawberry.field
     def conversation_id(self, root: Parent[Message]) -> strawberry.ID:
-        return strawberry.ID(str(root.conversation_id))
+        return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.conversation_id))
 
     @strawberry.field(description="The sender's own idempotency key; null for everyone else.")
     async def client_message_id(self, root: Parent[Message], info: ChatrInfo) -> str | None:

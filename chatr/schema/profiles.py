@@ -14,11 +14,14 @@ import strawberry
 from strawberry import UNSET, Parent
 from strawberry.utils.str_converters import to_camel_case
 
+from chatr import global_ids
 from chatr.errors import BadUserInput
+from chatr.global_ids import Kind
 from chatr.models import UploadPurpose, User
 from chatr.resolvers import profiles as resolvers
 from chatr.resolvers.media import picture_variant
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, shows
 from chatr.schema.scalars import PresenceStatusEnum, TwoFactorMethodEnum
 from chatr.services import privacy, profiles
 from chatr.services.privacy import Audience, Detail
@@ -62,8 +65,13 @@ AVATAR, COVER = UploadPurpose.AVATAR, UploadPurpose.COVER
     "(see `PrivacySettings`) are null when the viewer may not see them, and always when either "
     "of the two blocked the other.",
 )
-class UserType:
-    id: strawberry.ID
+class UserType(Node):
+    is_type_of = shows(User)
+
+    @strawberry.field
+    def id(self, root: Parent[User]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.USER, root.id))
+
     username: str
     display_name: str
 

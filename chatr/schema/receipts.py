@@ -5,6 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.resolvers import receipts as resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.profiles import UserType
@@ -19,7 +21,7 @@ class ReceiptType:
 
     @strawberry.field
     def conversation_id(self, root: Parent[ReceiptState]) -> strawberry.ID:
-        return strawberry.ID(str(root.conversation_id))
+        return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.conversation_id))
 
     @strawberry.field
     async def user(self, root: Parent[ReceiptState], info: ChatrInfo) -> UserType | None:

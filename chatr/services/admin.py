@@ -44,6 +44,17 @@ async def list_users(
         )
 
 
+async def account(rt: Runtime, *, viewer_id: int, user_id: int) -> User:
+    """One account as administrators see it (suspended ones included); FORBIDDEN for anyone
+    else, NOT_FOUND when there is none."""
+    async with rt.db.reader() as session:
+        await require_admin(session, viewer_id=viewer_id)
+        target = await session.get(User, user_id)
+    if target is None:
+        raise NotFound("No such user.", field="id")
+    return target
+
+
 async def _target(session: AsyncSession, *, viewer_id: int, user_id: int) -> User:
     await require_admin(session, viewer_id=viewer_id)
     if user_id == viewer_id:

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr.db import insert_ignoring_conflicts
-from chatr.errors import BadUserInput
+from chatr.errors import BadUserInput, NotFound
 from chatr.models import Attachment, EventType, Message, MessageKind, MessagePlay
 from chatr.runtime import Runtime
-from chatr.services import message_changes
+from chatr.services import message_access, message_changes
 
 #: Message kinds that carry attachments (a TEXT message never does: no query for it).
 MEDIA_KINDS = frozenset({MessageKind.IMAGE, MessageKind.AUDIO, MessageKind.VIDEO, MessageKind.FILE})
@@ -37,6 +37,23 @@ async def by_message(
         assert attachment.message_id is not None
         found.setdefault(attachment.message_id, []).append(attachment)
     return found
+
+
+async def visible(rt: Runtime, *, viewer_id: int, attachment_id: int) -> Attachment:
+    """One attachment by id, only through its message: the viewer must see that message
+    (chatr.services.message_access). An upload not attached to a message, and one of a
+    message the viewer cannot see, are NOT_FOUND alike."""
+    async with rt.db.reader() as session:
+        attachment = await session.get(Attachment, attachment_id)
+        if attachment is None or attachment.message_id is None:
+            raise NotFound("No such attachment.", field="id")
+        try:
+            await message_access.get_visible(
+                session, viewer_id=viewer_id, message_id=attachment.message_id
+            )
+        except NotFound:
+            raise NotFound("No such attachment.", field="id") from None
+    return attachment
 
 
 async def players_by_message(

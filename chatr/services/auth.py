@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr import security
@@ -268,19 +268,33 @@ async def revoke_session(rt: Runtime, *, user_id: int, session_id: int, reason: 
     return revoked
 
 
+def _live_sessions_of(viewer: Viewer) -> Select[AuthSession]:
+    return select(AuthSession).where(
+        AuthSession.user_id == viewer.id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > utcnow(),
+    )
+
+
 async def list_sessions(rt: Runtime, *, viewer: Viewer) -> list[AuthSession]:
     """The viewer's signed-in devices that are still live, most recently used first."""
     async with rt.db.reader() as db:
         result = await db.scalars(
-            select(AuthSession)
-            .where(
-                AuthSession.user_id == viewer.id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > utcnow(),
+            _live_sessions_of(viewer).order_by(
+                AuthSession.last_used_at.desc(), AuthSession.id.desc()
             )
-            .order_by(AuthSession.last_used_at.desc(), AuthSession.id.desc())
         )
         return list(result)
+
+
+async def own_session(rt: Runtime, *, viewer: Viewer, session_id: int) -> AuthSession:
+    """One of the viewer's live sessions (one `mySessions` lists). Someone else's, and one
+    ended, are NOT_FOUND alike."""
+    async with rt.db.reader() as db:
+        found = await db.scalar(_live_sessions_of(viewer).where(AuthSession.id == session_id))
+    if found is None:
+        raise NotFound("No such session.", field="id")
+    return found
 
 
 async def revoke_all_sessions(rt: Runtime, *, user_id: int, reason: str) -> int:

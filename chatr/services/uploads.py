@@ -255,12 +255,17 @@ async def create_upload(
         duration_seconds=duration_seconds,
         claimed_waveform=claimed_waveform,
     )
+    return _ticket(rt, upload, upload.created_at)
+
+
+def _ticket(rt: Runtime, upload: Attachment, now: datetime) -> UploadTicket:
+    """Where to send `upload`'s bytes, signed from `now` for `upload_url_ttl_seconds`."""
     ttl = rt.settings.upload_url_ttl_seconds
-    expires_at = upload.created_at + timedelta(seconds=ttl)
+    expires_at = now + timedelta(seconds=ttl)
     form = rt.storage.post_form(
         upload.storage_key,
         content_type=upload.content_type,
-        max_bytes=size,
+        max_bytes=upload.size_bytes,
         expires_seconds=ttl,
     )
     if form is not None:
@@ -322,6 +327,16 @@ async def _store(rt: Runtime, upload: Attachment, chunks: AsyncIterator[bytes]) 
 
 def _no_upload(field: str = "uploadId") -> NotFound:
     return NotFound("No such upload.", field=field)
+
+
+async def ticket_for(rt: Runtime, *, owner_id: int, upload_id: int) -> UploadTicket:
+    """A fresh ticket for one of the owner's uploads that nothing uses yet (how `node(id:)`
+    shows an Upload again, with URLs signed anew). Anyone else's upload, one already used
+    (attached or made a picture) and one expired are NOT_FOUND alike."""
+    upload = await _pending(rt, upload_id)
+    if upload.owner_id != owner_id or upload.message_id is not None or upload.expires_at is None:
+        raise _no_upload("id")
+    return _ticket(rt, upload, utcnow())
 
 
 async def _pending(rt: Runtime, upload_id: int) -> Attachment:

@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "chatr.settings",
             "chatr.errors",
+            "chatr.global_ids",
             "chatr.aio",
             "chatr.frames",
             "chatr.security",
