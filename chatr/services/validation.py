@@ -161,13 +161,3 @@ def client_id(value: str) -> str:
         )
     return value
 
-
-def parse_id(value: str | int, *, field: str = "id") -> int:
-    """GraphQL IDs are strings; anything that is not a positive integer cannot exist."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadUserInput(f"{field} is not a valid id.", field=field) from None
-    if number <= 0 or number >= 2**63:
-        raise BadUserInput(f"{field} is not a valid id.", field=field)
-    return number
