@@ -12,6 +12,7 @@ from chatr import cli
 from chatr.services import admin
 from chatr.settings import Settings
 from tests.support.api import LOGIN, ME, PASSWORD, Account, GraphQLError, data, register
+from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp
 from tests.support.ws import TRANSPORT_WS
 
@@ -111,7 +112,7 @@ async def test_admins_cannot_act_on_themselves_other_admins_or_nobody(app: Runni
     other = await _admin(app, "second_root")
     assert await _codes(root, SUSPEND, u=root.id) == ["BAD_USER_INPUT"]
     assert await _codes(root, DELETE, u=other.id) == ["FORBIDDEN"]
-    assert await _codes(root, SUSPEND, u="999999") == ["NOT_FOUND"]
+    assert await _codes(root, SUSPEND, u=missing(Kind.USER_ACCOUNT)) == ["NOT_FOUND"]
 
 
 async def test_create_admin_command_creates_the_first_administrator(

@@ -18,6 +18,7 @@ from chatr.schema.broadcast import BroadcastRenderer
 from chatr.schema.errors import present
 from chatr.services import streams, users
 from tests.support.api import ME, register
+from tests.support.ids import Kind, global_id
 from tests.support.servers import RunningApp
 from tests.support.ws import CONVERSATION_EVENTS, PROTOCOLS, TRANSPORT_WS, subscribe
 
@@ -53,7 +54,10 @@ async def test_a_subscription_posted_over_http_is_a_bad_request(app: RunningApp)
     alice = await register(app.http)
     response = await app.http.post(
         "/graphql",
-        json={"query": CONVERSATION_EVENTS, "variables": {"id": "1", "afterSeq": 0}},
+        json={
+            "query": CONVERSATION_EVENTS,
+            "variables": {"id": global_id(Kind.CONVERSATION, 1), "afterSeq": 0},
+        },
         headers={"Authorization": f"Bearer {alice.token}"},
     )
     assert response.status_code == 400
@@ -130,7 +134,11 @@ async def test_a_failed_live_stream_says_stream_failed_with_its_cursor(
 async def _first_error_of(server: RunningApp, token: str, protocol: str) -> dict[str, Any]:
     assert server.ws_url
     async with subscribe(
-        server.ws_url, token, CONVERSATION_EVENTS, {"id": "1", "afterSeq": 0}, protocol=protocol
+        server.ws_url,
+        token,
+        CONVERSATION_EVENTS,
+        {"id": global_id(Kind.CONVERSATION, 1), "afterSeq": 0},
+        protocol=protocol,
     ) as feed:
         with pytest.raises(TransportQueryError) as ended:
             await feed.next(timeout=10)

@@ -11,6 +11,7 @@ from chatr.models import AuthSession
 from chatr.models.base import utcnow
 from chatr.services import admin
 from tests.support.api import ME, PASSWORD, Account, GraphQLError, data, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 START = """
@@ -63,7 +64,7 @@ async def test_a_guest_session_lasts_24_hours(app: RunningApp) -> None:
     guest = await _guest(app)
     async with app.runtime.db.reader() as session:
         expires_at = await session.scalar(
-            select(AuthSession.expires_at).where(AuthSession.user_id == int(guest.id))
+            select(AuthSession.expires_at).where(AuthSession.user_id == pk(guest.id))
         )
     assert expires_at is not None
     assert timedelta(hours=23, minutes=59) < expires_at - utcnow() <= timedelta(hours=24)

@@ -15,15 +15,16 @@ from sqlalchemy import delete, func, select
 from chatr.models import Conversation, Message, User
 from tests.groups.helpers import CREATE_GROUP
 from tests.support.api import SEND, Account, GraphQLError, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 
 async def _delete_behind_the_cache(app: RunningApp, account: Account) -> None:
     """Delete the account the way another instance would, without telling this one."""
     async with app.runtime.db.engine.begin() as connection:
-        await connection.execute(delete(User).where(User.id == int(account.id)))
+        await connection.execute(delete(User).where(User.id == pk(account.id)))
     assert app.runtime.sessions.is_live(
-        session_id=_session_id(app, account), user_id=int(account.id)
+        session_id=_session_id(app, account), user_id=pk(account.id)
     ), "the instance must still trust the session for this test to mean anything"
 
 

@@ -12,6 +12,7 @@ from strawberry.schema import Schema
 
 from chatr.http.endpoint import GraphQLHTTP
 from tests.support.api import SEND, graphql, register
+from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp
 
 SEND_TO = """
@@ -79,9 +80,21 @@ async def test_errors_on_the_fast_path_carry_the_same_codes(
     alice = await register(app.http)
     # a conversation alice is not in, and a variable of the wrong type
     cases: list[dict[str, Any]] = [
-        {"input": {"conversationId": "999999", "body": "x", "clientMessageId": "c"}},
-        {"input": {"conversationId": "1", "body": 5, "clientMessageId": []}},
-        {"input": {"recipientId": alice.id, "conversationId": "1", "body": "x"}},
+        {
+            "input": {
+                "conversationId": missing(Kind.CONVERSATION),
+                "body": "x",
+                "clientMessageId": "c",
+            }
+        },
+        {"input": {"conversationId": missing(Kind.CONVERSATION), "body": 5, "clientMessageId": []}},
+        {
+            "input": {
+                "recipientId": alice.id,
+                "conversationId": missing(Kind.CONVERSATION),
+                "body": "x",
+            }
+        },
     ]
     for variables in cases:
         answers = [await graphql(app.http, SEND, variables, token=alice.token) for _ in range(4)]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from chatr.models import Event, Membership, Message
 from tests.groups.helpers import ACCEPT, create_group
 from tests.support.api import Account, graphql, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 from tests.support.ws import Feed, subscribe
 
@@ -53,7 +54,7 @@ async def _rows(app: RunningApp, conversation_id: str) -> dict[str, int]:
                 await session.scalar(
                     select(func.count())
                     .select_from(model)
-                    .where(model.conversation_id == int(conversation_id))
+                    .where(model.conversation_id == pk(conversation_id))
                 )
             ) or 0
     return counts

@@ -9,6 +9,7 @@ import pytest
 
 from chatr.services.inbox import MAX_PINNED
 from tests.support.api import Account, graphql, register
+from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp
 
 INBOX = """
@@ -67,7 +68,7 @@ async def test_direct_conversation_with_finds_our_dm_and_never_creates_one(
     assert await _inbox(alice) == [ours]
     assert await _inbox(carol) == []
     # and a user id that is nobody's answers the same as "no DM yet"
-    assert (await alice.call(DIRECT_WITH, u="987654"))["directConversationWith"] is None
+    assert (await alice.call(DIRECT_WITH, u=missing(Kind.USER)))["directConversationWith"] is None
     assert await _codes(alice, DIRECT_WITH, u=alice.id) == ["BAD_USER_INPUT"]
 
 

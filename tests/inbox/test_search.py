@@ -15,6 +15,7 @@ from sqlalchemy import text, update
 from chatr.models import Message, MessageHidden, MessageKind
 from tests.groups.helpers import ACCEPT, LEAVE, create_group
 from tests.support.api import Account, graphql, register
+from tests.support.ids import Kind, missing, pk
 from tests.support.servers import RunningApp
 
 SEARCH = """
@@ -98,7 +99,7 @@ async def test_search_never_reaches_conversations_i_am_not_in(app: RunningApp) -
     assert await _bodies(mallory, "vault code") == ["what is the vault code"]
     assert await _bodies(mallory, "vault", s=alice.id) == []
     assert await _codes(mallory, "vault", c=conversation_id) == ["NOT_FOUND"]
-    assert await _codes(mallory, "vault", c="999999") == ["NOT_FOUND"]
+    assert await _codes(mallory, "vault", c=missing(Kind.CONVERSATION)) == ["NOT_FOUND"]
 
 
 async def test_a_former_member_finds_nothing_of_the_group_they_left(app: RunningApp) -> None:
@@ -154,7 +155,7 @@ async def test_a_search_needs_at_least_one_word(app: RunningApp) -> None:
 
 async def _set(app: RunningApp, message_id: str, **values: Any) -> None:
     async with app.runtime.db.session() as session, session.begin():
-        await session.execute(update(Message).where(Message.id == int(message_id)).values(**values))
+        await session.execute(update(Message).where(Message.id == pk(message_id)).values(**values))
 
 
 @pytest.mark.smoke
@@ -174,7 +175,7 @@ async def test_the_index_follows_edits_and_never_finds_unsent_hidden_or_encrypte
     await _set(app, unsent["id"], body=None, deleted_at=datetime.now(UTC))
     await _set(app, encrypted["id"], kind=MessageKind.ENCRYPTED)
     async with app.runtime.db.session() as session, session.begin():
-        session.add(MessageHidden(message_id=int(hidden["id"]), user_id=int(bob.id)))
+        session.add(MessageHidden(message_id=pk(hidden["id"]), user_id=pk(bob.id)))
     # then none of them is found by kiwi; the edit is found by its new word
     assert await _bodies(bob, "kiwi") == []
     assert await _bodies(bob, "mango") == ["mango for breakfast"]

@@ -23,6 +23,7 @@ from chatr.services import link_previews
 from chatr.settings import Settings
 from tests.media.helpers import UNSEND
 from tests.support.api import Account, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp, in_process_app
 
 ARTICLE = """<!doctype html><html><head>
@@ -199,7 +200,7 @@ async def test_a_sent_link_gets_its_preview_as_a_durable_event(
                     select(Event.message_id).where(Event.type == EventType.MESSAGE_UPDATED)
                 )
             )
-        assert updated == [int(sent["id"])]
+        assert updated == [pk(sent["id"])]
         # and the same link again is not fetched again (cached by URL)
         again = await alice.send(f"again {pages.url('/article')}", to=bob)
         async with asyncio.timeout(20):
@@ -212,6 +213,6 @@ async def test_an_unsent_message_gets_no_preview(app: RunningApp) -> None:
     alice, bob = await register(app.http), await register(app.http)
     sent = await alice.send("see https://example.com/page", to=bob)
     await alice.call(UNSEND, m=sent["id"])
-    job = PreviewJob(int(sent["id"]), int(sent["conversationId"]), "https://example.com/page")
+    job = PreviewJob(pk(sent["id"]), pk(sent["conversationId"]), "https://example.com/page")
     assert not await link_previews.attach(app.runtime, job, {"url": job.url, "title": "x"})
     assert await _preview_of(bob, sent["conversationId"]) is None

@@ -18,6 +18,7 @@ from tests.api.test_admin import _admin
 from tests.groups.helpers import group_with
 from tests.media.helpers import create_upload, jpeg_with_gps
 from tests.support.api import Account, GraphQLError, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 SET_PICTURE = """
@@ -127,7 +128,7 @@ async def test_an_avatar_change_is_a_durable_event_for_those_who_share_a_convers
                 select(Event.audience_id).where(Event.type == EventType.PROFILE_UPDATED)
             )
         )
-    assert audience == [int(bob.id)]
+    assert audience == [pk(bob.id)]
     seen = (await bob.call(PROFILE, id=alice.id))["user"]
     assert seen["small"].endswith("/96.jpg")
 

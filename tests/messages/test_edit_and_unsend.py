@@ -23,6 +23,7 @@ from tests.messages.helpers import (
     reply,
 )
 from tests.support.api import BLOCK_USER, MARK_READ, GraphQLError, register
+from tests.support.ids import Kind, missing, pk
 from tests.support.servers import RunningApp, in_process_app
 
 
@@ -72,7 +73,7 @@ async def test_editing_is_refused_once_the_window_is_over(
         async with app.runtime.db.session() as session, session.begin():
             await session.execute(
                 update(Message)
-                .where(Message.id == int(sent["id"]))
+                .where(Message.id == pk(sent["id"]))
                 .values(created_at=utcnow() - timedelta(minutes=2))
             )
         fresh = await alice.send("in time", to=bob)
@@ -91,7 +92,7 @@ async def test_a_bad_edit_is_a_coded_error(app: RunningApp) -> None:
     sent = await alice.send("hello", to=bob)
     assert await _codes(alice.call(EDIT, m=sent["id"], body="")) == ["BAD_USER_INPUT"]
     assert await _codes(alice.call(EDIT, m="not-an-id", body="x")) == ["BAD_USER_INPUT"]
-    assert await _codes(alice.call(EDIT, m="999999999", body="x")) == ["NOT_FOUND"]
+    assert await _codes(alice.call(EDIT, m=missing(Kind.MESSAGE), body="x")) == ["NOT_FOUND"]
 
 
 @pytest.mark.smoke

@@ -23,6 +23,7 @@ from tests.support.api import (
     Account,
     register,
 )
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 AUDIENCES = ("EVERYONE", "FRIENDS", "NOBODY")
@@ -68,7 +69,7 @@ async def world(app: RunningApp) -> World:
     async with app.runtime.db.session() as session, session.begin():
         await session.execute(
             update(User)
-            .where(User.id == int(alice.id))
+            .where(User.id == pk(alice.id))
             .values(phone="+4915112345678", last_seen_at=utcnow())
         )
     await bob.call(SEND_FRIEND_REQUEST, u=alice.id)

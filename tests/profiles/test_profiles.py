@@ -17,6 +17,7 @@ from tests.support.api import (
     graphql,
     register,
 )
+from tests.support.ids import Kind, missing, pk
 from tests.support.servers import RunningApp
 
 UPDATE_PROFILE = """
@@ -65,7 +66,7 @@ async def _codes(account: Account, query: str, **variables: object) -> list[str]
 async def _verify_email(app: RunningApp, account: Account) -> None:
     async with app.runtime.db.session() as session, session.begin():
         await session.execute(
-            update(User).where(User.id == int(account.id)).values(email_verified_at=utcnow())
+            update(User).where(User.id == pk(account.id)).values(email_verified_at=utcnow())
         )
 
 
@@ -156,7 +157,7 @@ async def test_people_are_found_by_id_or_username_and_unknown_ones_are_not_found
         "username": alice.username,
     }
     assert await _codes(bob, BY_USERNAME, u="nobody_here") == ["NOT_FOUND"]
-    assert await _codes(bob, PROFILE, id="999999") == ["NOT_FOUND"]
+    assert await _codes(bob, PROFILE, id=missing(Kind.USER)) == ["NOT_FOUND"]
     anonymous = await graphql(app.http, PROFILE, {"id": alice.id})
     assert [e["extensions"]["code"] for e in anonymous["errors"]] == ["UNAUTHENTICATED"]
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from chatr.infra import event_log
 from chatr.runtime import Runtime
+from tests.support.ids import pk
 from tests.support.ws import Feed
 
 
@@ -27,6 +28,7 @@ async def delivery_report(
         f"received {len(received)} of {expected} messages; missing seqs {missing[:20]}",
         f"received out of order or twice: {received != sorted(set(received))}",
     ]
+    key = conversation_id if isinstance(conversation_id, int) else pk(conversation_id)
     async with runtime.db.autocommit_engine.connect() as connection:
         horizon = await event_log.current_position(connection)
         rows = (
@@ -35,7 +37,7 @@ async def delivery_report(
                     "SELECT xid, id, type, seq FROM events WHERE conversation_id = :c"
                     " ORDER BY xid DESC, id DESC LIMIT 8"
                 ),
-                {"c": int(conversation_id)},
+                {"c": key},
             )
         ).all()
         interesting = (
@@ -44,7 +46,7 @@ async def delivery_report(
                     "SELECT xid, id, type, seq FROM events WHERE conversation_id = :c"
                     " AND seq = ANY(:seqs) ORDER BY xid, id"
                 ),
-                {"c": int(conversation_id), "seqs": missing[:20]},
+                {"c": key, "seqs": missing[:20]},
             )
         ).all()
     lines.append(f"horizon now: {event_log.split_position(horizon)}")

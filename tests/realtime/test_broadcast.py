@@ -56,6 +56,7 @@ from tests.support.api import (
     data,
     register,
 )
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 from tests.support.ws import LEGACY_WS, TRANSPORT_WS, Feed, subscribe
 
@@ -542,7 +543,7 @@ async def test_the_shared_render_of_every_event_matches_each_viewers_own_executi
             await asyncio.sleep(0.05)
     assert produced.keys() == exposed
     typing = [
-        Typing(int(group_id), int(user.id), typing, time.time() + 5)
+        Typing(pk(group_id), pk(user.id), typing, time.time() + 5)
         for user, typing in ((alice, True), (friend, False))
     ]
     everything: list[StreamItem] = [*(i for kind in exposed for i in by_type[kind]), *typing]
@@ -611,7 +612,7 @@ async def _render_shared(
         variables={"id": group_id},
     )
     taps = [
-        Tap(viewer_id=o.viewer.id, conversation_id=int(group_id), queue_size=10, outlet=o)
+        Tap(viewer_id=o.viewer.id, conversation_id=pk(group_id), queue_size=10, outlet=o)
         for o in outlets.values()
     ]
     before = app.runtime.live.counters["executions"]
@@ -728,7 +729,7 @@ PRODUCERS = {
 
 async def _preview(app: RunningApp, alice: Account, group_id: str) -> str:
     sent = await alice.send("see https://example.com/page", conversation_id=group_id)
-    job = PreviewJob(int(sent["id"]), int(group_id), "https://example.com/page")
+    job = PreviewJob(pk(sent["id"]), pk(group_id), "https://example.com/page")
     preview = {"url": job.url, "title": "Example", "siteName": "example.com"}
     assert await link_previews.attach(app.runtime, job, preview)
     return "the server attaches a link preview to alice's message"
@@ -748,7 +749,7 @@ async def _items(app: RunningApp, member: Account) -> list[LoggedEvent]:
     async with app.runtime.db.autocommit_engine.connect() as connection:
         while True:
             page = await event_log.list_for_user(
-                connection, viewer_id=int(member.id), after=items[-1].id if items else 0
+                connection, viewer_id=pk(member.id), after=items[-1].id if items else 0
             )
             items += page
             if len(page) < event_log.REPLAY_PAGE:

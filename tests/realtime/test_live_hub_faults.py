@@ -20,6 +20,7 @@ from chatr.pubsub import envelopes
 from chatr.settings import Settings
 from tests.realtime.live_streams import Stream, running
 from tests.support.api import Account, register
+from tests.support.ids import Kind, global_id, pk
 from tests.support.servers import RunningApp, in_process_app
 
 ROUND_FAILED = "live fan-out round failed"
@@ -27,7 +28,7 @@ ROUND_FAILED = "live fan-out round failed"
 
 async def _pair(app: RunningApp) -> tuple[Account, Account, int]:
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("m1", to=alice))["conversationId"])
+    conversation_id = pk((await bob.send("m1", to=alice))["conversationId"])
     return alice, bob, conversation_id
 
 
@@ -50,7 +51,7 @@ async def test_a_subscription_closed_while_the_hub_adopts_it_does_not_stall_the_
     alice, bob, conversation_id = await _pair(app)
     hub = app.runtime.live
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ) as stable:
         await app.until_live(1)
         reading, release = asyncio.Event(), asyncio.Event()
@@ -63,7 +64,7 @@ async def test_a_subscription_closed_while_the_hub_adopts_it_does_not_stall_the_
             return await read_for_listeners(connection, after=after, **kwargs)
 
         monkeypatch.setattr(event_log, "read_for_listeners", slow_from_the_start)
-        tap = Tap(viewer_id=int(alice.id), conversation_id=conversation_id, queue_size=10)
+        tap = Tap(viewer_id=pk(alice.id), conversation_id=conversation_id, queue_size=10)
 
         async def own_read(after: int) -> Sequence[LoggedEvent]:
             raise AssertionError("the batched catch-up did not fail")
@@ -82,7 +83,9 @@ async def test_a_subscription_closed_while_the_hub_adopts_it_does_not_stall_the_
         release.set()
         # then bob still gets the next message promptly
         sent = time.perf_counter()
-        await alice.send("still there?", conversation_id=str(conversation_id))
+        await alice.send(
+            "still there?", conversation_id=global_id(Kind.CONVERSATION, conversation_id)
+        )
         event, arrived = await stable.next(timeout=5)
         assert event.seq == 2
         assert arrived - sent < 0.5
@@ -110,7 +113,7 @@ async def test_a_subscription_whose_catch_up_read_fails_ends_with_its_cursor_and
     alice, bob, conversation_id = await _pair(app)
     hub = app.runtime.live
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ) as stable:
         await app.until_live(1)
 
@@ -127,7 +130,7 @@ async def test_a_subscription_whose_catch_up_read_fails_ends_with_its_cursor_and
             return await read_for_listeners(connection, after=after, **kwargs)
 
         monkeypatch.setattr(event_log, "read_for_listeners", failing_from_the_start)
-        tap = Tap(viewer_id=int(alice.id), conversation_id=conversation_id, queue_size=10)
+        tap = Tap(viewer_id=pk(alice.id), conversation_id=conversation_id, queue_size=10)
         async with hub.attach(tap):
             await asyncio.wait_for(hub.go_live(tap, cursor=0, read=broken_read), 5)
             # then it ends with a coded error saying where to resume from
@@ -138,12 +141,14 @@ async def test_a_subscription_whose_catch_up_read_fails_ends_with_its_cursor_and
         # and bob goes on receiving promptly, as do later subscriptions
         async with running(
             Stream.conversation(
-                app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id
+                app.runtime, viewer_id=pk(alice.id), conversation_id=conversation_id
             )
         ) as later:
             await app.until_live(2)
             sent = time.perf_counter()
-            await alice.send("after the failure", conversation_id=str(conversation_id))
+            await alice.send(
+                "after the failure", conversation_id=global_id(Kind.CONVERSATION, conversation_id)
+            )
             event, arrived = await stable.next(timeout=5)
             assert event.seq == 2 and arrived - sent < 0.5
             assert (await later.next_event(timeout=5)).seq == 2
@@ -160,7 +165,7 @@ async def test_an_event_whose_announcement_was_lost_reaches_subscribers_within_t
         alice, bob, conversation_id = await _pair(a)
         async with running(
             Stream.conversation(
-                a.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=1
+                a.runtime, viewer_id=pk(alice.id), conversation_id=conversation_id, after_seq=1
             )
         ) as stream:
             await a.until_live(1)
@@ -175,7 +180,9 @@ async def test_an_event_whose_announcement_was_lost_reaches_subscribers_within_t
             monkeypatch.setattr(b.runtime.announcer, "announce", lose_events)
             # when bob sends through B
             sent = time.perf_counter()
-            await bob.via(b.http).send("never announced", conversation_id=str(conversation_id))
+            await bob.via(b.http).send(
+                "never announced", conversation_id=global_id(Kind.CONVERSATION, conversation_id)
+            )
             # then alice still gets it, within the tick
             event, arrived = await stream.next(timeout=tick * 5)
             assert event.seq == 2
@@ -195,7 +202,9 @@ async def _sending(account: Account, conversation_id: int) -> AsyncIterator[list
 
     async def send_forever() -> None:
         while True:
-            message = await account.send("tick", conversation_id=str(conversation_id))
+            message = await account.send(
+                "tick", conversation_id=global_id(Kind.CONVERSATION, conversation_id)
+            )
             sent.append(message["seq"])
             await asyncio.sleep(0.05)
 
@@ -215,7 +224,7 @@ async def test_a_crashing_listener_is_restarted_and_shown_on_readyz_meanwhile(
     alice, bob, conversation_id = await _pair(app)
     hub = app.runtime.live
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ) as stable:
         await app.until_live(1)
         assert (await _ready(app))[0]
@@ -261,7 +270,7 @@ async def test_a_dispatcher_whose_rounds_keep_failing_is_degraded_until_one_succ
     # given bob live in a conversation
     alice, bob, conversation_id = await _pair(app)
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ) as stable:
         await app.until_live(1)
         # when the hub cannot read the log (the database is away)
@@ -271,7 +280,9 @@ async def test_a_dispatcher_whose_rounds_keep_failing_is_degraded_until_one_succ
             raise ConnectionRefusedError("injected: the database is away")
 
         monkeypatch.setattr(event_log, "read_for_listeners", database_down)
-        message = await alice.send("while down", conversation_id=str(conversation_id))
+        message = await alice.send(
+            "while down", conversation_id=global_id(Kind.CONVERSATION, conversation_id)
+        )
 
         # then the dispatcher is shown degraded on /readyz
         async def degraded() -> bool:
@@ -307,12 +318,12 @@ async def test_a_subscription_waiting_for_a_dead_listener_fails_with_a_code_in_b
         raise RuntimeError("injected: the listener crashed")
 
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ):
         await app.until_live(1)
         monkeypatch.setattr(hub, "_broker", _UnreachableBroker())
         monkeypatch.setattr(hub, "_on_broker_item", crash)
-        await alice.send("crash it", conversation_id=str(conversation_id))
+        await alice.send("crash it", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
 
         async def listener_down() -> bool:
             status = (await _ready(app))[1]["taskStatus"]["live-listener"]
@@ -321,9 +332,9 @@ async def test_a_subscription_waiting_for_a_dead_listener_fails_with_a_code_in_b
         await _until(listener_down, timeout=10)
         # when someone subscribes to a conversation whose channel is not live yet
         carol = await register(app.http)
-        other = int((await carol.send("hello", to=alice))["conversationId"])
+        other = pk((await carol.send("hello", to=alice))["conversationId"])
         started = time.perf_counter()
-        stream = Stream.conversation(app.runtime, viewer_id=int(alice.id), conversation_id=other)
+        stream = Stream.conversation(app.runtime, viewer_id=pk(alice.id), conversation_id=other)
         # then the subscription ends with a coded error instead of waiting forever
         with pytest.raises(ServiceUnavailable) as refused:
             await stream.next(timeout=5)
@@ -339,23 +350,23 @@ async def test_a_subscription_far_behind_is_caught_up_on_its_own_exactly(
     monkeypatch.setattr(adoption, "BATCH_REACH", 0)
     alice, bob, conversation_id = await _pair(app)
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ):
         await app.until_live(1)
         for i in range(2, 6):
-            await alice.send(f"m{i}", conversation_id=str(conversation_id))
+            await alice.send(f"m{i}", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
         # when alice resumes from her first message, so her replay and catch-up run alone
         async with running(
             Stream.conversation(
                 app.runtime,
-                viewer_id=int(alice.id),
+                viewer_id=pk(alice.id),
                 conversation_id=conversation_id,
                 after_seq=1,
             )
         ) as resumed:
             replayed = [(await resumed.next_event()).seq for _ in range(4)]
             await app.until_live(2)
-            await bob.send("live", conversation_id=str(conversation_id))
+            await bob.send("live", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
             # then she gets what she missed and what follows, in order, once
             assert replayed == [2, 3, 4, 5]
             assert (await resumed.next_event()).seq == 6

@@ -20,6 +20,7 @@ from chatr.infra.event_log import LoggedEvent
 from chatr.infra.live import Deliver, ReadLog, StreamItem, Tap
 from chatr.infra.live.hub import LiveHub
 from tests.support.api import register
+from tests.support.ids import Kind, global_id, pk
 from tests.support.servers import RunningApp
 
 #: Bounds every wait below; a healthy run takes milliseconds per step.
@@ -71,13 +72,13 @@ async def test_a_newcomer_handed_over_while_a_round_renders_gets_the_event_that_
     hub: LiveHub = app.runtime.live
     monkeypatch.setattr(hub, "_tick", 3600.0)
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("m1", to=alice))["conversationId"])
+    conversation_id = pk((await bob.send("m1", to=alice))["conversationId"])
     async with app.runtime.db.reader() as session:
         first = await event_log.position_before_seq(session, conversation_id=conversation_id, seq=1)
     held = _HeldRenderer(hold_seq=2)
-    bobs = Tap(viewer_id=int(bob.id), conversation_id=conversation_id, queue_size=100)
+    bobs = Tap(viewer_id=pk(bob.id), conversation_id=conversation_id, queue_size=100)
     bobs.renderer = held
-    alices = Tap(viewer_id=int(alice.id), conversation_id=conversation_id, queue_size=100)
+    alices = Tap(viewer_id=pk(alice.id), conversation_id=conversation_id, queue_size=100)
     dispatcher = app.runtime.supervisor.get("live-dispatcher")
     assert dispatcher is not None
     read_for_listeners = event_log.read_for_listeners
@@ -100,25 +101,25 @@ async def test_a_newcomer_handed_over_while_a_round_renders_gets_the_event_that_
 
     monkeypatch.setattr(event_log, "read_for_listeners", observed_read)
     async with hub.attach(bobs), hub.attach(alices):
-        await hub.go_live(bobs, cursor=first, read=_reader(app, int(bob.id), conversation_id))
+        await hub.go_live(bobs, cursor=first, read=_reader(app, pk(bob.id), conversation_id))
         await _until(lambda: not dispatching and not hub._dirty and not hub._wakeup.is_set())
         # and alice's subscription being adopted: its catch-up read is done (before message 2
         # exists, after the hub's last read) but its handover waits, as it does while the
         # adopter awaits its connection's release
         adopting_alice = True
         adopting = asyncio.create_task(
-            hub.go_live(alices, cursor=first, read=_reader(app, int(alice.id), conversation_id))
+            hub.go_live(alices, cursor=first, read=_reader(app, pk(alice.id), conversation_id))
         )
         await asyncio.wait_for(caught_up.wait(), STEP)
         # when message 2 is sent and the round that read it is rendering it for bob
-        await bob.send("m2", conversation_id=str(conversation_id))
+        await bob.send("m2", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
         await asyncio.wait_for(held.rendering.wait(), STEP)
         # and alice is handed over right then
         hand_over.set()
         await asyncio.wait_for(adopting, STEP)
         assert alices.live
         held.release.set()
-        await bob.send("m3", conversation_id=str(conversation_id))
+        await bob.send("m3", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
         # then alice gets message 2, then 3, once each
         received: list[int | None] = []
         while 3 not in received:

@@ -26,6 +26,7 @@ from chatr.services import messages
 from tests.groups.helpers import group_with
 from tests.realtime.live_streams import Stream, running
 from tests.support.api import Account, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 ROUND_FAILED = "live fan-out round failed"
@@ -42,7 +43,7 @@ class _Sender:
 
     def __init__(self, rt: Runtime, sender: Account, conversation_id: int, stable: Stream) -> None:
         self._rt = rt
-        self._sender_id = int(sender.id)
+        self._sender_id = pk(sender.id)
         self._conversation_id = conversation_id
         self._stable = stable
         self._count = 0
@@ -76,7 +77,7 @@ class _Sender:
 
 async def _dm(app: RunningApp) -> tuple[Account, Account, int]:
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await alice.send("hello", to=bob))["conversationId"])
+    conversation_id = pk((await alice.send("hello", to=bob))["conversationId"])
     return alice, bob, conversation_id
 
 
@@ -124,7 +125,7 @@ async def _churn(
             remaining[0] -= 1
             stream = Stream.conversation(
                 app.runtime,
-                viewer_id=int(viewer.id),
+                viewer_id=pk(viewer.id),
                 conversation_id=conversation_id,
                 after_seq=rng.choice([None, after_seq()]),
             )
@@ -148,7 +149,7 @@ async def test_subscriptions_closed_during_adoption_do_not_slow_live_delivery(
     alice, bob, conversation_id = await _dm(app)
     entered, cut_short = _watch_adoptions(app, monkeypatch)
     async with running(
-        Stream.conversation(app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ) as stable:
         await app.until_live(1)
         sender = _Sender(app.runtime, alice, conversation_id, stable)
@@ -195,7 +196,7 @@ async def _send_many(rt: Runtime, sender: Account, conversation_id: int, count: 
     for i in range(count):
         await messages.send(
             rt,
-            sender_id=int(sender.id),
+            sender_id=pk(sender.id),
             body=f"history {i}",
             client_id=f"history-{conversation_id}-{i}-{time.monotonic_ns()}",
             conversation_id=conversation_id,
@@ -267,10 +268,10 @@ async def test_a_reconnect_storm_resumes_every_stream_exactly_and_live_stays_fas
     async with rt.db.reader() as session:
         cursor = await event_log.current_position(session)
     await _send_many(rt, owner, group_id, MISSED)
-    viewers = [int(account.id) for account in (owner, *members)]
+    viewers = [pk(account.id) for account in (owner, *members)]
     alice, bob, conversation_id = await _dm(app)
     async with running(
-        Stream.conversation(rt, viewer_id=int(bob.id), conversation_id=conversation_id)
+        Stream.conversation(rt, viewer_id=pk(bob.id), conversation_id=conversation_id)
     ) as stable:
         await app.until_live(1)
         sender = _Sender(rt, alice, conversation_id, stable)

@@ -19,6 +19,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from chatr.settings import Settings
 from tests.support.api import SEND, Account, graphql, register
+from tests.support.ids import pk
 from tests.support.servers import in_process_app, served_app
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.ws import CONVERSATION_EVENTS, Feed, subscribe
@@ -71,7 +72,7 @@ async def _stored_messages(database_url: str, conversation_id: str) -> list[tupl
     try:
         rows = await connection.fetch(
             "SELECT seq, body FROM messages WHERE conversation_id = $1 ORDER BY seq",
-            int(conversation_id),
+            pk(conversation_id),
         )
     finally:
         await connection.close()

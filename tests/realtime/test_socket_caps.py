@@ -16,6 +16,7 @@ from chatr.cli import proxy_options
 from chatr.settings import Settings
 from chatr.socket_registry import SocketRegistry
 from tests.support.api import register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp, served_app
 from tests.support.ws import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, close_code
 
@@ -117,7 +118,7 @@ async def test_a_user_cannot_hold_more_sockets_than_the_cap(
     await (await _connected(capped, bob.token, protocol)).close()
     # Closing one of Alice's frees its place.
     await held[0].close()
-    await _until(lambda: _sockets(capped).open_for(user_id=int(alice.id)) < PER_USER)
+    await _until(lambda: _sockets(capped).open_for(user_id=pk(alice.id)) < PER_USER)
     again = await _connected(capped, alice.token, protocol)
     for socket in (again, *held[1:]):
         await socket.close()

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from chatr.models import Message
 from chatr.settings import Settings
 from tests.support.api import Account, GraphQLError, register
+from tests.support.ids import Kind, global_id, pk
 from tests.support.processes import ServerProcess, uvicorn_process
 from tests.support.servers import RunningApp
 from tests.support.ws import CONVERSATION_EVENTS, LEGACY_WS, MY_EVENTS, TRANSPORT_WS, subscribe
@@ -205,14 +206,14 @@ async def test_every_subscriber_gets_every_event_once_in_one_order_under_concurr
                 stored = (
                     await session.execute(
                         select(Message.conversation_id, Message.seq).where(
-                            Message.conversation_id.in_([int(c) for c in conversation_ids])
+                            Message.conversation_id.in_([pk(c) for c in conversation_ids])
                         )
                     )
                 ).all()
             assert len(stored) > SENDER_LOOPS * MESSAGES_PER_LOOP
             last_seq: dict[str, int] = {}
             for conversation_id, seq in stored:
-                key = str(conversation_id)
+                key = global_id(Kind.CONVERSATION, conversation_id)
                 last_seq[key] = max(last_seq.get(key, 0), seq)
             await asyncio.gather(
                 *(s.settle(len(stored)) for s in mine),

@@ -21,6 +21,12 @@ A few fields legitimately take anybody's id: asking someone to be friends, block
 writing them a direct message. Their entries say `kind=PUBLIC_TARGET`; the call works, and the
 test shows what it answers reaches nothing private of the owner's.
 
+`node(id:)` and `nodes(ids:)` take anybody's id of any kind by design; what is not the
+caller's they answer with null, exactly as for an id that names nothing (an error would tell
+the two apart). `test_node_over_every_kind_for_owner_and_stranger` aims them at an object of
+every `Node` type: its owner finds it, the stranger gets null (a `User` excepted: anyone signed
+in sees a profile, as through `user(id:)`; a suspended one is null for everybody).
+
 The list of fields comes from introspection, so a new field (or a new ID argument of a field,
 inside input objects too) without an entry in MATRIX fails
 `test_every_field_that_takes_an_id_has_an_entry`.
@@ -43,6 +49,7 @@ from sqlalchemy import update
 from chatr import security
 from chatr.models import User
 from chatr.models.base import utcnow
+from chatr.services import admin
 from tests.media import helpers as media
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
@@ -60,6 +67,7 @@ from tests.support.api import (
     graphql,
     register,
 )
+from tests.support.ids import Kind, global_id, missing, pk
 from tests.support.servers import RunningApp
 from tests.support.ws import CONVERSATION_EVENTS, subscribe
 
@@ -229,6 +237,18 @@ mutation Set($c: ID!, $u: ID) {{
 CREATE_UPLOAD = """
 mutation { createUpload(kind: IMAGE, contentType: "image/png", size: 100) { id } }
 """
+# Any object by id: each selects what a leak of each type would show.
+NODE_SELECTION = """
+  __typename id
+  ... on Conversation { lastSeq members { user { id } } }
+  ... on Message { body }
+  ... on Session { deviceLabel }
+  ... on Upload { url }
+  ... on User { email phone }
+  ... on UserAccount { email }
+"""
+NODE = f"query Node($id: ID!) {{ node(id: $id) {{ {NODE_SELECTION} }} }}"
+NODES = f"query Nodes($ids: [ID!]!) {{ nodes(ids: $ids) {{ {NODE_SELECTION} }} }}"
 
 
 def _on_conversation(field: str) -> str:
@@ -501,6 +521,31 @@ async def _suspended_user_still_cannot_sign_in(world: World) -> None:
         {"input": {"login": world.suspended.username, "password": PASSWORD}},
     )
     assert [error["extensions"]["code"] for error in body["errors"]] == ["UNAUTHENTICATED"]
+
+
+def _every_kind_of_the_owners(world: World) -> list[str]:
+    """An id of each kind of alice's things the world has (her account as administrators see
+    it too); her attachments are test_node_over_every_kind_for_owner_and_stranger's."""
+    return [
+        world.conversation_id,
+        world.group_id,
+        world.message_id,
+        world.group_message_id,
+        world.other_session_id,
+        world.upload_id,
+        global_id(Kind.USER_ACCOUNT, pk(world.owner.id)),
+        world.owner.id,
+    ]
+
+
+def _nothing(_world: World, found: dict[str, Any] | None) -> None:
+    assert found is None, found
+
+
+def _only_the_owners_public_profile(world: World, found: list[dict[str, Any] | None]) -> None:
+    *private, profile = found
+    assert private == [None] * len(private), private
+    assert profile == {"__typename": "User", "id": world.owner.id, "email": None, "phone": None}
 
 
 #: Every root field that takes an ID: field name -> its case (or one case per ID argument).
@@ -816,6 +861,21 @@ MATRIX: dict[str, Case | tuple[Case, ...]] = {
         reveals_nothing=_no_conversation_with_the_owner,
     ),
     **{field: _inbox_case(field) for field in INBOX_FIELDS},
+    # Any object by its global id: null for what is not hers, as for an id naming nothing.
+    "node": Case(
+        "id",
+        NODE,
+        lambda w: {"id": w.conversation_id},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_nothing,
+    ),
+    "nodes": Case(
+        "ids",
+        NODES,
+        lambda w: {"ids": _every_kind_of_the_owners(w)},
+        kind=PUBLIC_TARGET,
+        reveals_nothing=_only_the_owners_public_profile,
+    ),
     # Deleting for everyone: members only (the owner, for a group); alice's conversation and
     # group stay as they are.
     "deleteConversation": (
@@ -966,7 +1026,7 @@ async def _suspend(app: RunningApp, account: Account) -> None:
     """What an administrator's suspension stores (the admin API itself is what is under test)."""
     async with app.runtime.db.session() as session, session.begin():
         await session.execute(
-            update(User).where(User.id == int(account.id)).values(suspended_at=utcnow())
+            update(User).where(User.id == pk(account.id)).values(suspended_at=utcnow())
         )
 
 
@@ -1178,7 +1238,8 @@ query FieldTypes {
 }
 fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { name } } } }
 """
-CONVERSATION_TYPES = frozenset({"Conversation", "ConversationConnection"})
+#: A `Node` may be a Conversation (`node(id:)`, `nodes(ids:)`).
+CONVERSATION_TYPES = frozenset({"Conversation", "ConversationConnection", "Node"})
 
 
 async def _build_former(app: RunningApp, standing: str) -> Former:
@@ -1306,9 +1367,25 @@ def _only_the_new_group(former: Former, body: dict[str, Any]) -> None:
     assert created["members"] == [{"user": {"id": former.former.id}, "role": "OWNER"}]
 
 
+def _neither_the_group_nor_his_message_there(former: Former, body: dict[str, Any]) -> None:
+    assert not body.get("errors"), body["errors"]
+    (found,) = body["data"].values()
+    assert found in (None, [None, None]), found
+
+
 #: Every field that leads to a Conversation: root fields whose MATRIX entry has `former`
 #: cases are covered there; the others are probed here.
 PROBES: dict[str, Probe] = {
+    # By id: the group, and even his own message there, are null to him now (as for an id
+    # that names nothing), however deep the selection.
+    "Query.node": Probe(
+        NODE, lambda f: {"id": f.group_id}, _neither_the_group_nor_his_message_there
+    ),
+    "Query.nodes": Probe(
+        NODES,
+        lambda f: {"ids": [f.group_id, f.message_id]},
+        _neither_the_group_nor_his_message_there,
+    ),
     # The inbox and the message requests list only conversations he is in.
     "Query.conversations": Probe(DEEP_INBOX, lambda f: {}, _not_the_group),
     "Query.messageRequests": Probe(DEEP_REQUESTS, lambda f: {}, _not_the_group),
@@ -1414,6 +1491,93 @@ async def test_a_former_member_hears_nothing_of_the_group(
         former.direct_id,
     ]
     _learns_nothing_new(events)
+
+
+# -- node(id:) over every Node type ---------------------------------------------------------
+
+NODE_BRIEF = "query Node($id: ID!) { node(id: $id) { __typename id } }"
+NODES_BRIEF = "query Nodes($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+
+
+async def _signed_in_admin(app: RunningApp) -> Account:
+    await admin.create_admin(app.runtime, username="root", password=PASSWORD)
+    payload = (await data(app.http, LOGIN, {"input": {"login": "root", "password": PASSWORD}}))[
+        "login"
+    ]
+    return Account(
+        app.http, payload["user"]["id"], "root", payload["accessToken"], payload["refreshToken"]
+    )
+
+
+async def _owners_attachment(app: RunningApp, world: World) -> tuple[Account, str]:
+    upload = await media.upload(world.owner, media.png(), kind="IMAGE", content_type="image/png")
+    sent = await media.send_media(world.owner, [upload], conversation_id=world.conversation_id)
+    return world.owner, sent["attachments"][0]["id"]
+
+
+async def _owners_account(app: RunningApp, world: World) -> tuple[Account, str]:
+    return await _signed_in_admin(app), global_id(Kind.USER_ACCOUNT, pk(world.owner.id))
+
+
+def _owners(attribute: str) -> Callable[[RunningApp, World], Awaitable[tuple[Account, str]]]:
+    async def target(_app: RunningApp, world: World) -> tuple[Account, str]:
+        return world.owner, getattr(world, attribute)
+
+    return target
+
+
+async def _owner_herself(_app: RunningApp, world: World) -> tuple[Account, str]:
+    return world.owner, world.owner.id
+
+
+#: For each kind: someone entitled to see one object of it (alice, or an administrator for
+#: her account as administrators see it), and its id.
+NODE_TARGETS: dict[Kind, Callable[[RunningApp, World], Awaitable[tuple[Account, str]]]] = {
+    Kind.USER: _owner_herself,
+    Kind.CONVERSATION: _owners("conversation_id"),
+    Kind.MESSAGE: _owners("message_id"),
+    Kind.SESSION: _owners("other_session_id"),
+    Kind.USER_ACCOUNT: _owners_account,
+    Kind.UPLOAD: _owners("upload_id"),
+    Kind.ATTACHMENT: _owners_attachment,
+}
+
+
+def test_every_node_kind_has_a_target() -> None:
+    assert NODE_TARGETS.keys() == set(Kind)
+
+
+@pytest.mark.parametrize("kind", list(Kind), ids=lambda kind: kind.value)
+async def test_node_over_every_kind_for_owner_and_stranger(app: RunningApp, kind: Kind) -> None:
+    # given alice's world, an object of this kind that is hers to see, and mallory
+    world = await _build_world(app)
+    owner, target = await NODE_TARGETS[kind](app, world)
+    before = await _owner_view(world.owner, world.conversation_id, world.group_id)
+    # when its owner asks for it by id, alone and in a list
+    mine = await data(app.http, NODE_BRIEF, {"id": target}, token=owner.token)
+    listed = await data(app.http, NODES_BRIEF, {"ids": [target]}, token=owner.token)
+    # then she gets it, as the type its id came from
+    assert mine["node"] == {"__typename": kind.value, "id": target}
+    assert listed["nodes"] == [mine["node"]]
+    # and mallory gets null, exactly what an id naming nothing gets (a profile excepted)
+    expected = mine["node"] if kind is Kind.USER else None
+    for who in (world.stranger, world.blocked):
+        for document, variables, field, answer in (
+            (NODE_BRIEF, {"id": target}, "node", expected),
+            (NODES_BRIEF, {"ids": [target, missing(kind)]}, "nodes", [expected, None]),
+        ):
+            body = await graphql(app.http, document, variables, token=who.token)
+            assert body == {"data": {field: answer}}, (who.username, body)
+    # and alice's things are as they were
+    assert await _owner_view(world.owner, world.conversation_id, world.group_id) == before
+
+
+async def test_a_suspended_user_is_nobodys_node(app: RunningApp) -> None:
+    # given erin, suspended (user(id:) is NOT_FOUND for her)
+    world = await _build_world(app)
+    for who in (world.owner, world.stranger):
+        body = await graphql(app.http, NODE_BRIEF, {"id": world.suspended.id}, token=who.token)
+        assert body == {"data": {"node": None}}
 
 
 # -- the blocked person ---------------------------------------------------------------------

@@ -82,6 +82,7 @@ from tests.support.api import (
     data,
     register,
 )
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 #: Generated calls per root field: ~65 fields, ~1,300 calls in all.
@@ -240,7 +241,7 @@ class Fuzzer:
         try:
             await auth.viewer_from_token(rt, token=account.token)
         except Unauthenticated:
-            user = await accounts.require(rt, int(account.id))
+            user = await accounts.require(rt, pk(account.id))
             issued = await auth.start_session(rt, user=user, device_label="schemathesis")
             account.token = issued.access_token
             self.signed_in_again += 1

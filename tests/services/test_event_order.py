@@ -23,6 +23,7 @@ from chatr.models import EventType
 from chatr.services import streams
 from tests.support import services
 from tests.support.api import Account, register
+from tests.support.ids import Kind, global_id, pk
 from tests.support.servers import RunningApp
 
 #: The held transaction stays short: every test session on the machine shares the cluster,
@@ -75,10 +76,10 @@ async def _all_events(app: RunningApp, viewer_id: int) -> list[LoggedEvent]:
 async def test_an_event_that_commits_late_is_delivered_not_skipped(app: RunningApp) -> None:
     # given alice following all her conversations live, from now
     alice, bob, carol = [await register(app.http) for _ in range(3)]
-    with_bob = int((await bob.send("hi", to=alice))["conversationId"])
+    with_bob = pk((await bob.send("hi", to=alice))["conversationId"])
     with_carol = (await carol.send("hi", to=alice))["conversationId"]
     received: list[LoggedEvent] = []
-    stream = streams.user_events(app.runtime, viewer_id=int(alice.id), after=None)
+    stream = streams.user_events(app.runtime, viewer_id=pk(alice.id), after=None)
     collecting = asyncio.create_task(_collect(stream, received))
     try:
         await app.until_live(1)
@@ -89,7 +90,7 @@ async def test_an_event_that_commits_late_is_delivered_not_skipped(app: RunningA
                 held,
                 type=EventType.RECEIPT_UPDATED,
                 conversation_id=with_bob,
-                actor_id=int(bob.id),
+                actor_id=pk(bob.id),
                 seq=1,
                 data={"lastReadSeq": 1, "lastDeliveredSeq": 1},
             )
@@ -99,7 +100,7 @@ async def test_an_event_that_commits_late_is_delivered_not_skipped(app: RunningA
             await asyncio.sleep(HOLD_SECONDS)
             # then no reader has gone past it: nothing after it was delivered or replayed
             assert received == []
-            assert [e.id for e in await _replay(app, int(alice.id)) if e.id >= late] == []
+            assert [e.id for e in await _replay(app, pk(alice.id)) if e.id >= late] == []
             await held.commit()
         # and once it commits (unannounced: the hub reads again while the horizon lags),
         # it arrives first, then the later ones, each once
@@ -109,7 +110,7 @@ async def test_an_event_that_commits_late_is_delivered_not_skipped(app: RunningA
         assert [e.message.body for e in received[1:] if e.message] == ["c1", "c2", "c3"]
         assert len(received) == 4
         # and a replay from before it agrees on that order
-        replayed = [e.id for e in await _all_events(app, int(alice.id))]
+        replayed = [e.id for e in await _all_events(app, pk(alice.id))]
         assert replayed[-4:] == [e.id for e in received]
     finally:
         collecting.cancel()
@@ -126,7 +127,7 @@ async def test_concurrent_sends_to_one_conversation_are_logged_in_seq_order(
     await asyncio.gather(*(owner.send(f"m{i}", conversation_id=group) for i in range(40)))
     # then the log's order of the group's messages is their seq order, without gaps
     seqs = [
-        e.seq for e in await _all_events(app, int(owner.id)) if e.type == EventType.MESSAGE_POSTED
+        e.seq for e in await _all_events(app, pk(owner.id)) if e.type == EventType.MESSAGE_POSTED
     ]
     assert seqs == list(range(1, 42))  # the creation's SYSTEM message is seq 1
 
@@ -143,7 +144,7 @@ async def test_a_send_does_not_wait_for_another_conversations_commit(app: Runnin
             held,
             type=EventType.RECEIPT_UPDATED,
             conversation_id=int(first),
-            actor_id=int(alice.id),
+            actor_id=pk(alice.id),
             seq=1,
             data={"lastReadSeq": 1, "lastDeliveredSeq": 1},
         )
@@ -163,7 +164,7 @@ async def test_a_cursor_from_before_the_new_order_resumes_at_the_same_event(
 ) -> None:
     # given events logged before migration 0002: xid 0, their old ids
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("new 1", to=alice))["conversationId"])
+    conversation_id = pk((await bob.send("new 1", to=alice))["conversationId"])
     old_id = 10**12
     async with app.runtime.db.engine.begin() as connection:
         for offset in (1, 2):
@@ -173,13 +174,13 @@ async def test_a_cursor_from_before_the_new_order_resumes_at_the_same_event(
                     "created_at) VALUES (:id, 0, 'RECEIPT_UPDATED', :c, :a, 1, NULL, "
                     "CURRENT_TIMESTAMP)"
                 ),
-                {"id": old_id + offset, "c": conversation_id, "a": int(bob.id)},
+                {"id": old_id + offset, "c": conversation_id, "a": pk(bob.id)},
             )
-    await bob.send("new 2", conversation_id=str(conversation_id))
+    await bob.send("new 2", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
     # when alice resumes with the plain id cursor she was given for the first one
     stream = streams.user_events(
         app.runtime,
-        viewer_id=int(alice.id),
+        viewer_id=pk(alice.id),
         after=event_log.position_from_cursor(str(old_id + 1), field="after"),
     )
     items = [await anext(stream) for _ in range(3)]
@@ -219,7 +220,7 @@ async def test_a_transaction_in_another_database_does_not_hold_back_the_log(
         alice, bob = await register(app.http), await register(app.http)
         await bob.send("not held back", to=alice)
         # then the log here becomes final past it while that transaction is still open
-        events = await _all_events(app, int(alice.id))
+        events = await _all_events(app, pk(alice.id))
         assert [e.message.body for e in events if e.message] == ["not held back"]
         assert not other.is_closed() and other.is_in_transaction()
     finally:

@@ -22,6 +22,7 @@ from chatr.models import Conversation, Event, Membership, Message, User
 from chatr.settings import Settings
 from tests.groups.helpers import ACCEPT, CREATE_GROUP
 from tests.support.api import BLOCK_USER, SEND, Account, GraphQLError, register
+from tests.support.ids import Kind, global_id
 from tests.support.servers import RunningApp, in_process_app
 
 SEND_SEQ_ONLY = "mutation S($input: SendMessageInput!) { sendMessage(input: $input) { seq } }"
@@ -107,7 +108,7 @@ async def _play(app: RunningApp) -> list[tuple[str, object]]:
         if "dm" not in conversations and answers[-1][1] and isinstance(answers[-1][1], dict):
             async with app.runtime.db.reader() as session:
                 dm_id = await session.scalar(select(Conversation.id).order_by(Conversation.id))
-            conversations["dm"] = str(dm_id)
+            conversations["dm"] = global_id(Kind.CONVERSATION, dm_id)
     return answers
 
 

@@ -12,6 +12,7 @@ from chatr.infra.event_log import LoggedEvent
 from chatr.services import messages, streams
 from chatr.settings import Settings
 from tests.support.api import register
+from tests.support.ids import Kind, global_id, pk
 from tests.support.servers import RunningApp, in_process_app
 
 
@@ -27,9 +28,9 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
     # given a live stream that has delivered one event and then stops reading
     app = tiny_queue_app
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("m0", to=alice))["conversationId"])
+    conversation_id = pk((await bob.send("m0", to=alice))["conversationId"])
     stream = streams.conversation_events(
-        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=None
+        app.runtime, viewer_id=pk(alice.id), conversation_id=conversation_id, after_seq=None
     )
     receiving = asyncio.ensure_future(anext(stream))
     async with asyncio.timeout(5):
@@ -42,7 +43,7 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
     for i in range(3, 11):
         await messages.send(
             app.runtime,
-            sender_id=int(bob.id),
+            sender_id=pk(bob.id),
             body=f"m{i}",
             client_id=f"k{i}",
             conversation_id=conversation_id,
@@ -57,7 +58,7 @@ async def test_subscriber_that_falls_behind_is_cut_with_a_resumable_cursor(
     assert cut.value.extensions["cursor"] == str(first.id)
     # and resuming from that cursor's seq gets everything that was missed, in order
     resumed = streams.conversation_events(
-        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=first.seq
+        app.runtime, viewer_id=pk(alice.id), conversation_id=conversation_id, after_seq=first.seq
     )
     seqs = [(await anext(resumed)).seq for _ in range(8)]  # type: ignore[union-attr]
     assert seqs == list(range(3, 11))
@@ -85,16 +86,16 @@ async def test_a_stream_whose_rendering_fails_ends_with_a_resumable_error_and_ot
 ) -> None:
     # given alice with a stream whose renderer breaks, and bob with an ordinary one
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("m0", to=alice))["conversationId"])
+    conversation_id = pk((await bob.send("m0", to=alice))["conversationId"])
     broken = streams.conversation_events(
         app.runtime,
-        viewer_id=int(alice.id),
+        viewer_id=pk(alice.id),
         conversation_id=conversation_id,
         after_seq=None,
         renderer=_FailingRenderer(),  # type: ignore[arg-type]
     )
     healthy = streams.conversation_events(
-        app.runtime, viewer_id=int(bob.id), conversation_id=conversation_id, after_seq=None
+        app.runtime, viewer_id=pk(bob.id), conversation_id=conversation_id, after_seq=None
     )
     ending = asyncio.ensure_future(anext(broken))
     receiving = asyncio.ensure_future(anext(healthy))
@@ -120,12 +121,12 @@ async def test_a_stream_that_reads_slowly_while_replaying_is_not_cut(
     # given more history than the live queue holds
     app = tiny_queue_app
     alice, bob = await register(app.http), await register(app.http)
-    conversation_id = int((await bob.send("m1", to=alice))["conversationId"])
+    conversation_id = pk((await bob.send("m1", to=alice))["conversationId"])
     for i in range(2, 11):
-        await bob.send(f"m{i}", conversation_id=str(conversation_id))
+        await bob.send(f"m{i}", conversation_id=global_id(Kind.CONVERSATION, conversation_id))
     # when a stream replays all of it, pausing between items
     stream = streams.conversation_events(
-        app.runtime, viewer_id=int(alice.id), conversation_id=conversation_id, after_seq=0
+        app.runtime, viewer_id=pk(alice.id), conversation_id=conversation_id, after_seq=0
     )
     seqs = []
     for _ in range(10):

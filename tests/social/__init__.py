@@ -6,6 +6,7 @@ import asyncio
 
 from chatr.pubsub import channels
 from tests.support.api import Account
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 
@@ -17,7 +18,7 @@ async def until_listening(app: RunningApp, account: Account, *, sockets: int = 1
     for revocations, hence two listeners per socket.
     """
     broker = app.runtime.broker
-    channel = channels.user(int(account.id))
+    channel = channels.user(pk(account.id))
     async with asyncio.timeout(10):
         while len(broker._channels.get(channel, ())) < 2 * sockets or channel not in broker._live:
             await asyncio.sleep(0.01)

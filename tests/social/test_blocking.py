@@ -25,6 +25,7 @@ from tests.support.api import (
     register,
     user_ids,
 )
+from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp
 
 INBOX = "query { conversations { edges { node { id lastSeq } } } }"
@@ -245,7 +246,8 @@ async def test_blocking_a_user_that_does_not_exist_is_not_found(
     app: RunningApp, mutation: str
 ) -> None:
     alice = await register(app.http)
-    assert [e["code"] for e in await _refusal(alice, mutation, u="999999")] == ["NOT_FOUND"]
+    refusal = await _refusal(alice, mutation, u=missing(Kind.USER))
+    assert [e["code"] for e in refusal] == ["NOT_FOUND"]
 
 
 @pytest.mark.parametrize("mutation", [BLOCK_USER, UNBLOCK_USER])

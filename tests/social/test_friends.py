@@ -27,6 +27,7 @@ from tests.support.api import (
     register,
     user_ids,
 )
+from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp, served_app
 from tests.support.ws import TRANSPORT_WS, Feed, subscribe
 
@@ -164,7 +165,7 @@ async def test_friend_mutations_on_a_user_that_does_not_exist_are_not_found(
     app: RunningApp, mutation: str
 ) -> None:
     alice = await register(app.http)
-    assert await _codes(alice, mutation, u="999999") == ["NOT_FOUND"]
+    assert await _codes(alice, mutation, u=missing(Kind.USER)) == ["NOT_FOUND"]
 
 
 @pytest.mark.parametrize("mutation", FRIEND_MUTATIONS)

@@ -6,6 +6,7 @@ import pytest
 
 from chatr.services import email_verification, verification
 from tests.support.api import Account, GraphQLError, data, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 SEARCH = """
@@ -22,9 +23,9 @@ async def _verified(app: RunningApp, username: str) -> Account:
     account = await register(app.http, username)
     rt = app.runtime
     code = await verification.issue(
-        rt, user_id=int(account.id), purpose=verification.EMAIL_VERIFICATION
+        rt, user_id=pk(account.id), purpose=verification.EMAIL_VERIFICATION
     )
-    await email_verification.verify(rt, viewer_id=int(account.id), code=code)
+    await email_verification.verify(rt, viewer_id=pk(account.id), code=code)
     return account
 
 
