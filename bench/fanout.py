@@ -114,6 +114,7 @@ from bench.seeding import (  # noqa: E402
     create_users,
     seeding_runtime,
 )
+from chatr.global_ids import Kind, encode  # noqa: E402
 
 TARGET_LAST_P99_MS = 80.0
 TARGET_CPU_US = 20.0
@@ -1000,7 +1001,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.gather(*(wait_until_up(s) for s in servers))
             await wait_until_up(servers[0], "/readyz")
             variables = (
-                {"id": str(seed.conversation_id)}
+                {"id": encode(Kind.CONVERSATION, seed.conversation_id)}
                 if args.subscription == "conversationEvents"
                 else {}
             )
@@ -1071,7 +1072,7 @@ async def run(args: argparse.Namespace) -> None:
 async def chatr_stack(stack: contextlib.AsyncExitStack, server: Server, seed: Seed) -> Stack:
     client = httpx.AsyncClient(base_url=server.url, timeout=60)
     stack.push_async_callback(client.aclose)
-    conversation_id = str(seed.conversation_id)
+    conversation_id = encode(Kind.CONVERSATION, seed.conversation_id)
 
     def payload(body: str, client_id: str) -> dict[str, Any]:
         message = {"conversationId": conversation_id, "body": body, "clientMessageId": client_id}

@@ -74,6 +74,7 @@ from bench.latency import (  # noqa: E402
     summary,
     wait_until_up,
 )
+from chatr.global_ids import Kind, decode, encode  # noqa: E402
 from chatr.services.pagination import encode_cursor  # noqa: E402
 
 TARGET_PAGE_P99_MS = 5.0
@@ -261,7 +262,7 @@ def cases(
 
     def page_case(label: str, before_seq: int) -> Case:
         after = None if before_seq > last_seq else encode_cursor([before_seq])
-        variables = {"id": str(conversation_id), "after": after}
+        variables = {"id": encode(Kind.CONVERSATION, conversation_id), "after": after}
 
         async def chatr() -> None:
             data = await graphql(client, token, page, variables)
@@ -350,14 +351,17 @@ async def run(args: argparse.Namespace) -> None:
                     }
                 },
             )
-            conversation_id = int(sent["sendMessage"]["conversationId"])
+            conversation_id = decode(sent["sendMessage"]["conversationId"], Kind.CONVERSATION)
             seconds = await seed(
-                database_url, conversation_id, (int(alice), int(bob)), args.messages
+                database_url,
+                conversation_id,
+                (decode(alice, Kind.USER), decode(bob, Kind.USER)),
+                args.messages,
             )
             connection = await asyncpg.connect(database_url, timeout=10)
             stack.push_async_callback(connection.close)
             counts = await match_counts(connection, conversation_id)
-            fields = await page_fields(client, token, str(conversation_id))
+            fields = await page_fields(client, token, encode(Kind.CONVERSATION, conversation_id))
             results = cases(client, token, connection, conversation_id, args.messages, fields)
             idle = await background_load()
             print(

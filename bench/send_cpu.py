@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:  # run as `python bench/send_cpu.py`
 
 from bench.latency import PG_URL, REDIS_URL, prepare_environment, run_script  # noqa: E402
 from bench.throughput import SEND, seed_chatr  # noqa: E402
+from chatr.global_ids import Kind, encode  # noqa: E402
 
 
 async def call(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
@@ -117,7 +118,7 @@ async def run(args: argparse.Namespace) -> None:
 
         def payload(index: int, number: int, phase: str) -> bytes:
             message = {
-                "conversationId": str(seed.conversation_ids[index]),
+                "conversationId": encode(Kind.CONVERSATION, seed.conversation_ids[index]),
                 "body": f"m{number}",
                 "clientMessageId": f"{tag}-{phase}-{index}-{number}",
             }

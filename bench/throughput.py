@@ -101,6 +101,7 @@ from bench.seeding import (  # noqa: E402
     create_users,
     seeding_runtime,
 )
+from chatr.global_ids import Kind, encode  # noqa: E402
 
 TARGET_RATIO = 0.8
 #: bench/baseline_app.py's asyncpg pool, per process.
@@ -322,7 +323,7 @@ async def create_baseline_conversations(database_url: str, count: int) -> None:
 
 def chatr_stack(servers: list[Server], seed: ChatrSeed, tag: str) -> StackUnderTest:
     def build(_server: Server, index: int) -> tuple[str, dict[str, str], Callable[[int], bytes]]:
-        conversation_id = str(seed.conversation_ids[index])
+        conversation_id = encode(Kind.CONVERSATION, seed.conversation_ids[index])
         headers = {"Authorization": f"Bearer {seed.tokens[index]}"}
         # Unique per round and level: the loop numbers restart at 0 each round.
         prefix = f"{tag}-{index}-{secrets.token_hex(3)}"

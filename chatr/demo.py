@@ -25,7 +25,9 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from chatr import global_ids
 from chatr.app import create_app
+from chatr.global_ids import Kind
 from chatr.runtime import Runtime
 from chatr.services import email_verification, verification
 from chatr.settings import Settings
@@ -145,7 +147,7 @@ async def _people(demo: Demo) -> None:
                     f"cannot sign in or register {username} ({error}); it may exist with "
                     "another password: use a fresh CHATR_DATA_DIR or database"
                 ) from error
-            await _verify_email(demo.runtime, int(signed_in["user"]["id"]))
+            await _verify_email(demo.runtime, global_ids.decode(signed_in["user"]["id"], Kind.USER))
             registered += 1
         person = Person(username, display_name, signed_in["user"]["id"], signed_in["accessToken"])
         demo.people[username] = person

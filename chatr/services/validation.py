@@ -160,4 +160,3 @@ def client_id(value: str) -> str:
             f"clientMessageId must be 1-{MAX_CLIENT_ID} characters.", field="clientMessageId"
         )
     return value
-

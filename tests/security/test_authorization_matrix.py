@@ -542,7 +542,7 @@ def _nothing(_world: World, found: dict[str, Any] | None) -> None:
     assert found is None, found
 
 
-def _only_the_owners_public_profile(world: World, found: list[dict[str, Any] | None]) -> None:
+def _only_the_owners_public_profile(world: World, found: Any) -> None:
     *private, profile = found
     assert private == [None] * len(private), private
     assert profile == {"__typename": "User", "id": world.owner.id, "email": None, "phone": None}

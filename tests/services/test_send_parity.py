@@ -108,6 +108,7 @@ async def _play(app: RunningApp) -> list[tuple[str, object]]:
         if "dm" not in conversations and answers[-1][1] and isinstance(answers[-1][1], dict):
             async with app.runtime.db.reader() as session:
                 dm_id = await session.scalar(select(Conversation.id).order_by(Conversation.id))
+            assert dm_id is not None
             conversations["dm"] = global_id(Kind.CONVERSATION, dm_id)
     return answers
 
