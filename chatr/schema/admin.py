@@ -12,9 +12,8 @@ from chatr.global_ids import Kind
 from chatr.models import User, UserRole
 from chatr.resolvers import admin as resolvers
 from chatr.schema.info import ChatrInfo
-from chatr.schema.node import Node, shows
+from chatr.schema.node import Node, thin_view
 from chatr.schema.pagination import Connection
-from chatr.services.nodes import Account
 from chatr.services.pagination import PageRequest
 
 strawberry.enum(UserRole, name="UserRole", description="What an account may do.")
@@ -23,8 +22,7 @@ UserRoleEnum = UserRole
 
 @strawberry.type(name="UserAccount", description="An account as an administrator sees it.")
 class UserAccountType(Node):
-    # a row of `users` and the mutations, or a `node` answer (chatr.services.nodes.Account)
-    is_type_of = shows(User, Account)
+    is_type_of = thin_view
 
     @strawberry.field
     def id(self, root: Parent[User]) -> strawberry.ID:

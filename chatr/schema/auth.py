@@ -13,7 +13,7 @@ from chatr.global_ids import Kind
 from chatr.models import AuthSession
 from chatr.resolvers import auth as resolvers
 from chatr.schema.info import ChatrInfo
-from chatr.schema.node import Node, shows
+from chatr.schema.node import Node, thin_view
 from chatr.schema.profiles import GenderEnum, UserType
 from chatr.services.auth import IssuedTokens
 from chatr.services.profiles import ProfileChanges
@@ -64,7 +64,7 @@ class AuthPayload:
 
 @strawberry.type(name="Session", description="A signed-in device (one refresh-token family).")
 class SessionType(Node):
-    is_type_of = shows(AuthSession)
+    is_type_of = thin_view
 
     @strawberry.field
     def id(self, root: Parent[AuthSession]) -> strawberry.ID:

@@ -15,7 +15,7 @@ from chatr.resolvers import message_changes as message_change_resolvers
 from chatr.resolvers import messages as message_resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
-from chatr.schema.node import Node, shows
+from chatr.schema.node import Node, thin_view
 from chatr.schema.pagination import Connection
 from chatr.schema.profiles import UserType, visible
 from chatr.schema.scalars import (
@@ -69,7 +69,7 @@ class MemberType:
 
 @strawberry.type(name="Conversation", description="A direct conversation or a group.")
 class ConversationType(Node):
-    is_type_of = shows(Conversation)
+    is_type_of = thin_view
 
     @strawberry.field
     def id(self, root: Parent[Conversation]) -> strawberry.ID:

@@ -15,7 +15,7 @@ from chatr.resolvers import media as resolvers
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
-from chatr.schema.node import Node, shows
+from chatr.schema.node import Node, thin_view
 from chatr.schema.profiles import UserType
 from chatr.services.uploads import UploadTicket
 
@@ -46,7 +46,7 @@ def _fact(root: Attachment, name: str) -> object:
     description="One file a message carries, with what the server measured of it.",
 )
 class AttachmentType(Node):
-    is_type_of = shows(Attachment)
+    is_type_of = thin_view
     kind: AttachmentKindEnum
 
     @strawberry.field
@@ -120,7 +120,7 @@ class UploadFieldType:
     "type and size). Then pass `id` in `sendMessage(input: {uploadIds})`.",
 )
 class UploadType(Node):
-    is_type_of = shows(UploadTicket)
+    is_type_of = thin_view
 
     @strawberry.field
     def id(self, root: Parent[UploadTicket]) -> strawberry.ID:

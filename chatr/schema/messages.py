@@ -14,7 +14,7 @@ from chatr.models import Message, MessageKind
 from chatr.resolvers import conversations as conversation_resolvers
 from chatr.resolvers import messages as resolvers
 from chatr.schema.info import ChatrInfo
-from chatr.schema.node import Node, shows
+from chatr.schema.node import Node, thin_view
 from chatr.schema.profiles import UserType
 from chatr.schema.scalars import MessageKindEnum
 from chatr.services.attachments import MEDIA_KINDS
@@ -59,7 +59,7 @@ class LinkPreviewType:
 
 @strawberry.type(name="Message", description="One message in a conversation.")
 class MessageType(Node):
-    is_type_of = shows(Message)
+    is_type_of = thin_view
 
     @strawberry.field
     def id(self, root: Parent[Message]) -> strawberry.ID:

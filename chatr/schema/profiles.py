@@ -21,7 +21,7 @@ from chatr.models import UploadPurpose, User
 from chatr.resolvers import profiles as resolvers
 from chatr.resolvers.media import picture_variant
 from chatr.schema.info import ChatrInfo
-from chatr.schema.node import Node, shows
+from chatr.schema.node import Node, thin_view
 from chatr.schema.scalars import PresenceStatusEnum, TwoFactorMethodEnum
 from chatr.services import privacy, profiles
 from chatr.services.privacy import Audience, Detail
@@ -66,7 +66,7 @@ AVATAR, COVER = UploadPurpose.AVATAR, UploadPurpose.COVER
     "of the two blocked the other.",
 )
 class UserType(Node):
-    is_type_of = shows(User)
+    is_type_of = thin_view
 
     @strawberry.field
     def id(self, root: Parent[User]) -> strawberry.ID:
