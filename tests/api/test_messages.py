@@ -16,6 +16,7 @@ from tests.support.api import (
     GraphQLError,
     register,
 )
+from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp
 
 INBOX = """
@@ -124,7 +125,7 @@ async def test_message_to_a_user_that_does_not_exist_is_not_found(app: RunningAp
     alice = await register(app.http)
     with pytest.raises(GraphQLError) as failure:
         await alice.call(
-            SEND, input={"body": "hi", "clientMessageId": "x", "recipientId": "999999"}
+            SEND, input={"body": "hi", "clientMessageId": "x", "recipientId": missing(Kind.USER)}
         )
     assert failure.value.codes == ["NOT_FOUND"]
     assert (await alice.call(INBOX))["conversations"]["edges"] == []

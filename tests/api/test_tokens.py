@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from tests.support.api import ME, GraphQLError, data, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 
 
@@ -18,8 +19,15 @@ def _b64(obj: dict[str, object]) -> str:
 
 
 def _claims(user_id: str, *, exp_offset: int = 600) -> dict[str, object]:
+    """A token's claims for the user with this (global) id: `sub` is the account's key."""
     now = int(time.time())
-    return {"sub": user_id, "sid": "1", "typ": "access", "iat": now, "exp": now + exp_offset}
+    return {
+        "sub": str(pk(user_id)),
+        "sid": "1",
+        "typ": "access",
+        "iat": now,
+        "exp": now + exp_offset,
+    }
 
 
 async def _code_for(app: RunningApp, token: str) -> list[str]:
@@ -52,7 +60,7 @@ async def test_token_for_a_session_of_another_user_is_unauthenticated(app: Runni
     secret = app.runtime.settings.jwt_secret
     # alice's session id (1) combined with bob's user id: correctly signed, wrong pairing
     crossed = jwt.encode(_claims(bob.id), secret, algorithm="HS256")
-    assert alice.id == "1"
+    assert pk(alice.id) == 1
     assert await _code_for(app, crossed) == ["UNAUTHENTICATED"]
 
 

@@ -37,6 +37,7 @@ from tests.media.helpers import (
     upload_file,
 )
 from tests.support.api import Account, GraphQLError, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp, in_process_app
 
 BUCKET = "chatr-media"
@@ -144,7 +145,7 @@ async def test_the_post_policy_enforces_the_declared_type_and_size(s3_app: Runni
     assert {"Content-Type": "image/png"} in policy["conditions"]
     assert ["content-length-range", 1, 1234] in policy["conditions"]
     assert fields["Content-Type"] == "image/png"
-    assert fields["key"].startswith(f"uploads/{alice.id}/")
+    assert fields["key"].startswith(f"uploads/{pk(alice.id)}/")
 
 
 async def test_more_bytes_than_declared_are_refused_and_deleted(s3_app: RunningApp, s3: S3) -> None:

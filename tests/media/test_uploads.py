@@ -31,6 +31,7 @@ from tests.media.helpers import (
     wav,
 )
 from tests.support.api import Account, GraphQLError, register
+from tests.support.ids import Kind, global_id, pk
 from tests.support.servers import RunningApp, in_process_app
 from tests.support.ws import subscribe
 
@@ -69,7 +70,8 @@ async def test_a_photo_goes_up_is_sent_and_downloads_without_its_location(
     # then it is an IMAGE message carrying one attachment, measured by the server
     assert (sent["kind"], sent["body"]) == ("IMAGE", "guess where")
     (attachment,) = sent["attachments"]
-    assert attachment["id"] == upload_id
+    # the attachment is the upload, shown as what a message carries (an id of its own kind)
+    assert attachment["id"] == global_id(Kind.ATTACHMENT, pk(upload_id))
     assert (attachment["kind"], attachment["contentType"]) == ("IMAGE", "image/jpeg")
     assert (attachment["width"], attachment["height"]) == (64, 48)
     assert attachment["fileName"] == "me.jpg"
@@ -336,7 +338,7 @@ async def test_unused_uploads_expire_and_are_deleted(app: RunningApp, settings: 
     assert removed == 1 and len(_media_files(settings)) == 1
     async with app.runtime.db.reader() as session:
         remaining = list(await session.scalars(select(Attachment.id)))
-    assert remaining == [int(used)]
+    assert remaining == [pk(used)]
     assert await _codes(send_media(alice, [unused], to=bob, client_id="late")) == ["NOT_FOUND"]
 
 

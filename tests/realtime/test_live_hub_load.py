@@ -263,7 +263,7 @@ async def test_a_reconnect_storm_resumes_every_stream_exactly_and_live_stays_fas
     rt = app.runtime
     owner = await register(app.http)
     members = list(await asyncio.gather(*(register(app.http) for _ in range(MEMBERS - 1))))
-    group_id = int(await group_with(owner, members=members))
+    group_id = pk(await group_with(owner, members=members))
     await _send_many(rt, owner, group_id, MISSED + 10)
     async with rt.db.reader() as session:
         cursor = await event_log.current_position(session)

@@ -161,12 +161,12 @@ async def _build_world(app: RunningApp) -> World:
 
 
 def _id_literals(world: World) -> st.SearchStrategy[graphql.ValueNode]:
-    """ID literals: half of them the world's ids (as strings or integers), the other half
-    anything schemathesis would send."""
+    """ID literals: half of them the world's ids (as strings, or their keys as integers, which
+    are no ids), the other half anything schemathesis would send."""
     real = st.sampled_from(world.ids)
     return st.one_of(
         real.map(nodes.String),
-        real.map(int).map(nodes.Int),
+        real.map(pk).map(nodes.Int),
         st.text().map(nodes.String),
         st.integers(min_value=-(2**31), max_value=2**31 - 1).map(nodes.Int),
     )

@@ -139,11 +139,11 @@ async def test_a_send_does_not_wait_for_another_conversations_commit(app: Runnin
     second = await _group(alice)
     async with app.runtime.db.engine.connect() as held:
         await held.begin()
-        await held.execute(select(event_log.serialised(int(first))))
+        await held.execute(select(event_log.serialised(pk(first))))
         await event_log.append(
             held,
             type=EventType.RECEIPT_UPDATED,
-            conversation_id=int(first),
+            conversation_id=pk(first),
             actor_id=pk(alice.id),
             seq=1,
             data={"lastReadSeq": 1, "lastDeliveredSeq": 1},
