@@ -6,9 +6,9 @@ schema allows (null where allowed, NUL bytes and any other Unicode, huge and neg
 optional input fields left out) under generated selection sets. Each goes to the in-process app
 (the suite's `app` fixture: PostgreSQL + Redis) signed in as alice, a registered user with things
 to hit: a conversation with her friend bob, a message request, a friend request, a block, a
-group she owns and an invitation to another, a second signed-in device. Half of the generated
-IDs are the ids of all of these (users, conversations, sessions), so calls reach real rows and
-not only NOT_FOUND.
+group she owns and an invitation to another, a second signed-in device. Most generated IDs
+are the ids of all of these (users, conversations, sessions; an argument takes only its own
+type's), so calls reach real rows and not only NOT_FOUND.
 
 A call fails the test if the answer is an HTTP 5xx, or any of its errors is
 INTERNAL_SERVER_ERROR or has no `extensions.code`; every other code (FORBIDDEN, NOT_FOUND,
@@ -161,12 +161,13 @@ async def _build_world(app: RunningApp) -> World:
 
 
 def _id_literals(world: World) -> st.SearchStrategy[graphql.ValueNode]:
-    """ID literals: half of them the world's ids (as strings, or their keys as integers, which
-    are no ids), the other half anything schemathesis would send."""
-    real = st.sampled_from(world.ids)
+    """ID literals: three in four the world's ids, the rest their keys as integer literals
+    (which are no ids), and anything schemathesis would send. An ID argument takes only an id
+    of its own type, and the world's are of several, hence the weight."""
+    real = st.sampled_from(world.ids).map(nodes.String)
     return st.one_of(
-        real.map(nodes.String),
-        real.map(pk).map(nodes.Int),
+        *([real] * 6),
+        st.sampled_from(world.ids).map(pk).map(nodes.Int),
         st.text().map(nodes.String),
         st.integers(min_value=-(2**31), max_value=2**31 - 1).map(nodes.Int),
     )
