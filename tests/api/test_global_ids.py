@@ -397,7 +397,7 @@ async def test_an_upload_is_a_node_only_while_unused(app: RunningApp) -> None:
     world = await _world(app)
     upload = await graphql(
         app.http,
-        "query($id: ID!) { node(id: $id) { ... on Upload { id method url } } }",
+        "query($id: ID!) { node(id: $id) { ... on UploadTicket { id method url } } }",
         {"id": world.upload_id},
         token=world.alice.token,
     )

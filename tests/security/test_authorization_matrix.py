@@ -243,7 +243,7 @@ NODE_SELECTION = """
   ... on Conversation { lastSeq members { user { id } } }
   ... on Message { body }
   ... on Session { deviceLabel }
-  ... on Upload { url }
+  ... on UploadTicket { url }
   ... on User { email phone }
   ... on UserAccount { email }
 """
