@@ -9,7 +9,9 @@ kind's id) is BAD_USER_INPUT on every ID argument, never an internal error.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -472,3 +474,37 @@ async def test_node_needs_a_signed_in_viewer(app: RunningApp) -> None:
     alice = await register(app.http)
     body = await graphql(app.http, NODE, {"id": alice.id})
     assert _codes(body) == ["UNAUTHENTICATED"]
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
+
+
+def _guide_example() -> str:
+    """The graphql example of the client guide's section on global ids."""
+    section = GUIDE.read_text().split("\n## Global ids and `node(id:)`\n", 1)[1]
+    found = re.search(r"```graphql\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)
+    assert found, "no graphql example under '## Global ids and `node(id:)`'"
+    return found.group(1)
+
+
+async def test_the_client_guides_refetch_example_runs_as_written(app: RunningApp) -> None:
+    # given the guide's `node(id:)` example, and a conversation and a message of alice's
+    example = _guide_example()
+    alice, bob = await register(app.http), await register(app.http)
+    sent = await alice.send("see you", to=bob)
+    # when she runs it with each id
+    conversation = await alice.call(example, id=sent["conversationId"])
+    message = await alice.call(example, id=sent["id"])
+    # then each comes back as its own type, with the fields its fragment asks for
+    assert conversation["node"] == {
+        "__typename": "Conversation",
+        "id": sent["conversationId"],
+        "name": None,
+        "lastSeq": 1,
+    }
+    assert message["node"] == {
+        "__typename": "Message",
+        "id": sent["id"],
+        "seq": 1,
+        "body": "see you",
+    }
