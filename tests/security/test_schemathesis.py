@@ -6,9 +6,10 @@ schema allows (null where allowed, NUL bytes and any other Unicode, huge and neg
 optional input fields left out) under generated selection sets. Each goes to the in-process app
 (the suite's `app` fixture: PostgreSQL + Redis) signed in as alice, a registered user with things
 to hit: a conversation with her friend bob, a message request, a friend request, a block, a
-group she owns and an invitation to another, a second signed-in device. Most generated IDs
-are the ids of all of these (users, conversations, sessions; an argument takes only its own
-type's), so calls reach real rows and not only NOT_FOUND.
+group she owns and an invitation to another, a second signed-in device. Three in four of the
+generated IDs are ids of these (users, conversations, sessions) of the kinds the field takes
+(an ID argument takes only a global id of its own type), so calls reach real rows and not only
+NOT_FOUND or BAD_USER_INPUT.
 
 A call fails the test if the answer is an HTTP 5xx, or any of its errors is
 INTERNAL_SERVER_ERROR or has no `extensions.code`; every other code (FORBIDDEN, NOT_FOUND,
@@ -82,7 +83,7 @@ from tests.support.api import (
     data,
     register,
 )
-from tests.support.ids import pk
+from tests.support.ids import Kind, kind_of, pk
 from tests.support.servers import RunningApp
 
 #: Generated calls per root field: ~65 fields, ~1,300 calls in all.
@@ -160,17 +161,58 @@ async def _build_world(app: RunningApp) -> World:
     return World(alice, root, tuple(dict.fromkeys(ids)))
 
 
-def _id_literals(world: World) -> st.SearchStrategy[graphql.ValueNode]:
-    """ID literals: three in four the world's ids, the rest their keys as integer literals
-    (which are no ids), and anything schemathesis would send. An ID argument takes only an id
-    of its own type, and the world's are of several, hence the weight."""
-    real = st.sampled_from(world.ids).map(nodes.String)
-    return st.one_of(
-        *([real] * 6),
+#: The kind of id an ID argument (or input field) takes, by its name; `id` by its field's.
+ID_ARGUMENT_KINDS = {
+    "conversationId": Kind.CONVERSATION,
+    "conversationIds": Kind.CONVERSATION,
+    "userId": Kind.USER,
+    "userIds": Kind.USER,
+    "recipientId": Kind.USER,
+    "senderId": Kind.USER,
+    "inviteeIds": Kind.USER,
+    "messageId": Kind.MESSAGE,
+    "replyToId": Kind.MESSAGE,
+    "uploadId": Kind.UPLOAD,
+    "uploadIds": Kind.UPLOAD,
+}
+ID_FIELD_KINDS = {
+    "conversation": Kind.CONVERSATION,
+    "user": Kind.USER,
+    "revokeSession": Kind.SESSION,
+}
+
+
+def _kinds_taken(field_name: str, field: graphql.GraphQLField) -> set[Kind]:
+    """The kinds of id the field's arguments (and their input objects' fields) take."""
+    found: set[Kind] = set()
+
+    def visit(name: str, type_: graphql.GraphQLInputType) -> None:
+        named = graphql.get_named_type(type_)
+        if isinstance(named, graphql.GraphQLInputObjectType):
+            for inner, input_field in named.fields.items():
+                visit(inner, input_field.type)
+        elif named.name == "ID":
+            kind = ID_FIELD_KINDS.get(field_name) if name == "id" else ID_ARGUMENT_KINDS.get(name)
+            found.update([kind] if kind else [])
+
+    for name, argument in field.args.items():
+        visit(name, argument.type)
+    return found
+
+
+def _id_literals(world: World, kinds: set[Kind]) -> st.SearchStrategy[graphql.ValueNode]:
+    """ID literals for a field taking ids of `kinds`: three in four the world's ids of those
+    kinds (an ID argument takes only its own kind's), the rest any of the world's ids, their
+    keys as integer literals (which are no ids) and anything schemathesis would send."""
+    fitting = [value for value in world.ids if kind_of(value) in kinds] or list(world.ids)
+    real = st.sampled_from(fitting).map(nodes.String)
+    other = st.one_of(
+        st.sampled_from(world.ids).map(nodes.String),
         st.sampled_from(world.ids).map(pk).map(nodes.Int),
         st.text().map(nodes.String),
         st.integers(min_value=-(2**31), max_value=2**31 - 1).map(nodes.Int),
     )
+    return st.integers(min_value=0, max_value=3).flatmap(lambda n: other if n == 3 else real)
 
 
 # -- calling ------------------------------------------------------------------------------
@@ -334,8 +376,6 @@ async def test_generated_queries_and_mutations_never_cause_an_internal_error(
     # given alice's world, and the API as it describes itself
     world = await _build_world(app)
     introspection = await data(app.http, graphql.get_introspection_query())
-    # (what schemathesis.graphql.scalar("ID", ...) would register for good, for this test only)
-    monkeypatch.setitem(CUSTOM_SCALARS, "ID", _id_literals(world))
     # A file travels only in a multipart request; over JSON an Upload is whatever string
     # a client puts there, which must be a coded refusal too.
     monkeypatch.setitem(CUSTOM_SCALARS, "Upload", st.text().map(nodes.String))
@@ -355,6 +395,10 @@ async def test_generated_queries_and_mutations_never_cause_an_internal_error(
     # ids point into, whichever fields the sharding puts next to them)
     def call_every_field() -> None:
         for name in sorted(called, key=lambda name: name.startswith(DESTRUCTIVE_PREFIXES)):
+            # (what schemathesis.graphql.scalar("ID", ...) would register for good; here per
+            # field, with ids of the kinds it takes)
+            kinds = _kinds_taken(name, fields[name].definition.raw)
+            monkeypatch.setitem(CUSTOM_SCALARS, "ID", _id_literals(world, kinds))
             fuzzer.run(fields[name], caller)
 
     await asyncio.to_thread(call_every_field)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from chatr import global_ids
 from chatr.global_ids import Kind
 
-__all__ = ["Kind", "global_id", "missing", "pk"]
+__all__ = ["Kind", "global_id", "kind_of", "missing", "pk"]
 
 #: A key no row of a test database reaches.
 MISSING_PK = 2**62
@@ -25,6 +25,13 @@ def pk(value: str) -> int:
     parsed = global_ids.parse(value)
     assert parsed is not None, f"not a global id: {value!r}"
     return parsed[1]
+
+
+def kind_of(value: str) -> Kind:
+    """What an id the API gave names."""
+    parsed = global_ids.parse(value)
+    assert parsed is not None, f"not a global id: {value!r}"
+    return parsed[0]
 
 
 def missing(kind: Kind) -> str:
