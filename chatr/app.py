@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from json import JSONDecodeError
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLSyntaxError
+from graphql import GraphQLError, GraphQLSyntaxError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,9 +31,10 @@ from chatr import websocket as ws_lifecycle
 from chatr.client_address import client_ip
 from chatr.context import Context
 from chatr.db import Database
-from chatr.errors import ErrorCode
+from chatr.errors import DocumentNotTrusted, ErrorCode
 from chatr.http import GraphQLHTTP
 from chatr.http import uploads as media_routes
+from chatr.http.persisted import document_hash
 from chatr.infra import rate_limits
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
@@ -197,6 +198,10 @@ class TransportWSHandler(_ChatrProtocol, BaseGraphQLTransportWSHandler[Context, 
         await super().handle_task_exception(error)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        untrusted = self._view.untrusted(operation.query)
+        if untrusted is not None:
+            await operation.send_initial_errors([untrusted])
+            return
         # The operation's own task: what is set here is seen by its resolvers only.
         LIVE_OPERATION.set(
             LiveOperation.create(
@@ -236,6 +241,11 @@ class LegacyWSHandler(_ChatrProtocol, BaseGraphQLWSHandler[Context, None]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
+        untrusted = self._view.untrusted(query)
+        if untrusted is not None:
+            payload = untrusted.formatted
+            await self.send_message({"type": "error", "id": operation_id, "payload": payload})
+            return
         # The operation's own task: what is set here is seen by its resolvers only.
         LIVE_OPERATION.set(
             LiveOperation.create(
@@ -297,12 +307,25 @@ class ChatrGraphQL(GraphQL[Context, None]):
         *,
         sockets: SocketRegistry,
         anonymous_idle_seconds: float,
+        trusted_documents: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         #: This instance's socket caps and counts (shown by `sockets.metrics()`).
         self.sockets = sockets
         self.anonymous_idle_seconds = anonymous_idle_seconds
+        #: Trusted-documents mode (`CHATR_TRUSTED_DOCUMENTS`): the same manifest as HTTP's,
+        #: so a WebSocket is no way around it.
+        self.trusted_documents = trusted_documents
+
+    def untrusted(self, query: str) -> GraphQLError | None:
+        """The refusal of a document outside the trusted manifest, if the mode is on."""
+        if self.trusted_documents is None or document_hash(query) in self.trusted_documents:
+            return None
+        refused = DocumentNotTrusted(
+            "This server runs only pre-registered documents; this one is not registered."
+        )
+        return GraphQLError(refused.message, extensions={"code": refused.code.value})
 
     def decode_json(self, data: str | bytes) -> object:
         return frames.decode_json(data)
@@ -436,6 +459,7 @@ def create_app(settings: Settings) -> Starlette:
             per_ip=settings.max_sockets_per_ip, per_user=settings.max_sockets_per_user
         ),
         anonymous_idle_seconds=settings.anonymous_socket_idle_seconds,
+        trusted_documents=http.persisted.trusted,
         graphql_ide=None,  # GraphiQL is served by chatr.http, from local assets
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         allowed_origins=settings.allowed_origins,
