@@ -493,6 +493,7 @@ def create_app(settings: Settings) -> Starlette:
                 rate_limits.SEND_MESSAGE.name: settings.send_message_limit,
                 rate_limits.EDIT_MESSAGE.name: settings.edit_message_limit,
                 rate_limits.REACTION.name: settings.reaction_limit,
+                rate_limits.INBOX_CHANGE.name: settings.inbox_change_limit,
                 rate_limits.UPLOAD.name: settings.upload_limit,
             },
         )

@@ -190,6 +190,9 @@ class Settings:
     #: The per-user flood guards on editing messages and on reactions (same mechanism).
     edit_message_limit: str = "60 per minute"
     reaction_limit: str = "120 per minute"
+    #: The same guard on a user's own inbox changes: mute, archive and pin a conversation,
+    #: star a message, delete one for themselves.
+    inbox_change_limit: str = "120 per minute"
     #: How long after sending a text message its sender may still edit it; 0: forever.
     message_edit_window_seconds: float = 0.0
     #: Messages pinned in one conversation at most.
@@ -340,6 +343,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         send_message_limit=_limit(env, "CHATR_SEND_MESSAGE_LIMIT", "100 per minute"),
         edit_message_limit=_limit(env, "CHATR_EDIT_MESSAGE_LIMIT", "60 per minute"),
         reaction_limit=_limit(env, "CHATR_REACTION_LIMIT", "120 per minute"),
+        inbox_change_limit=_limit(env, "CHATR_INBOX_CHANGE_LIMIT", "120 per minute"),
         message_edit_window_seconds=_float(env, "CHATR_MESSAGE_EDIT_WINDOW_SECONDS", 0.0),
         max_pinned_messages=_int(env, "CHATR_MAX_PINNED_MESSAGES", 50),
         smtp_url=env.get("CHATR_SMTP_URL", ""),

@@ -126,6 +126,13 @@ EDIT_MESSAGE = Rule(
 )
 #: Per user, like SEND_MESSAGE: reactions set, changed or taken back.
 REACTION = Rule("reaction", parse("120 per minute"), "You are reacting too fast; slow down.")
+#: Per user, like SEND_MESSAGE: changes to their own inbox (mute, archive or pin a
+#: conversation, star or unstar a message, delete one for themselves). Each is a durable
+#: event their other devices receive, so a script flipping them costs the log and fan-out
+#: like messages would.
+INBOX_CHANGE = Rule(
+    "inbox_change", parse("120 per minute"), "You are changing your inbox too fast; slow down."
+)
 #: Per user: sign-in codes sent by SMS or email (each login with the right password sends one).
 TWO_FACTOR_CODE_SENDS = Rule(
     "two_factor_code_sends",
@@ -149,6 +156,7 @@ RULES = (
     SEND_MESSAGE,
     EDIT_MESSAGE,
     REACTION,
+    INBOX_CHANGE,
     TWO_FACTOR_CODE_SENDS,
     PASSWORD_RESET,
     UPLOAD,

@@ -34,6 +34,10 @@ class EventType(enum.StrEnum):
     MESSAGE_PLAYED = "MESSAGE_PLAYED"
     #: The server added to a message after it was sent (its link preview arrived).
     MESSAGE_UPDATED = "MESSAGE_UPDATED"
+    #: Addressed to the member who did it (`Event.audience_id`): they starred or unstarred
+    #: a message (`data.starred`), or deleted it for themselves. Nobody else gets these.
+    MESSAGE_STAR_CHANGED = "MESSAGE_STAR_CHANGED"
+    MESSAGE_HIDDEN = "MESSAGE_HIDDEN"
     RECEIPT_UPDATED = "RECEIPT_UPDATED"
     MEMBERSHIP_CHANGED = "MEMBERSHIP_CHANGED"
     CONVERSATION_UPDATED = "CONVERSATION_UPDATED"

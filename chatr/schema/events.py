@@ -130,6 +130,25 @@ class MessageUpdatedEvent(MessageChangedEvent):
     is_type_of = _of_type(EventType.MESSAGE_UPDATED)
 
 
+@strawberry.type(
+    description="I starred or unstarred a message (on any of my devices): only I get it."
+)
+class MessageStarChangedEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_STAR_CHANGED)
+
+    @strawberry.field(description="Whether the message is starred now.")
+    def starred(self, root: Parent[LoggedEvent]) -> bool:
+        return bool((root.data or {}).get("starred"))
+
+
+@strawberry.type(
+    description="I deleted a message for myself (on any of my devices): drop it from my "
+    "history. Only I get it; for everyone else the message stays."
+)
+class MessageHiddenEvent(MessageChangedEvent):
+    is_type_of = _of_type(EventType.MESSAGE_HIDDEN)
+
+
 @strawberry.type(description="A member's delivered/read markers moved forward.")
 class ReceiptUpdatedEvent(ConversationEvent):
     @classmethod
@@ -276,6 +295,8 @@ EVENT_TYPES = [
     MessageUnpinnedEvent,
     MessagePlayedEvent,
     MessageUpdatedEvent,
+    MessageStarChangedEvent,
+    MessageHiddenEvent,
 ]
 _EXPOSED = {
     EventType.MESSAGE_POSTED,
@@ -291,6 +312,8 @@ _EXPOSED = {
     EventType.MESSAGE_UNPINNED,
     EventType.MESSAGE_PLAYED,
     EventType.MESSAGE_UPDATED,
+    EventType.MESSAGE_STAR_CHANGED,
+    EventType.MESSAGE_HIDDEN,
 }
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatr.errors import BadUserInput
-from chatr.infra import event_log
+from chatr.infra import event_log, rate_limits
 from chatr.models import Conversation, EventType, Membership, MembershipState
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
@@ -74,6 +74,7 @@ async def _change(
     pinned: bool | None = None,
 ) -> Conversation:
     """Apply the given settings to the viewer's membership and log the result for them."""
+    await rt.limits.hit(rate_limits.INBOX_CHANGE, str(viewer_id))
     async with rt.db.session() as session, session.begin():
         conversation, membership = await conversations.get_membership_or_raise(
             session, viewer_id=viewer_id, conversation_id=conversation_id

@@ -261,12 +261,17 @@ async def erase(session: AsyncSession, message: Message) -> None:
 
 async def hide(rt: Runtime, *, viewer_id: int, message_id: int) -> bool:
     """Delete a message for the viewer only: gone from their history, search and unread
-    counts (chatr.services.message_visibility), untouched for everyone else. Private, so no
-    event: nobody else may learn of it."""
+    counts (chatr.services.message_visibility), untouched for everyone else. Private: the
+    durable event (MESSAGE_HIDDEN) is addressed to the viewer alone, so their other devices
+    drop it too and nobody else learns of it. Hiding it again changes and logs nothing."""
+    await rt.limits.hit(rate_limits.INBOX_CHANGE, str(viewer_id))
+    position = None
     async with rt.db.session() as session, session.begin():
-        await message_access.get_visible(session, viewer_id=viewer_id, message_id=message_id)
+        visible = await message_access.get_visible(
+            session, viewer_id=viewer_id, message_id=message_id
+        )
         dialect_name = session.get_bind().dialect.name
-        await session.execute(
+        hidden = await session.execute(
             insert_ignoring_conflicts(dialect_name, MessageHidden.__table__)
             .values(message_id=message_id, user_id=viewer_id)
             .on_conflict_do_nothing(index_elements=["message_id", "user_id"])
@@ -277,4 +282,52 @@ async def hide(rt: Runtime, *, viewer_id: int, message_id: int) -> bool:
                 MessageStar.message_id == message_id, MessageStar.user_id == viewer_id
             )
         )
+        if changed_rows(hidden):
+            position = await log_for_viewer(
+                session, EventType.MESSAGE_HIDDEN, message=visible.message, viewer_id=viewer_id
+            )
+    if position is not None:
+        await announce_to_viewer(rt, viewer_id, visible.message, position, EventType.MESSAGE_HIDDEN)
     return True
+
+
+# -- changes only the viewer sees -------------------------------------------------------
+
+
+def changed_rows(result: object) -> int:
+    """Rows an INSERT … ON CONFLICT DO NOTHING or a DELETE wrote (0: it changed nothing)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def log_for_viewer(
+    session: AsyncSession,
+    type: EventType,
+    *,
+    message: Message,
+    viewer_id: int,
+    data: dict[str, object] | None = None,
+) -> int:
+    """Log a change to the viewer's own view of a message (hidden, starred) as an event
+    addressed to them alone (`Event.audience_id`): their other devices catch up on it from
+    a cursor like on anything else, and no other member ever receives it. Returns its
+    position; announce it with `announce_to_viewer` once the transaction committed."""
+    return await event_log.append(
+        await session.connection(),
+        type=type,
+        conversation_id=message.conversation_id,
+        actor_id=viewer_id,
+        message_id=message.id,
+        seq=message.seq,
+        data=data,
+        audience_id=viewer_id,
+    )
+
+
+async def announce_to_viewer(
+    rt: Runtime, viewer_id: int, message: Message, position: int, type: EventType
+) -> None:
+    """Announce a `log_for_viewer` event: on the viewer's channel (their myEvents) and the
+    conversation's (their conversationEvents); the fan-out gives it to them alone."""
+    envelope = envelopes.EventAnnounced(position, message.conversation_id, type.value, message.seq)
+    await rt.announce(channels.user(viewer_id), envelope)
+    await rt.announce(channels.conversation(message.conversation_id), envelope)

@@ -1,8 +1,9 @@
-"""Events addressed to one person: invitations, my own settings, profile changes.
+"""Events addressed to one person: invitations, my own settings, my stars and hidden
+messages, profile changes.
 
 Each is durable (replayed from a cursor) and reaches exactly who it is for: the invitee, the
-member whose settings changed (all their devices, nobody else), the people who may see a
-profile change under the privacy rules.
+member whose settings, stars or hidden messages changed (all their devices, nobody else),
+the people who may see a profile change under the privacy rules.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.groups.helpers import INVITE, create_group
+from tests.messages.helpers import DELETE_FOR_ME, STAR, UNSTAR
 from tests.support.api import BLOCK_USER, Account, register
 from tests.support.servers import RunningApp
 from tests.support.ws import Feed, subscribe
@@ -22,6 +24,8 @@ subscription Mine($after: String) {
     ... on GroupInvitedEvent { invitedBy { id } }
     ... on ConversationSettingsChangedEvent { archived pinned mutedUntil }
     ... on ProfileUpdatedEvent { user { id displayName firstName } }
+    ... on MessageStarChangedEvent { starred message { id } user { id } }
+    ... on MessageHiddenEvent { message { id } user { id } }
   }
 }
 """
@@ -134,3 +138,47 @@ async def test_a_profile_change_reaches_whoever_may_see_it(server: RunningApp) -
         assert (await bobs.next())["user"]["displayName"] == "Alicia A."
         # and dave, blocked, heard nothing of either (nor anyone anything more)
         assert await _probe(carol, group_id, bobs, carols, daves) == [[], [], []]
+
+
+async def test_my_stars_and_hidden_messages_reach_my_other_devices_and_nobody_else(
+    server: RunningApp,
+) -> None:
+    assert server.ws_url
+    alice, bob = await register(server.http), await register(server.http)
+    first = await alice.send("keep this", to=bob)
+    second = await bob.send("not this", to=alice)
+    conversation_id = first["conversationId"]
+    async with (
+        subscribe(server.ws_url, alice.token, EVENTS, {"after": "0"}) as alices,
+        subscribe(server.ws_url, bob.token, EVENTS, {"after": "0"}) as bobs,
+    ):
+        await _probe(alice, conversation_id, alices, bobs)
+        # when alice stars the first message (twice: the second changes nothing), unstars
+        # it, stars it again and deletes the second for herself
+        await alice.call(STAR, m=first["id"])
+        await alice.call(STAR, m=first["id"])
+        starred = await alices.next()
+        await alice.call(UNSTAR, m=first["id"])
+        await alice.call(STAR, m=first["id"])
+        await alice.call(DELETE_FOR_ME, m=second["id"])
+        # then her device hears each change once, and bob nothing of any
+        assert [(e["__typename"], e.get("starred")) for e in await alices.take(3)] == [
+            ("MessageStarChangedEvent", False),
+            ("MessageStarChangedEvent", True),
+            ("MessageHiddenEvent", None),
+        ]
+        assert await _probe(alice, conversation_id, alices, bobs) == [[], []]
+    assert starred["__typename"] == "MessageStarChangedEvent" and starred["starred"] is True
+    assert starred["message"] == {"id": first["id"]} and starred["user"] == {"id": alice.id}
+    # and a device of alice's that was offline replays them, in order, after its cursor
+    async with subscribe(server.ws_url, alice.token, EVENTS, {"after": starred["cursor"]}) as later:
+        replayed = [(e["__typename"], e["message"]["id"]) for e in await later.take(3)]
+    assert replayed == [
+        ("MessageStarChangedEvent", first["id"]),
+        ("MessageStarChangedEvent", first["id"]),
+        ("MessageHiddenEvent", second["id"]),
+    ]
+    # while bob, replaying everything, finds none of them
+    async with subscribe(server.ws_url, bob.token, EVENTS, {"after": "0"}) as bobs_replay:
+        types = {e["__typename"] for e in await bobs_replay.take(4)}
+    assert types == {"MessagePostedEvent"}

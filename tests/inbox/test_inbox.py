@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from chatr.services.inbox import MAX_PINNED
-from tests.support.api import Account, graphql, register
+from chatr.settings import Settings
+from tests.messages.helpers import DELETE_FOR_ME, STAR, UNSTAR
+from tests.support.api import Account, GraphQLError, graphql, register
 from tests.support.ids import Kind, missing
-from tests.support.servers import RunningApp
+from tests.support.servers import RunningApp, in_process_app
 
 INBOX = """
 query Inbox($archived: Boolean, $first: Int, $after: String) {
@@ -160,3 +162,31 @@ async def test_settings_of_a_conversation_i_am_not_in_are_not_found(app: Running
         "archived": False,
         "pinned": False,
     }
+
+
+async def test_inbox_changes_are_rate_limited_per_user(settings: Settings, database: str) -> None:
+    limited = settings.with_overrides(rate_limits=True, inbox_change_limit="5 per minute")
+    async with in_process_app(limited) as app:
+        alice, bob = await register(app.http), await register(app.http)
+        sent = await bob.send("hello", to=alice)
+        conversation_id = sent["conversationId"]
+        # mute, archive, pin, star and delete for me all count towards one allowance
+        until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        await alice.call(MUTE, c=conversation_id, until=until)
+        await alice.call(ARCHIVE, c=conversation_id)
+        await alice.call(PIN, c=conversation_id)
+        await alice.call(STAR, m=sent["id"])
+        await alice.call(UNSTAR, m=sent["id"])
+        for document, variables in (
+            (UNPIN, {"c": conversation_id}),
+            (STAR, {"m": sent["id"]}),
+            (DELETE_FOR_ME, {"m": sent["id"]}),
+        ):
+            with pytest.raises(GraphQLError) as refused:
+                await alice.call(document, **variables)
+            assert refused.value.codes == ["RATE_LIMITED"]
+        # and nothing of the refused changes happened
+        assert (await alice.call(CONVERSATION, id=conversation_id))["conversation"]["pinned"]
+        # while bob's own allowance is untouched
+        await bob.call(ARCHIVE, c=conversation_id)
+        await bob.call(DELETE_FOR_ME, m=sent["id"])
