@@ -17,7 +17,7 @@ xid, so xid order follows seq order within a conversation.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -46,6 +46,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import BindParameter
@@ -148,15 +149,27 @@ class LoggedEvent:
     audience_id: int | None = None
 
 
-def may_see(event: LoggedEvent, members: frozenset[int] | None) -> frozenset[int]:
-    """Who may see `event`, given the accepted `members` of its conversation: the live
-    fan-out's form of the replay queries' rule (an event addressed to one user is theirs
-    alone; any other is the members'). Live, an addressed event is read moments after it
+def may_see(
+    event: LoggedEvent,
+    members: frozenset[int] | None,
+    since: Mapping[int, int] | None = None,
+) -> frozenset[int]:
+    """Who may see `event`, given the accepted `members` of its conversation and, for those
+    whose membership counts from a later position than some events being read, that
+    position (`since`; see `Membership.since_xid`): the live fan-out's form of the replay
+    queries' rule (an event addressed to one user is theirs alone; any other is the members'
+    who were members when it was logged). Live, an addressed event is read moments after it
     was written, while its user still has the place it concerns; a replay later also asks
     that they still have it (see `_replay`)."""
     if event.audience_id is not None:
         return frozenset((event.audience_id,))
-    return members or frozenset()
+    if not members:
+        return frozenset()
+    if since:
+        late = [user_id for user_id, position in since.items() if position >= event.id]
+        if late:
+            return members.difference(late)
+    return members
 
 
 _events = Event.__table__
@@ -301,6 +314,22 @@ async def append(
     return position_of(0, event_id)
 
 
+def since_now(dialect_name: str) -> dict[str, ColumnElement[int]]:
+    """Values for a membership's `since_xid` and `since_event_id` (assigned to the model
+    before its flush): the position from which it counts, in the transaction that adds,
+    invites or lets the member in. Every event that transaction or a later one logs comes
+    after it; none of an earlier one does.
+
+    PostgreSQL: `(this transaction's xid, 0)`; within a conversation, transactions that take
+    its advisory lock (`serialised`), as membership changes and sends do, get xids in lock
+    order, so the member counts from exactly their own change on. SQLite (one writer at a
+    time): the counter as it is now, before this transaction logs anything.
+    """
+    if dialect_name == "postgresql":
+        return {"since_xid": CURRENT_XID, "since_event_id": literal(0, BigInteger)}
+    return {"since_xid": literal(0, BigInteger), "since_event_id": _COUNTER.scalar_subquery()}
+
+
 async def current_position(db: AsyncSession | AsyncConnection) -> int:
     """The horizon: every event below it is committed, visible, and can no longer change.
 
@@ -414,13 +443,22 @@ def _after(position: int) -> dict[str, int]:
     return {"after_xid": xid, "after_id": event_id}
 
 
+#: The event comes after the position the (joined) membership counts from.
+_AFTER_SINCE = tuple_(*_ORDER_COLUMNS) > tuple_(
+    _memberships.c.since_xid, _memberships.c.since_event_id
+)
+
+
 @functools.cache
 def _replay(dialect_name: str, *, one_conversation: bool) -> Any:
-    """The viewer's events: those of conversations they are an accepted member of now, and
-    those addressed to them alone (`audience_id`) while they still have a place there
-    (invited or a member) or the conversation was deleted (that event is for its former
-    members). Whoever left or was removed sees nothing of it, not even an invitation they
-    once had."""
+    """The viewer's events: those of conversations they are an accepted member of now,
+    logged since their membership counts (`Membership.since_xid`: a late joiner gets
+    nothing from before they joined), and those addressed to them alone (`audience_id`)
+    since they have had their place there (invited or a member), or telling them the
+    conversation was deleted (that event is for its former members). Whoever left or was
+    removed sees nothing of it any more, not even an invitation they once had: an
+    invitation withdrawn or declined reaches nobody, and one repeated later is the only
+    one the invitee gets."""
     statement = (
         select(_events, *_MESSAGE_COLUMNS)
         .outerjoin(
@@ -437,11 +475,12 @@ def _replay(dialect_name: str, *, one_conversation: bool) -> Any:
                 and_(
                     _memberships.c.state == MembershipState.ACCEPTED,
                     _events.c.audience_id.is_(None),
+                    _AFTER_SINCE,
                 ),
                 and_(
                     _events.c.audience_id == bindparam("viewer_id"),
                     or_(
-                        _memberships.c.id.is_not(None),
+                        and_(_memberships.c.id.is_not(None), _AFTER_SINCE),
                         _events.c.type == EventType.CONVERSATION_DELETED,
                     ),
                 ),
@@ -541,21 +580,24 @@ def _members_where(dialect_name: str, conversations: Any) -> list[ColumnElement[
     ]
 
 
+#: A member whose membership counts from after the position being read from: some events
+#: of the page may predate them.
+_JOINED_AFTER = tuple_(_memberships.c.since_xid, _memberships.c.since_event_id) > tuple_(
+    bindparam("after_xid", type_=BigInteger), bindparam("after_id", type_=BigInteger)
+)
+
+
 @functools.cache
 def _listener_members(dialect_name: str) -> Any:
-    """Which of `member_ids` are accepted members of `page_conversation_ids`, one row per
-    conversation (a 1,000-member group is one row, not 1,000 through the result machinery)."""
-    aggregate = (
-        func.array_agg(_memberships.c.user_id)
-        if dialect_name == "postgresql"
-        else func.group_concat(_memberships.c.user_id)
-    )
+    """SQLite: which of `member_ids` are accepted members of `page_conversation_ids`, with
+    the position each membership counts from."""
     conversations: BindParameter[list[int]] = bindparam("page_conversation_ids", expanding=True)
-    return (
-        select(_memberships.c.conversation_id, aggregate)
-        .where(*_members_where(dialect_name, conversations))
-        .group_by(_memberships.c.conversation_id)
-    )
+    return select(
+        _memberships.c.conversation_id,
+        _memberships.c.user_id,
+        _memberships.c.since_xid,
+        _memberships.c.since_event_id,
+    ).where(*_members_where(dialect_name, conversations))
 
 
 @functools.cache
@@ -568,10 +610,18 @@ def _listener_round_trip() -> Any:
     # The page is read below the very horizon the statement reports.
     horizon = select(HORIZON_XID.label("xmin")).cte("horizon")
     page = _listener_page("postgresql", select(horizon.c.xmin).scalar_subquery()).cte("page")
+    # Members who joined after `after` (rare: usually null) with where they count from.
+    late = func.json_agg(
+        func.json_build_array(
+            _memberships.c.user_id, _memberships.c.since_xid, _memberships.c.since_event_id
+        ),
+        type_=postgresql.JSON,
+    ).filter(_JOINED_AFTER)
     members = (
         select(
             _memberships.c.conversation_id,
             func.array_agg(_memberships.c.user_id).label("member_ids"),
+            late.label("late"),
         )
         .where(*_members_where("postgresql", select(page.c.conversation_id)))
         .group_by(_memberships.c.conversation_id)
@@ -588,6 +638,7 @@ def _listener_round_trip() -> Any:
             horizon.c.xmin.label("horizon_xid"),
             page,
             case((first_of_its_conversation, members.c.member_ids)).label("member_ids"),
+            case((first_of_its_conversation, members.c.late)).label("late"),
         )
         .select_from(
             horizon.outerjoin(page, true()).outerjoin(
@@ -605,10 +656,18 @@ class ListenerBatch:
     events: list[LoggedEvent]
     #: conversation id -> which of the asked-about users are accepted members now.
     members: dict[int, frozenset[int]]
+    #: conversation id -> member -> the position their membership counts from, for those
+    #: of `members` who joined after the position the batch was read from.
+    since: dict[int, dict[int, int]]
     #: Every event up to here that concerns the listeners is in `events` (when `complete`).
     horizon: int
     #: Fewer than a page came back: read again only after new announcements.
     complete: bool
+
+    def may_see(self, event: LoggedEvent) -> frozenset[int]:
+        """Which of the asked-about users may see `event` (see `may_see`)."""
+        conversation_id = event.conversation_id
+        return may_see(event, self.members.get(conversation_id), self.since.get(conversation_id))
 
 
 async def read_for_listeners(
@@ -634,6 +693,7 @@ async def read_for_listeners(
         "member_ids": list(member_ids),
     }
     members: dict[int, frozenset[int]] = {}
+    since: dict[int, dict[int, int]] = {}
     if connection.dialect.name == "postgresql":
         rows = (await connection.execute(_listener_round_trip(), parameters)).all()
         # The outer join always yields the horizon's row.
@@ -643,6 +703,10 @@ async def read_for_listeners(
         for row in rows:
             if row.member_ids is not None:
                 members[row.conversation_id] = frozenset(row.member_ids)
+            if row.late:
+                since[row.conversation_id] = {
+                    user_id: position_of(xid, event_id) for user_id, xid, event_id in row.late
+                }
     else:
         horizon = await current_position(connection)
         dialect_name = connection.dialect.name
@@ -654,12 +718,16 @@ async def read_for_listeners(
                 _listener_members(dialect_name),
                 {"page_conversation_ids": page_conversation_ids, "member_ids": list(member_ids)},
             )
-            for conversation_id, found in result.all():
-                user_ids_found = [int(user_id) for user_id in str(found).split(",")]
-                members[conversation_id] = frozenset(user_ids_found)
+            found: dict[int, set[int]] = {}
+            for conversation_id, user_id, xid, event_id in result.all():
+                found.setdefault(conversation_id, set()).add(user_id)
+                if position_of(xid, event_id) > after:
+                    since.setdefault(conversation_id, {})[user_id] = position_of(xid, event_id)
+            members = {key: frozenset(value) for key, value in found.items()}
     return ListenerBatch(
         events=events,
         members=members,
+        since=since,
         horizon=horizon,
         complete=len(events) < REPLAY_PAGE,
     )

@@ -92,6 +92,14 @@ class Membership(Base):
     #: Messages with seq at or below this are hidden for this member ("delete conversation for me").
     cleared_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Where in the event log this membership starts counting: the log position
+    #: `(since_xid, since_event_id)` (see chatr.infra.event_log) of the transaction that
+    #: invited, added or let them in (`event_log.since_now`). Only events after it are this
+    #: member's (or, while invited, this invitee's), so a late joiner replaying from an old
+    #: cursor gets nothing from before they joined. (0, 0): every event of the conversation
+    #: (DMs, which nobody joins later; members from before migration 0007).
+    since_xid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    since_event_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: This member's own inbox settings (nobody else sees them): notifications muted until
     #: then (far future: for good), archived (out of the main inbox), pinned (on top).
     muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -346,6 +346,9 @@ async def _add_invitees(change: _Change, *, inviter: User, user_ids: Sequence[in
     if (count or 0) + len(new) > MAX_MEMBERS:
         raise BadUserInput(f"A group has at most {MAX_MEMBERS} members.", field="userIds")
     now = utcnow()
+    # An invitee counts from here: not even an earlier invitation, withdrawn or declined,
+    # reaches them (chatr.infra.event_log).
+    since = event_log.since_now(session.get_bind().dialect.name)
     session.add_all(
         Membership(
             conversation_id=change.conversation.id,
@@ -354,6 +357,7 @@ async def _add_invitees(change: _Change, *, inviter: User, user_ids: Sequence[in
             state=MembershipState.PENDING,
             invited_by_id=inviter.id,
             joined_at=now,
+            **since,
         )
         for user_id in new
     )
@@ -486,13 +490,18 @@ async def invite(
 
 
 async def accept_invite(rt: Runtime, *, viewer_id: int, conversation_id: int) -> Conversation:
-    """The invitee joins: they read and post from now on, and their `myEvents` follows."""
+    """The invitee joins: they read and post from now on, and their `myEvents` follows
+    (from their joining on: a replay from an older cursor gives them nothing before it)."""
     async with _locked(
         rt, viewer_id=viewer_id, conversation_id=conversation_id, pending=True
     ) as change:
         assert change.membership is not None
         change.membership.state = MembershipState.ACCEPTED
         change.membership.joined_at = utcnow()
+        # They get the group's events from their joining on, not its past (history is
+        # there to page through; the event log is what happened while they were in it).
+        for name, value in event_log.since_now(change.session.get_bind().dialect.name).items():
+            setattr(change.membership, name, value)
         change.joined.append(viewer_id)
         await change.note(SystemAction.JOINED, actor_id=viewer_id)
     return change.conversation

@@ -44,7 +44,7 @@ from chatr.services.privacy import Standing
 from chatr.settings import Settings
 from tests.groups.helpers import LEAVE, group_with
 from tests.media import helpers as media
-from tests.messages.helpers import EDIT, PIN, REACT, UNPIN, UNSEND
+from tests.messages.helpers import DELETE_FOR_ME, EDIT, PIN, REACT, STAR, UNPIN, UNSEND
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
     BLOCK_USER,
@@ -680,6 +680,18 @@ async def _receipts(alice: Account, friend: Account, group_id: str) -> str:
 LAST_SEQ = "query Last($id: ID!) { conversation(id: $id) { lastSeq } }"
 
 
+async def _star(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(friend, group_id, "to be starred")
+    await alice.call(STAR, m=message_id)
+    return "starMessage by alice (an event for her alone)"
+
+
+async def _hide(alice: Account, friend: Account, group_id: str) -> str:
+    message_id = await _sent_by(friend, group_id, "to be deleted for alice")
+    await alice.call(DELETE_FOR_ME, m=message_id)
+    return "deleteMessageForMe by alice (an event for her alone)"
+
+
 async def _settings(alice: Account, friend: Account, group_id: str) -> str:
     await alice.call(
         "mutation P($c: ID!) { pinConversation(conversationId: $c) { id } }", c=group_id
@@ -724,6 +736,8 @@ PRODUCERS = {
     EventType.MESSAGE_PINNED: _pin,
     EventType.MESSAGE_UNPINNED: _unpin,
     EventType.MESSAGE_PLAYED: _play,
+    EventType.MESSAGE_STAR_CHANGED: _star,
+    EventType.MESSAGE_HIDDEN: _hide,
 }
 
 

@@ -163,7 +163,7 @@ class Adopter:
                 )
                 handed = 0
                 for event in page.events:
-                    members = event_log.may_see(event, page.members.get(event.conversation_id))
+                    members = page.may_see(event)
                     recipients = (
                         self._recipients(event, members, by_conversation, by_user)
                         if members

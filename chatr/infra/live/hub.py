@@ -13,8 +13,10 @@ What a tap is promised, as before:
 - subscribe, then replay: its channels are live before it replays from its cursor, and the hub
   adopts it (catches it up from where its replay ended, then includes it in dispatch; see
   `chatr.infra.live.adoption`), so no event falls between replay and live;
-- who may see an event is decided by accepted membership when the event is read, as the
-  replay queries decide it; typing reaches the conversations a tap follows;
+- who may see an event is decided by accepted membership when the event is read, counted
+  from the position each membership starts at, as the replay queries decide it (see
+  docs/architecture.md, "The replay contract"); typing reaches the conversations a tap
+  follows;
 - a tap that falls `queue_size` items behind is ended with SUBSCRIBER_OVERFLOW and the cursor
   to resume from; nobody else waits for it; a tap whose own catch-up fails ends with
   STREAM_FAILED and its cursor, and nobody else notices.
@@ -402,7 +404,7 @@ class LiveHub:
             )
             jobs: list[tuple[StreamItem, list[Tap]]] = []
             for event in batch.events:
-                recipients = self._recipients(event, batch.members.get(event.conversation_id))
+                recipients = self._recipients(event, batch.may_see(event))
                 if recipients:
                     jobs.append((event, recipients))
             await self._deliver(jobs)
@@ -432,8 +434,8 @@ class LiveHub:
         self._horizon_retry = None
         self._mark_dirty()
 
-    def _recipients(self, event: LoggedEvent, members: frozenset[int] | None) -> list[Tap]:
-        members = event_log.may_see(event, members)
+    def _recipients(self, event: LoggedEvent, members: frozenset[int]) -> list[Tap]:
+        """`members`: who may see the event (`ListenerBatch.may_see`)."""
         if not members:
             return []
         recipients = [
