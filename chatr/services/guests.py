@@ -24,8 +24,9 @@ GUEST_SESSION_SECONDS = 24 * 3600
 MAX_PAGE_CONTEXT = 500
 
 #: The root fields (queries, mutations, subscriptions, by GraphQL name) a guest may use: its
-#: own profile, its support conversations (read, write, live events, typing, receipts), and
-#: keeping or ending its session. Everything else is FORBIDDEN for a guest.
+#: own profile, its support conversations (read, write, edit and unsend its own messages,
+#: react, live events, typing, receipts), and keeping or ending its session. Everything else
+#: is FORBIDDEN for a guest.
 GUEST_ALLOWED = frozenset(
     {
         # its own profile, read-only
@@ -34,6 +35,10 @@ GUEST_ALLOWED = frozenset(
         "conversations",
         "conversation",
         "sendMessage",
+        # and, like any member, changing their own messages and reacting
+        "editMessage",
+        "unsendMessage",
+        "reactToMessage",
         "markRead",
         "markDelivered",
         "setTyping",

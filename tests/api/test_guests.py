@@ -10,6 +10,7 @@ from sqlalchemy import select
 from chatr.models import AuthSession
 from chatr.models.base import utcnow
 from chatr.services import admin
+from tests.messages.helpers import EDIT, REACT, UNSEND, history
 from tests.support.api import ME, PASSWORD, Account, GraphQLError, data, register
 from tests.support.ids import pk
 from tests.support.servers import RunningApp
@@ -58,6 +59,32 @@ async def test_a_visitor_gets_a_guest_session_and_can_chat_with_support(app: Run
     reply = await agent.send("We do!", conversation_id=sent["conversationId"])
     # then both messages are in the one conversation
     assert reply["seq"] == 2
+
+
+async def test_a_guest_edits_and_unsends_its_own_messages_and_reacts(app: RunningApp) -> None:
+    # given a guest's chat with support
+    agent = await _staff(app)
+    guest = await _guest(app)
+    typo = await guest.send("Do you hvae a discount?", to=agent)
+    oops = await guest.send("wrong window, sorry", conversation_id=typo["conversationId"])
+    answer = await agent.send("We do!", conversation_id=typo["conversationId"])
+    # when the guest fixes its typo, unsends the stray message and reacts to the answer
+    await guest.call(EDIT, m=typo["id"], body="Do you have a discount?")
+    await guest.call(UNSEND, m=oops["id"])
+    await guest.call(REACT, m=answer["id"], e="🙏")
+    # then support sees all three, as from any member
+    edited, unsent, answered = (await history(agent, typo["conversationId"]))["messages"]
+    assert edited["body"] == "Do you have a discount?" and edited["editedAt"]
+    assert unsent["body"] is None and unsent["deletedBy"] == {"id": guest.id}
+    assert answered["reactions"][0]["emoji"] == "🙏"
+    assert answered["reactions"][0]["reactors"] == [{"id": guest.id}]
+    # and, like any member, the guest cannot change support's message
+    with pytest.raises(GraphQLError) as refused:
+        await guest.call(EDIT, m=answer["id"], body="We don't.")
+    assert refused.value.codes == ["FORBIDDEN"]
+    with pytest.raises(GraphQLError) as refused:
+        await guest.call(UNSEND, m=answer["id"])
+    assert refused.value.codes == ["FORBIDDEN"]
 
 
 async def test_a_guest_session_lasts_24_hours(app: RunningApp) -> None:
