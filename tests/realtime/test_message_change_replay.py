@@ -1,6 +1,7 @@
 """Changes to messages are durable events: a client that reconnects with its cursor gets every
 edit, unsend, reaction and pin it missed, in order, exactly once, on both WebSocket protocols,
-whichever instance made the change and whichever it reconnects to."""
+whichever instance made the change and whichever it reconnects to; and a user's private
+changes (stars, delete-for-me) reach their own other devices the same way, and nobody else."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from chatr.settings import Settings
-from tests.messages.helpers import EDIT, PIN, REACT, UNSEND
+from tests.messages.helpers import DELETE_FOR_ME, EDIT, PIN, REACT, STAR, UNSEND
 from tests.support.api import Account, register
 from tests.support.processes import uvicorn_process
 from tests.support.ws import PROTOCOLS, Feed, subscribe
@@ -110,3 +111,57 @@ async def test_reconnecting_replays_edits_unsends_reactions_and_pins_once_in_ord
                     await bob.call(REACT, m=first["id"], e="🎉")  # as it was, for the next
                     (live,) = await _durable(feed, 1)
                     assert live["emoji"] == "🎉"
+
+
+PRIVATE = """
+subscription Mine($after: String) {
+  myEvents(after: $after) {
+    __typename conversationId cursor
+    ... on MessagePostedEvent { message { id body } }
+    ... on MessageStarChangedEvent { starred message { id } user { id } }
+    ... on MessageHiddenEvent { message { id } user { id } }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_my_other_device_replays_my_stars_and_hidden_messages_on_another_instance(
+    settings: Settings, database: str, protocol: str
+) -> None:
+    with uvicorn_process(settings) as a, uvicorn_process(settings) as b:
+        async with (
+            httpx.AsyncClient(base_url=a.http_url) as http_a,
+            httpx.AsyncClient(base_url=b.http_url) as http_b,
+        ):
+            alice = await register(http_a)
+            bob = (await register(http_a)).via(http_b)
+            first = await bob.send("first", to=alice)
+            second = await bob.send("second", to=alice)
+            # given a device of alice's that listened on B up to the second message, then left
+            async with subscribe(
+                b.ws_url, alice.token, PRIVATE, {"after": "0"}, protocol=protocol
+            ) as feed:
+                cursor = (await _durable(feed, 2))[-1]["cursor"]
+            # when she stars the first and deletes the second for herself, through A
+            await alice.call(STAR, m=first["id"])
+            await alice.call(DELETE_FOR_ME, m=second["id"])
+            await bob.send("third", to=alice)
+            # then that device, back on B with its cursor, replays both, in order, once
+            async with subscribe(
+                b.ws_url, alice.token, PRIVATE, {"after": cursor}, protocol=protocol
+            ) as feed:
+                replayed = await _durable(feed, 3)
+            assert [(e["__typename"], (e.get("message") or {}).get("id")) for e in replayed] == [
+                ("MessageStarChangedEvent", first["id"]),
+                ("MessageHiddenEvent", second["id"]),
+                ("MessagePostedEvent", replayed[2]["message"]["id"]),
+            ]
+            assert replayed[0]["starred"] is True and replayed[0]["user"] == {"id": alice.id}
+            assert replayed[2]["message"]["body"] == "third"
+            # while bob, replaying everything on A, gets neither
+            async with subscribe(
+                a.ws_url, bob.token, PRIVATE, {"after": "0"}, protocol=protocol
+            ) as feed:
+                bobs = await _durable(feed, 3)
+            assert [e["message"]["body"] for e in bobs] == ["first", "second", "third"]

@@ -1228,6 +1228,7 @@ subscription Mine($after: String) {{
     __typename conversationId cursor
     ... on MessagePostedEvent {{ message {{ seq body conversation {{ {DEEP_CONVERSATION} }} }} }}
     ... on ReceiptUpdatedEvent {{ user {{ id }} lastReadSeq }}
+    ... on MessageChangedEvent {{ message {{ id body conversation {{ id name }} }} }}
   }}
 }}
 """
@@ -1244,7 +1245,8 @@ CONVERSATION_TYPES = frozenset({"Conversation", "ConversationConnection", "Node"
 
 async def _build_former(app: RunningApp, standing: str) -> Former:
     """alice's group: bob and frank joined and frank posted; then frank was removed (or left),
-    and the group was renamed, written in, read and someone new invited."""
+    his message was reacted to, pinned and starred, and the group was renamed, written in,
+    read and someone new invited."""
     alice, bob, frank, carol = await asyncio.gather(*(register(app.http) for _ in range(4)))
     created = await alice.call(
         CREATE_GROUP, input={"name": "Book club", "inviteeIds": [bob.id, frank.id]}
@@ -1264,6 +1266,10 @@ async def _build_former(app: RunningApp, standing: str) -> Former:
         await alice.call(REMOVE_GROUP_MEMBER, c=group_id, u=frank.id)
     else:
         await frank.call(LEAVE_GROUP, c=group_id)
+    # (his message changes after he has gone: its events are not his either)
+    await alice.call(REACT_TO_MESSAGE, m=franks["id"])
+    await alice.call(PIN_MESSAGE, m=franks["id"])
+    await bob.call(STAR_MESSAGE, m=franks["id"])
     details = {"name": SECRETS[0], "description": SECRETS[1]}
     await alice.call(UPDATE_GROUP, input={"conversationId": group_id, **details})
     await alice.send(SECRETS[2], conversation_id=group_id)
