@@ -17,6 +17,7 @@ from chatr.infra import event_log
 from tests.groups.helpers import ACCEPT, DECLINE, INVITE, LEAVE, REMOVE, group_with
 from tests.messages.helpers import EDIT, PIN, REACT
 from tests.support.api import Account, register
+from tests.support.ids import pk
 from tests.support.servers import RunningApp
 from tests.support.ws import PROTOCOLS, TRANSPORT_WS, Feed, subscribe
 
@@ -213,18 +214,18 @@ async def test_the_live_fan_out_reads_who_was_a_member_at_each_event(app: Runnin
         batch = await event_log.read_for_listeners(
             connection,
             after=0,
-            conversation_ids=[int(group_id)],
+            conversation_ids=[pk(group_id)],
             user_ids=[],
-            member_ids=[int(owner.id), int(newcomer.id)],
+            member_ids=[pk(owner.id), pk(newcomer.id)],
         )
     # then the owner may see every event of the group, the newcomer those from their
     # joining on (the first is their JOINED notice)
     group_events = [event for event in batch.events if event.audience_id is None]
     seen = [batch.may_see(event) for event in group_events]
-    everyone = frozenset({int(owner.id), int(newcomer.id)})
-    owner_only = frozenset({int(owner.id)})
+    everyone = frozenset({pk(owner.id), pk(newcomer.id)})
+    owner_only = frozenset({pk(owner.id)})
     joined = seen.index(everyone)
     assert joined > 0 and seen == [owner_only] * joined + [everyone] * (len(seen) - joined)
-    assert group_events[joined].actor_id == int(newcomer.id)
+    assert group_events[joined].actor_id == pk(newcomer.id)
     bodies = [event.message.body if event.message else None for event in group_events]
     assert "before" in bodies[:joined] and bodies[-1] == "after"
