@@ -31,10 +31,10 @@ from chatr import websocket as ws_lifecycle
 from chatr.client_address import client_ip
 from chatr.context import Context
 from chatr.db import Database
-from chatr.errors import DocumentNotTrusted, ErrorCode
+from chatr.errors import ErrorCode
 from chatr.http import GraphQLHTTP
 from chatr.http import uploads as media_routes
-from chatr.http.persisted import document_hash
+from chatr.http.persisted import document_hash, untrusted
 from chatr.infra import rate_limits
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
@@ -320,11 +320,11 @@ class ChatrGraphQL(GraphQL[Context, None]):
 
     def untrusted(self, query: str) -> GraphQLError | None:
         """The refusal of a document outside the trusted manifest, if the mode is on."""
-        if self.trusted_documents is None or document_hash(query) in self.trusted_documents:
+        if self.trusted_documents is None:
+            return None  # (no hashing otherwise: it is per operation)
+        refused = untrusted(self.trusted_documents, document_hash(query))
+        if refused is None:
             return None
-        refused = DocumentNotTrusted(
-            "This server runs only pre-registered documents; this one is not registered."
-        )
         return GraphQLError(refused.message, extensions={"code": refused.code.value})
 
     def decode_json(self, data: str | bytes) -> object:

@@ -16,7 +16,7 @@ multipart limit as it arrives (413); files spool to disk past 1 MB, never all in
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from starlette.requests import Request
 
 from chatr import frames
 from chatr.errors import MalformedRequest, PayloadTooLarge
+from chatr.http.params import limited_stream
 
 MULTIPART = "multipart/form-data"
 #: Any of these makes a browser preflight the request, so a foreign page cannot forge it.
@@ -50,18 +51,6 @@ def _require_preflight(request: Request) -> None:
             "(form posts skip the browser's CORS preflight; this header forces one).",
             reason="PREFLIGHT_REQUIRED",
         )
-
-
-async def _limited(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise _too_large(max_bytes)
-        yield chunk
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
@@ -130,7 +119,7 @@ async def multipart_operations(
     _require_preflight(request)
     parser = MultiPartParser(
         request.headers,
-        _limited(request, max_bytes),
+        limited_stream(request, max_bytes, _too_large),
         max_files=max_files,
         max_fields=2,
         max_part_size=MAX_FIELD_BYTES,

@@ -4,6 +4,7 @@ POST body. Everything malformed is a coded refusal here, before any GraphQL runs
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,19 +33,25 @@ class ParsedRequest:
     batch: bool
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused (413) as soon as it passes `max_bytes`, before it is all read."""
+async def limited_stream(
+    request: Request, max_bytes: int, too_large: Callable[[int], Exception]
+) -> AsyncGenerator[bytes, None]:
+    """The body's chunks, refused with `too_large(max_bytes)` as soon as they pass
+    `max_bytes` (or at once when Content-Length says they will), before they are all read."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    chunks = []
+        raise too_large(max_bytes)
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise too_large(max_bytes)
+        yield chunk
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused (413) as soon as it passes `max_bytes`, before it is all read."""
+    return b"".join([chunk async for chunk in limited_stream(request, max_bytes, _too_large)])
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:

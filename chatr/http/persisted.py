@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -136,6 +137,16 @@ def load_trusted_documents(path: Path) -> dict[str, str]:
     return documents
 
 
+def untrusted(trusted: Mapping[str, str] | None, digest: str) -> DocumentNotTrusted | None:
+    """The refusal of a document outside the trusted manifest (over HTTP or a WebSocket),
+    or None when it is listed or the mode is off."""
+    if trusted is None or digest in trusted:
+        return None
+    return DocumentNotTrusted(
+        "This server runs only pre-registered documents; this one is not registered."
+    )
+
+
 class PersistedQueries:
     """Turns an operation's parameters into the document to run."""
 
@@ -168,10 +179,9 @@ class PersistedQueries:
         return found
 
     def _check_trusted(self, digest: str) -> None:
-        if self.trusted is not None and digest not in self.trusted:
-            raise DocumentNotTrusted(
-                "This server runs only pre-registered documents; this one is not registered."
-            )
+        refused = untrusted(self.trusted, digest)
+        if refused is not None:
+            raise refused
 
     async def close(self) -> None:
         await self.store.close()
