@@ -13,6 +13,7 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from chatr.schema import argument_plans
 from chatr.schema.admin import AdminMutation, AdminQuery
 from chatr.schema.auth import AuthMutation, AuthQuery
 from chatr.schema.conversations import ConversationQuery
@@ -120,6 +121,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         execution_context_class=HintlessExecutionContext if settings.is_production else None,
     )
     enforce_guest_scope(schema._schema)
+    argument_plans.install()
     return schema
 
 
