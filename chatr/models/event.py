@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Enum, FetchedValue, ForeignKey, Index
+from sqlalchemy import JSON, BigInteger, Enum, FetchedValue, ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatr.models.base import Base, UTCDateTime, utcnow
@@ -69,7 +69,16 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_xid_id", "xid", "id"),
         Index("ix_events_conversation_id_xid_id", "conversation_id", "xid", "id"),
-        Index("ix_events_audience_id_xid_id", "audience_id", "xid", "id"),
+        # Partial: most events are for every member and have no audience, so a send adds
+        # nothing to this index (migration 0008).
+        Index(
+            "ix_events_audience_id_xid_id",
+            "audience_id",
+            "xid",
+            "id",
+            postgresql_where=text("audience_id IS NOT NULL"),
+            sqlite_where=text("audience_id IS NOT NULL"),
+        ),
     )
 
     #: PostgreSQL: from `EVENT_ID_SEQUENCE` (the server default); SQLite: the counter.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatr.models.base import Base, Id, UTCDateTime, utcnow
@@ -44,10 +44,23 @@ class Message(Base):
         Index("uq_messages_conversation_id_seq", "conversation_id", "seq", unique=True),
         # Idempotent sends: a retry with the same client id returns the stored message.
         Index("uq_messages_sender_id_client_id", "sender_id", "client_id", unique=True),
-        # `pinnedMessages`: a conversation's pins, newest first.
-        Index("ix_messages_conversation_id_pinned_at", "conversation_id", "pinned_at"),
+        # `pinnedMessages`: a conversation's pins, newest first. Partial, like the next one:
+        # most messages are neither pinned nor replies, and a send then adds nothing to them
+        # (migration 0008).
+        Index(
+            "ix_messages_conversation_id_pinned_at",
+            "conversation_id",
+            "pinned_at",
+            postgresql_where=text("pinned_at IS NOT NULL"),
+            sqlite_where=text("pinned_at IS NOT NULL"),
+        ),
         # Unsend rewrites the snapshots quoting the message it removes.
-        Index("ix_messages_reply_to_id", "reply_to_id"),
+        Index(
+            "ix_messages_reply_to_id",
+            "reply_to_id",
+            postgresql_where=text("reply_to_id IS NOT NULL"),
+            sqlite_where=text("reply_to_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
