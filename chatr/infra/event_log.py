@@ -449,14 +449,20 @@ _AFTER_SINCE = tuple_(*_ORDER_COLUMNS) > tuple_(
 )
 
 
+#: Events addressed to someone who no longer has a place in the conversation, which reach
+#: them nevertheless: they say so.
+_FOR_FORMER_MEMBERS = (EventType.CONVERSATION_DELETED, EventType.MEMBERSHIP_ENDED)
+
+
 @functools.cache
 def _replay(dialect_name: str, *, one_conversation: bool) -> Any:
     """The viewer's events: those of conversations they are an accepted member of now,
     logged since their membership counts (`Membership.since_xid`: a late joiner gets
     nothing from before they joined), and those addressed to them alone (`audience_id`)
-    since they have had their place there (invited or a member), or telling them the
-    conversation was deleted (that event is for its former members). Whoever left or was
-    removed sees nothing of it any more, not even an invitation they once had: an
+    since they have had their place there (invited or a member), or telling them that the
+    conversation was deleted or that they left it or were removed (those are for former
+    members: `_FOR_FORMER_MEMBERS`). Whoever left or was removed sees nothing else of it
+    any more, not even an invitation they once had: an
     invitation withdrawn or declined reaches nobody, and one repeated later is the only
     one the invitee gets."""
     statement = (
@@ -481,7 +487,7 @@ def _replay(dialect_name: str, *, one_conversation: bool) -> Any:
                     _events.c.audience_id == bindparam("viewer_id"),
                     or_(
                         and_(_memberships.c.id.is_not(None), _AFTER_SINCE),
-                        _events.c.type == EventType.CONVERSATION_DELETED,
+                        _events.c.type.in_(_FOR_FORMER_MEMBERS),
                     ),
                 ),
             ),

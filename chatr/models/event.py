@@ -47,6 +47,9 @@ class EventType(enum.StrEnum):
     GROUP_INVITED = "GROUP_INVITED"
     #: Addressed to each former member: the conversation was deleted for everyone.
     CONVERSATION_DELETED = "CONVERSATION_DELETED"
+    #: Addressed to a member who left a group or was removed from it (`data.reason`): the
+    #: last of the group they get, so their devices can drop it.
+    MEMBERSHIP_ENDED = "MEMBERSHIP_ENDED"
     #: A member changed their profile (names, pictures, privacy): for the conversation.
     PROFILE_UPDATED = "PROFILE_UPDATED"
 

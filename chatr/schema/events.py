@@ -15,6 +15,7 @@ from chatr.infra.live import StreamItem, Typing
 from chatr.models import EventType
 from chatr.pubsub.envelopes import TypingActivity
 from chatr.resolvers import profiles as profile_resolvers
+from chatr.schema.groups import SystemActionEnum
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
 from chatr.schema.profiles import UserType
@@ -266,6 +267,25 @@ class ConversationDeletedEvent(ConversationEvent):
 
 
 @strawberry.type(
+    description="I am no longer a member of a group: I left it (perhaps on another device) or "
+    "was removed. Drop it: nothing more of it reaches me unless I am invited back and accept. "
+    "Only I get it."
+)
+class MembershipEndedEvent(ConversationEvent):
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return _is_logged(obj, EventType.MEMBERSHIP_ENDED)
+
+    @strawberry.field(description="LEFT or REMOVED.")
+    def reason(self, root: Parent[LoggedEvent]) -> SystemActionEnum:
+        return SystemActionEnum((root.data or {})["reason"])
+
+    @strawberry.field(description="Who removed me (me, when I left).")
+    async def by(self, root: Parent[LoggedEvent], info: ChatrInfo) -> UserType | None:
+        return await _actor(root, info)
+
+
+@strawberry.type(
     description="Someone I share a conversation with changed their profile or who may see "
     "it, in a way I can see: read `user` again (it shows what privacy lets me see). Sent "
     "once per person to me, in one of our shared conversations."
@@ -287,6 +307,7 @@ EVENT_TYPES = [
     ConversationSettingsChangedEvent,
     GroupInvitedEvent,
     ConversationDeletedEvent,
+    MembershipEndedEvent,
     ProfileUpdatedEvent,
     MessageEditedEvent,
     MessageDeletedEvent,
@@ -304,6 +325,7 @@ _EXPOSED = {
     EventType.MEMBER_SETTINGS_CHANGED,
     EventType.GROUP_INVITED,
     EventType.CONVERSATION_DELETED,
+    EventType.MEMBERSHIP_ENDED,
     EventType.PROFILE_UPDATED,
     EventType.MESSAGE_EDITED,
     EventType.MESSAGE_DELETED,

@@ -138,6 +138,9 @@ class _Change:
     deleted: bool = False
     #: Newly invited: each hears of it by an event addressed to them.
     invited: list[int] = field(default_factory=list)
+    #: Members who left or were removed, with why: each hears of it by an event addressed to
+    #: them (their devices drop the group; nothing else of it reaches them any more).
+    ended: list[tuple[int, SystemAction]] = field(default_factory=list)
     announcements: list[envelopes.EventAnnounced] = field(default_factory=list)
     #: (user id, position) of events addressed to one user (invitations, a deletion).
     notices: list[tuple[int, int, EventType]] = field(default_factory=list)
@@ -200,6 +203,16 @@ class _Change:
                 audience_id=user_id,
             )
             self.notices.append((user_id, position, EventType.GROUP_INVITED))
+        for user_id, reason in self.ended:
+            position = await event_log.append(
+                connection,
+                type=EventType.MEMBERSHIP_ENDED,
+                conversation_id=self.conversation.id,
+                actor_id=self.membership.user_id if self.membership else None,
+                data={"reason": reason.value},
+                audience_id=user_id,
+            )
+            self.notices.append((user_id, position, EventType.MEMBERSHIP_ENDED))
 
 
 async def _usernames(session: AsyncSession, user_ids: list[int]) -> dict[int, str]:
@@ -540,6 +553,7 @@ async def leave(rt: Runtime, *, viewer_id: int, conversation_id: int) -> None:
                 return
         await change.session.delete(membership)
         change.removed.append(viewer_id)
+        change.ended.append((viewer_id, SystemAction.LEFT))
         await change.note(SystemAction.LEFT, actor_id=viewer_id)
         if successor is not None:
             successor.role = MemberRole.OWNER
@@ -562,6 +576,8 @@ async def kick(rt: Runtime, *, viewer_id: int, conversation_id: int, user_id: in
             raise Forbidden("Only the owner can remove an admin.", field="userId")
         await change.session.delete(target)
         change.removed.append(user_id)
+        if target.state == MembershipState.ACCEPTED:  # (a withdrawn invitation reaches nobody)
+            change.ended.append((user_id, SystemAction.REMOVED))
         await change.note(SystemAction.REMOVED, actor_id=viewer_id, target_ids=[user_id])
     return change.conversation
 

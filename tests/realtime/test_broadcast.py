@@ -713,6 +713,23 @@ async def _deletion(alice: Account, friend: Account, group_id: str) -> str:
     return "the friend deletes their direct conversation with alice"
 
 
+async def _removal(alice: Account, friend: Account, group_id: str) -> str:
+    other = await friend.call(
+        "mutation C($input: CreateGroupInput!) { createGroup(input: $input) { id } }",
+        input={"name": "The friend's other", "inviteeIds": [alice.id]},
+    )
+    other_id = other["createGroup"]["id"]
+    await alice.call(
+        "mutation A($c: ID!) { acceptGroupInvite(conversationId: $c) { id } }", c=other_id
+    )
+    await friend.call(
+        "mutation R($c: ID!, $u: ID!) { removeGroupMember(conversationId: $c, userId: $u) { id } }",
+        c=other_id,
+        u=alice.id,
+    )
+    return "the friend removes alice from another group of theirs"
+
+
 async def _profile(alice: Account, friend: Account, group_id: str) -> str:
     await friend.call(
         "mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { id } }",
@@ -729,6 +746,7 @@ PRODUCERS = {
     EventType.MEMBER_SETTINGS_CHANGED: _settings,
     EventType.GROUP_INVITED: _invitation,
     EventType.CONVERSATION_DELETED: _deletion,
+    EventType.MEMBERSHIP_ENDED: _removal,
     EventType.PROFILE_UPDATED: _profile,
     EventType.MESSAGE_EDITED: _edit,
     EventType.MESSAGE_DELETED: _unsend,

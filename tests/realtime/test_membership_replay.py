@@ -3,8 +3,8 @@
 A member counts from the log position of their joining (`memberships.since_xid`): someone
 who joins a group late and replays from an old cursor gets what happened since they joined
 (including changes to old messages), and nothing from before. Whoever leaves or is removed
-gets nothing of the group from then on, live or replayed. An invitation withdrawn or
-declined before it was seen reaches nobody.
+gets one MembershipEndedEvent saying so and nothing of the group from then on, live or
+replayed. An invitation withdrawn or declined before it was seen reaches nobody.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ FIELDS = """
   __typename conversationId cursor
   ... on MessagePostedEvent { message { id body sender { id } system { action } } }
   ... on MessageChangedEvent { message { id } user { id } }
+  ... on MembershipEndedEvent { reason by { id } }
 """
 MY_EVENTS = f"subscription Mine($after: String) {{ myEvents(after: $after) {{ {FIELDS} }} }}"
 CONVERSATION_EVENTS = f"""
@@ -40,6 +41,8 @@ def _shape(event: dict[str, Any]) -> tuple[str, str]:
     if event["__typename"] == "MessagePostedEvent":
         system = message.get("system")
         return event["__typename"], system["action"] if system else message["body"]
+    if event["__typename"] == "MembershipEndedEvent":
+        return event["__typename"], event["reason"]
     return event["__typename"], message.get("id", "")
 
 
@@ -147,23 +150,49 @@ async def test_a_former_members_events_stop_at_their_removal_live_and_on_replay(
         await member.call(REACT, m=old["id"], e="🎉")
         await owner.call(PIN, m=old["id"])
         await owner.send("after you went", conversation_id=group_id)
-        # then their live stream hears none of it (a message from elsewhere comes next)
+        # then their live stream hears that their membership ended, and none of the rest (a
+        # message from elsewhere comes next)
+        reason = "REMOVED" if how == "removed" else "LEFT"
         await owner.send("elsewhere", to=former)
-        assert [_shape(event) for event in await _until(live, "elsewhere")] == [
-            ("MessagePostedEvent", "elsewhere")
+        ended = await _until(live, "elsewhere")
+        assert [_shape(event) for event in ended] == [
+            ("MembershipEndedEvent", reason),
+            ("MessagePostedEvent", "elsewhere"),
         ]
-    # and neither does a replay from their last cursor in the group, on either protocol
+        assert ended[0]["conversationId"] == group_id
+        assert ended[0]["by"]["id"] == (owner.id if how == "removed" else former.id)
+    # and so does a replay from their last cursor in the group, on either protocol
     for protocol in PROTOCOLS:
         async with subscribe(
             server.ws_url, former.token, MY_EVENTS, {"after": cursor}, protocol=protocol
         ) as replay:
             assert [_shape(event) for event in await _until(replay, "elsewhere")] == [
-                ("MessagePostedEvent", "elsewhere")
+                ("MembershipEndedEvent", reason),
+                ("MessagePostedEvent", "elsewhere"),
             ]
-    # nor one from the start: a former member replays nothing of the group
+    # and one from the start: of the group, a former member replays only its end
     async with subscribe(server.ws_url, former.token, MY_EVENTS, {"after": "0"}) as replay:
         events = await _until(replay, "elsewhere")
-    assert {event["conversationId"] for event in events} == {events[-1]["conversationId"]}
+    of_the_group = [_shape(event) for event in events if event["conversationId"] == group_id]
+    assert of_the_group == [("MembershipEndedEvent", reason)]
+
+
+async def test_only_the_former_member_hears_that_their_membership_ended(
+    server: RunningApp,
+) -> None:
+    assert server.ws_url
+    owner, member, former = [await register(server.http) for _ in range(3)]
+    group_id = await group_with(owner, members=[member, former])
+    # when the owner removes one member and the group goes on
+    await owner.call(REMOVE, c=group_id, u=former.id)
+    await owner.send("after", conversation_id=group_id)
+    # then the members who stay see the removal as the group's SYSTEM message, and no
+    # MembershipEndedEvent, live or replayed
+    for who in (owner, member):
+        async with subscribe(server.ws_url, who.token, MY_EVENTS, {"after": "0"}) as replay:
+            shapes = [_shape(event) for event in await _until(replay, "after")]
+        assert ("MessagePostedEvent", "REMOVED") in shapes
+        assert [s for s in shapes if s[0] == "MembershipEndedEvent"] == []
 
 
 @pytest.mark.parametrize("how", ["withdrawn", "declined"])
