@@ -12,9 +12,11 @@ from chatr import global_ids
 from chatr.global_ids import Kind
 from chatr.models import Membership
 from chatr.resolvers import groups as resolvers
+from chatr.schema import removals
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
 from chatr.schema.profiles import UserType
+from chatr.schema.removals import DeclineGroupInvitePayload, DeleteGroupPayload, LeaveGroupPayload
 from chatr.schema.scalars import MemberRoleEnum
 from chatr.services import groups
 from chatr.services.groups import GroupDetails
@@ -149,9 +151,11 @@ class GroupMutation:
         )
 
     @strawberry.mutation(description="Delete the group and its history for everyone (owner).")
-    async def delete_group(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
+    async def delete_group(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> DeleteGroupPayload:
         await resolvers.in_group(info.context, groups.delete_group, conversation_id=conversation_id)
-        return True
+        return DeleteGroupPayload(conversation_id=removals.conversation_id(conversation_id))
 
     @strawberry.mutation(
         description="Invite more people (owner, admins). People already in or invited are "
@@ -178,19 +182,23 @@ class GroupMutation:
         )
 
     @strawberry.mutation(description="Turn an invitation down; I can be invited again.")
-    async def decline_group_invite(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
+    async def decline_group_invite(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> DeclineGroupInvitePayload:
         await resolvers.in_group(
             info.context, groups.decline_invite, conversation_id=conversation_id
         )
-        return True
+        return DeclineGroupInvitePayload(conversation_id=removals.conversation_id(conversation_id))
 
     @strawberry.mutation(
         description="Leave a group. If I am the owner, the oldest admin (else the oldest "
         "member) becomes owner; if I am the last member, the group is deleted."
     )
-    async def leave_group(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
+    async def leave_group(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> LeaveGroupPayload:
         await resolvers.in_group(info.context, groups.leave, conversation_id=conversation_id)
-        return True
+        return LeaveGroupPayload(conversation_id=removals.conversation_id(conversation_id))
 
     @strawberry.mutation(
         description="Remove a member or withdraw an invitation (owner, admins); only the owner "

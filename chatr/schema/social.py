@@ -155,22 +155,26 @@ class SocialMutation:
         return await resolvers.accept_request(info.context, user_id=user_id)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Decline a request someone sent me; they may ask again. FORBIDDEN for my "
-        "own request (cancel it instead); NOT_FOUND if there is none."
+        description="Decline a request someone sent me; they may ask again. Answers them, as "
+        "`user` shows them to me. FORBIDDEN for my own request (cancel it instead); NOT_FOUND "
+        "if there is none."
     )
-    async def decline_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.decline_request(info.context, user_id=user_id)
+    async def decline_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.decline_request(info.context, user_id=user_id)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Take back a request I sent. FORBIDDEN for a request they sent me (decline "
-        "it instead); NOT_FOUND if there is none."
+        description="Take back a request I sent. Answers them, as `user` shows them to me. "
+        "FORBIDDEN for a request they sent me (decline it instead); NOT_FOUND if there is none."
     )
-    async def cancel_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.cancel_request(info.context, user_id=user_id)
+    async def cancel_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.cancel_request(info.context, user_id=user_id)  # type: ignore[return-value]
 
-    @strawberry.mutation(description="Stop being friends. NOT_FOUND if we are not friends.")
-    async def remove_friend(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.remove_friend(info.context, user_id=user_id)
+    @strawberry.mutation(
+        description="Stop being friends. Answers my former friend, as `user` shows them to me "
+        "now (details shown to friends only are hidden). NOT_FOUND if we are not friends."
+    )
+    async def remove_friend(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.remove_friend(info.context, user_id=user_id)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Block someone: ends any friendship or request between us, and stops direct "
@@ -182,11 +186,11 @@ class SocialMutation:
 
     @strawberry.mutation(
         description="Lift my block; messaging works again unless they blocked me too. "
-        "Friendship is not restored. FORBIDDEN if they blocked me (only the blocker can "
-        "unblock); NOT_FOUND if nobody did."
+        "Friendship is not restored. Answers them, as `user` shows them to me now. FORBIDDEN "
+        "if they blocked me (only the blocker can unblock); NOT_FOUND if nobody did."
     )
-    async def unblock_user(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.unblock(info.context, user_id=user_id)
+    async def unblock_user(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.unblock(info.context, user_id=user_id)  # type: ignore[return-value]
 
 
 @strawberry.type

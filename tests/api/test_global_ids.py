@@ -243,7 +243,7 @@ async def test_an_id_that_is_not_one_is_bad_user_input_on_every_kind_of_argument
     calls: list[tuple[str, dict[str, Any], str]] = [
         ("query($id: ID!) { conversation(id: $id) { id } }", {"id": bad}, "id"),
         ("query($id: ID!) { user(id: $id) { id } }", {"id": bad}, "id"),
-        ("mutation($id: ID!) { revokeSession(id: $id) }", {"id": bad}, "id"),
+        ("mutation($id: ID!) { revokeSession(id: $id) { revokedSessionId } }", {"id": bad}, "id"),
         (
             "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
             {"i": {"body": "x", "clientMessageId": "c1", "recipientId": bad}},
@@ -292,7 +292,7 @@ async def test_an_id_of_the_wrong_kind_is_bad_user_input(app: RunningApp) -> Non
             "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
             {"i": {"body": "x", "clientMessageId": "c", "conversationId": bob.id}},
         ),
-        ("mutation($id: ID!) { revokeSession(id: $id) }", {"id": alice.id}),
+        ("mutation($id: ID!) { revokeSession(id: $id) { revokedSessionId } }", {"id": alice.id}),
     ]
     for document, variables in wrong:
         body = await graphql(app.http, document, variables, token=alice.token)
@@ -425,7 +425,8 @@ async def test_an_attachment_is_a_node_only_through_a_message_the_viewer_sees(
     assert await _node(world.mallory, world.attachment_id) is None
     # once bob deletes the message for himself he no longer sees what it carried
     await world.bob.call(
-        "mutation($m: ID!) { deleteMessageForMe(messageId: $m) }", m=world.media_message_id
+        "mutation($m: ID!) { deleteMessageForMe(messageId: $m) { messageId } }",
+        m=world.media_message_id,
     )
     assert await _node(world.bob, world.attachment_id) is None
     assert (await _node(world.alice, world.attachment_id))["id"] == world.attachment_id
@@ -442,7 +443,10 @@ async def test_a_former_member_no_longer_finds_the_group_or_its_messages(
     await bob.call("mutation($c: ID!) { acceptGroupInvite(conversationId: $c) { id } }", c=group)
     posted = await bob.send("hello all", conversation_id=group)
     assert await _node(bob, group) == {"__typename": "Conversation", "id": group}
-    await bob.call("mutation($c: ID!) { leaveGroup(conversationId: $c) }", c=group)
+    left = await bob.call(
+        "mutation($c: ID!) { leaveGroup(conversationId: $c) { conversationId } }", c=group
+    )
+    assert left == {"leaveGroup": {"conversationId": group}}
     # then neither the group nor even his own message there is his to find
     assert await _node(bob, group) is None
     assert await _node(bob, posted["id"]) is None

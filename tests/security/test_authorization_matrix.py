@@ -155,7 +155,11 @@ mutation Send($input: SendMessageInput!) {
   }
 }
 """
-REVOKE_SESSION = "mutation Revoke($id: ID!) { revokeSession(id: $id) }"
+REVOKE_SESSION = """
+mutation Revoke($id: ID!) {
+  revokeSession(id: $id) { revokedSessionId sessions { id deviceLabel } }
+}
+"""
 WATCH_PRESENCE = """
 subscription Watch($ids: [ID!]!) {
   presenceChanged(userIds: $ids) { user { id email privacySettings { email } } status }
@@ -164,7 +168,9 @@ subscription Watch($ids: [ID!]!) {
 ACCEPT_MESSAGE_REQUEST = """
 mutation Accept($c: ID!) { acceptMessageRequest(conversationId: $c) { id status lastSeq } }
 """
-DECLINE_MESSAGE_REQUEST = "mutation Decline($c: ID!) { declineMessageRequest(conversationId: $c) }"
+DECLINE_MESSAGE_REQUEST = """
+mutation Decline($c: ID!) { declineMessageRequest(conversationId: $c) { conversationId } }
+"""
 PROFILE = """
 query Profile($id: ID!) {
   user(id: $id) { id email phone emailVerified twoFactorEnabled privacySettings { email } }
@@ -182,7 +188,7 @@ SUSPEND_USER = "mutation Suspend($u: ID!) { suspendUser(userId: $u) { id email s
 UNSUSPEND_USER = (
     "mutation Unsuspend($u: ID!) { unsuspendUser(userId: $u) { id email suspendedAt } }"
 )
-DELETE_USER = "mutation Delete($u: ID!) { deleteUser(userId: $u) }"
+DELETE_USER = "mutation Delete($u: ID!) { deleteUser(userId: $u) { deletedUserId } }"
 # Groups: each selects the group as far as the answer could show it.
 GROUP_SELECTION = """
   id name description lastSeq myRole
@@ -195,7 +201,7 @@ mutation Create($input: CreateGroupInput!) {{ createGroup(input: $input) {{ {GRO
 UPDATE_GROUP = f"""
 mutation Update($input: UpdateGroupInput!) {{ updateGroup(input: $input) {{ {GROUP_SELECTION} }} }}
 """
-DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) }"
+DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) { conversationId } }"
 INVITE_TO_GROUP = f"""
 mutation Invite($c: ID!, $u: [ID!]!) {{
   inviteToGroup(conversationId: $c, userIds: $u) {{ {GROUP_SELECTION} }}
@@ -204,8 +210,10 @@ mutation Invite($c: ID!, $u: [ID!]!) {{
 ACCEPT_GROUP_INVITE = f"""
 mutation Accept($c: ID!) {{ acceptGroupInvite(conversationId: $c) {{ {GROUP_SELECTION} }} }}
 """
-DECLINE_GROUP_INVITE = "mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) }"
-LEAVE_GROUP = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) }"
+DECLINE_GROUP_INVITE = """
+mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) { conversationId } }
+"""
+LEAVE_GROUP = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) { conversationId } }"
 # Search and the inbox's operations (issue 12).
 SEARCH_MESSAGES = """
 query Search($c: ID, $s: ID) {
@@ -225,7 +233,9 @@ mutation Mute($c: ID!, $until: DateTime!) {{
 """
 #: A time to mute until (the field refuses the past).
 MUTE_UNTIL = "2999-01-01T00:00:00+00:00"
-DELETE_CONVERSATION = "mutation Delete($c: ID!) { deleteConversation(conversationId: $c) }"
+DELETE_CONVERSATION = """
+mutation Delete($c: ID!) { deleteConversation(conversationId: $c) { conversationId } }
+"""
 SET_PROFILE_PICTURE = """
 mutation Set($u: ID) { setProfilePicture(purpose: AVATAR, uploadId: $u) { id avatarUrl } }
 """
@@ -275,7 +285,7 @@ UNPIN_MESSAGE = _on_message("unpinMessage")
 STAR_MESSAGE = _on_message("starMessage")
 MARK_PLAYED = _on_message("markPlayed")
 UNSTAR_MESSAGE = _on_message("unstarMessage")
-DELETE_MESSAGE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) }"
+DELETE_MESSAGE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) { messageId } }"
 FORWARD_MESSAGE = f"""
 mutation Forward($input: ForwardMessageInput!) {{
   forwardMessage(input: $input) {{ {MESSAGE_ANSWER} }}
