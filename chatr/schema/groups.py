@@ -15,6 +15,7 @@ from chatr.resolvers import groups as resolvers
 from chatr.schema import removals
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, thin_view
 from chatr.schema.profiles import UserType
 from chatr.schema.removals import DeclineGroupInvitePayload, DeleteGroupPayload, LeaveGroupPayload
 from chatr.schema.scalars import MemberRoleEnum
@@ -57,9 +58,19 @@ class SystemDetailsType:
 
 @strawberry.type(
     name="GroupInvite",
-    description="An invitation waiting for my answer: enough to decide, not the history.",
+    description="An invitation to a group, waiting for an answer: enough to decide, not the "
+    "history.",
 )
-class GroupInviteType:
+class GroupInviteType(Node):
+    is_type_of = thin_view
+
+    @strawberry.field(
+        description="The invitee and the group's members find it with `node(id:)` while it "
+        "waits for an answer."
+    )
+    def id(self, root: Parent[Membership]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.GROUP_INVITE, root.id))
+
     @strawberry.field
     def conversation_id(self, root: Parent[Membership]) -> strawberry.ID:
         return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.conversation_id))
@@ -78,6 +89,10 @@ class GroupInviteType:
     async def avatar_url(self, root: Parent[Membership], info: ChatrInfo) -> str | None:
         group = await info.context.loaders.conversation_by_id.load(root.conversation_id)
         return None if group is None else group.avatar_url
+
+    @strawberry.field(description="Who is invited (me, in `myGroupInvites`).")
+    async def invitee(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
     @strawberry.field
     async def invited_by(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:

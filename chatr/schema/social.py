@@ -8,9 +8,12 @@ from datetime import datetime
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import Block, Friendship, FriendshipState
 from chatr.resolvers import social as resolvers
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, thin_view
 from chatr.schema.pagination import Connection, connection_field
 from chatr.schema.profiles import UserType
 from chatr.services.social import events, friends, search
@@ -31,9 +34,17 @@ FriendEventKindEnum = events.FriendChange
 
 
 @strawberry.type(
-    name="Friendship", description="A friendship or a pending friend request, seen from my side."
+    name="Friendship",
+    description="A friendship or a pending friend request, seen from my side. One object from "
+    "the request on: accepting it keeps its id; declining, cancelling or removing ends it.",
 )
-class FriendshipType:
+class FriendshipType(Node):
+    is_type_of = thin_view
+
+    @strawberry.field(description="Only its two people find it with `node(id:)`.")
+    def id(self, root: Parent[Friendship]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.FRIENDSHIP, root.id))
+
     state: FriendshipStateEnum
     created_at: datetime = strawberry.field(description="When the request was sent.")
     accepted_at: datetime | None = strawberry.field(description="When we became friends.")
