@@ -43,6 +43,8 @@ class Kind(enum.Enum):
     USER_ACCOUNT = "UserAccount"
     UPLOAD = "UploadTicket"
     ATTACHMENT = "Attachment"
+    FRIENDSHIP = "Friendship"
+    GROUP_INVITE = "GroupInvite"
 
 
 _BY_NAME = {kind.value: kind for kind in Kind}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextlib import suppress
 from functools import cached_property
 from typing import TypeVar
 
@@ -116,6 +117,13 @@ class Loaders:
     def standing(self) -> DataLoader[tuple[int, int], Standing]:
         """Keyed by (viewer_id, user_id): where the viewer stands with each person."""
         return SharedLoader(self._standings, cache=self._cache)
+
+    def forget_standing(self, viewer_id: int, user_id: int) -> None:
+        """Drop what this request read of where the viewer stands with `user_id`: a mutation
+        that just changed it answers with what holds now."""
+        if "standing" in self.__dict__:  # not built: nothing read yet
+            with suppress(KeyError):  # built, but this pair was not read
+                self.standing.clear((viewer_id, user_id))
 
     @cached_property
     def invitees_by_conversation(self) -> DataLoader[int, list[Membership]]:

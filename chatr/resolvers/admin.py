@@ -29,6 +29,9 @@ async def unsuspend(ctx: Context, *, user_id: str) -> User:
     return await admin.unsuspend(ctx.runtime, viewer_id=viewer.id, user_id=_user_id(user_id))
 
 
-async def delete(ctx: Context, *, user_id: str) -> bool:
+async def delete(ctx: Context, *, user_id: str) -> int:
+    """The deleted user's key."""
     viewer = await ctx.viewer()
-    return await admin.delete_user(ctx.runtime, viewer_id=viewer.id, user_id=_user_id(user_id))
+    pk = _user_id(user_id)
+    await admin.delete_user(ctx.runtime, viewer_id=viewer.id, user_id=pk)
+    return pk

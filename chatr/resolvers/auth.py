@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chatr import global_ids
 from chatr.client_address import client_ip
 from chatr.context import Context
@@ -71,16 +73,30 @@ async def me(ctx: Context) -> User | None:
     return await ctx.loaders.user_by_id.load(viewer.id)
 
 
+async def me_now(ctx: Context) -> User:
+    """Me as stored now: a fresh read for a mutation to answer with what it changed (the
+    request's loader may hold me as I was before)."""
+    viewer = await ctx.viewer()
+    return await users.profile(ctx.runtime, user_id=viewer.id)
+
+
 async def my_sessions(ctx: Context) -> list[AuthSession]:
     return await auth.list_sessions(ctx.runtime, viewer=await ctx.viewer())
 
 
-async def revoke_session(ctx: Context, *, session_id: str) -> bool:
-    return await auth.revoke_own_session(
-        ctx.runtime,
-        viewer=await ctx.viewer(),
-        session_id=global_ids.decode(session_id, Kind.SESSION, field="id"),
-    )
+@dataclass(frozen=True)
+class RevokedSession:
+    """What `revokeSession` answers: the session signed out and the ones I still have."""
+
+    revoked_session_id: int
+    sessions: list[AuthSession]
+
+
+async def revoke_session(ctx: Context, *, session_id: str) -> RevokedSession:
+    viewer = await ctx.viewer()
+    pk = global_ids.decode(session_id, Kind.SESSION, field="id")
+    await auth.revoke_own_session(ctx.runtime, viewer=viewer, session_id=pk)
+    return RevokedSession(pk, await auth.list_sessions(ctx.runtime, viewer=viewer))
 
 
 async def revoke_other_sessions(ctx: Context) -> int:
@@ -91,10 +107,9 @@ async def username_available(ctx: Context, *, username: str) -> users.UsernameAv
     return await users.username_availability(ctx.runtime, username=username)
 
 
-async def verify_email(ctx: Context, *, code: str) -> bool:
-    return await email_verification.verify(
-        ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code
-    )
+async def verify_email(ctx: Context, *, code: str) -> User:
+    await email_verification.verify(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+    return await me_now(ctx)
 
 
 async def resend_email_verification(ctx: Context) -> bool:
@@ -124,12 +139,14 @@ async def enroll_totp(ctx: Context) -> two_factor.TotpEnrolment:
     return await two_factor.enroll(ctx.runtime, viewer_id=(await ctx.viewer()).id)
 
 
-async def confirm_totp(ctx: Context, *, code: str) -> bool:
-    return await two_factor.confirm(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+async def confirm_totp(ctx: Context, *, code: str) -> User:
+    await two_factor.confirm(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+    return await me_now(ctx)
 
 
-async def disable_totp(ctx: Context, *, code: str) -> bool:
-    return await two_factor.disable(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+async def disable_totp(ctx: Context, *, code: str) -> User:
+    await two_factor.disable(ctx.runtime, viewer_id=(await ctx.viewer()).id, code=code)
+    return await me_now(ctx)
 
 
 async def start_guest_session(

@@ -8,7 +8,8 @@ from typing import TypeVar
 from chatr import global_ids
 from chatr.context import Context
 from chatr.global_ids import Kind
-from chatr.models import Block, Friendship
+from chatr.models import Block, Friendship, User
+from chatr.services import users
 from chatr.services.pagination import Page, PageRequest
 from chatr.services.social import blocks, events, search
 from chatr.services.social import friends as friendships
@@ -25,6 +26,18 @@ async def _change(ctx: Context, service: Callable[..., Awaitable[T]], *, user_id
     )
 
 
+async def _ended(ctx: Context, service: Callable[..., Awaitable[None]], *, user_id: str) -> User:
+    """A change that leaves nothing between us to show (a request declined or cancelled, a
+    friend removed, a block lifted): it answers the other person, as `user(id:)` shows them
+    to me now."""
+    viewer = await ctx.viewer()
+    other_id = global_ids.decode(user_id, Kind.USER, field="userId")
+    await service(ctx.runtime, viewer_id=viewer.id, user_id=other_id)
+    # Where I stand with them has just changed: forget what this request may have read.
+    ctx.loaders.forget_standing(viewer.id, other_id)
+    return await users.profile(ctx.runtime, user_id=other_id)
+
+
 async def send_request(ctx: Context, *, user_id: str) -> Friendship:
     return await _change(ctx, friendships.send_request, user_id=user_id)
 
@@ -33,28 +46,24 @@ async def accept_request(ctx: Context, *, user_id: str) -> Friendship:
     return await _change(ctx, friendships.accept_request, user_id=user_id)
 
 
-async def decline_request(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, friendships.decline_request, user_id=user_id)
-    return True
+async def decline_request(ctx: Context, *, user_id: str) -> User:
+    return await _ended(ctx, friendships.decline_request, user_id=user_id)
 
 
-async def cancel_request(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, friendships.cancel_request, user_id=user_id)
-    return True
+async def cancel_request(ctx: Context, *, user_id: str) -> User:
+    return await _ended(ctx, friendships.cancel_request, user_id=user_id)
 
 
-async def remove_friend(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, friendships.remove_friend, user_id=user_id)
-    return True
+async def remove_friend(ctx: Context, *, user_id: str) -> User:
+    return await _ended(ctx, friendships.remove_friend, user_id=user_id)
 
 
 async def block(ctx: Context, *, user_id: str) -> Block:
     return await _change(ctx, blocks.block, user_id=user_id)
 
 
-async def unblock(ctx: Context, *, user_id: str) -> bool:
-    await _change(ctx, blocks.unblock, user_id=user_id)
-    return True
+async def unblock(ctx: Context, *, user_id: str) -> User:
+    return await _ended(ctx, blocks.unblock, user_id=user_id)
 
 
 async def _list(

@@ -11,9 +11,11 @@ from chatr import global_ids
 from chatr.global_ids import Kind
 from chatr.models import User, UserRole
 from chatr.resolvers import admin as resolvers
+from chatr.schema import removals
 from chatr.schema.info import ChatrInfo
 from chatr.schema.node import Node, thin_view
 from chatr.schema.pagination import Connection
+from chatr.schema.removals import DeleteUserPayload
 from chatr.services.pagination import PageRequest
 
 strawberry.enum(UserRole, name="UserRole", description="What an account may do.")
@@ -77,5 +79,5 @@ class AdminMutation:
         description="Administrators only: delete the account and everything that belongs to it; "
         "its messages stay in conversations without a sender."
     )
-    async def delete_user(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.delete(info.context, user_id=user_id)
+    async def delete_user(self, info: ChatrInfo, user_id: strawberry.ID) -> DeleteUserPayload:
+        return removals.deleted_user(await resolvers.delete(info.context, user_id=user_id))

@@ -12,6 +12,7 @@ from chatr import global_ids
 from chatr.global_ids import Kind
 from chatr.models import AuthSession
 from chatr.resolvers import auth as resolvers
+from chatr.resolvers.auth import RevokedSession
 from chatr.schema.info import ChatrInfo
 from chatr.schema.node import Node, thin_view
 from chatr.schema.profiles import GenderEnum, UserType
@@ -78,6 +79,17 @@ class SessionType(Node):
     async def current(self, root: Parent[AuthSession], info: ChatrInfo) -> bool:
         viewer = await info.context.viewer()
         return root.id == viewer.session_id
+
+
+@strawberry.type(description="What `revokeSession` answers.")
+class RevokeSessionPayload:
+    @strawberry.field(description="The session signed out (its id, as in `mySessions`).")
+    def revoked_session_id(self, root: Parent[RevokedSession]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.SESSION, root.revoked_session_id))
+
+    @strawberry.field(description="My sessions left afterwards, as `mySessions` lists them.")
+    def sessions(self, root: Parent[RevokedSession]) -> list[SessionType]:
+        return root.sessions  # type: ignore[return-value]
 
 
 @strawberry.type(description="Whether a username can be registered, and free alternatives.")
@@ -154,17 +166,22 @@ class AuthMutation:
     async def logout(self, info: ChatrInfo) -> bool:
         return await resolvers.logout(info.context)
 
-    @strawberry.mutation(description="Sign one of my devices out (see `mySessions`).")
-    async def revoke_session(self, info: ChatrInfo, id: strawberry.ID) -> bool:
-        return await resolvers.revoke_session(info.context, session_id=id)
+    @strawberry.mutation(
+        description="Sign one of my devices out (see `mySessions`); answers its id and the "
+        "sessions I have left."
+    )
+    async def revoke_session(self, info: ChatrInfo, id: strawberry.ID) -> RevokeSessionPayload:
+        return await resolvers.revoke_session(info.context, session_id=id)  # type: ignore[return-value]
 
     @strawberry.mutation(description="Sign out every device but this one; returns how many.")
     async def revoke_other_sessions(self, info: ChatrInfo) -> int:
         return await resolvers.revoke_other_sessions(info.context)
 
-    @strawberry.mutation(description="Confirm my email address with the code mailed to it.")
-    async def verify_email(self, info: ChatrInfo, code: str) -> bool:
-        return await resolvers.verify_email(info.context, code=code)
+    @strawberry.mutation(
+        description="Confirm my email address with the code mailed to it; answers me, verified."
+    )
+    async def verify_email(self, info: ChatrInfo, code: str) -> UserType:
+        return await resolvers.verify_email(info.context, code=code)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Mail a new verification code (the old one stops working). False when "
@@ -209,13 +226,19 @@ class AuthMutation:
     async def enroll_totp(self, info: ChatrInfo) -> TotpEnrolment:
         return await resolvers.enroll_totp(info.context)  # type: ignore[return-value]
 
-    @strawberry.mutation(description="Turn two-factor sign-in on with a code from the app.")
-    async def confirm_totp(self, info: ChatrInfo, code: str) -> bool:
-        return await resolvers.confirm_totp(info.context, code=code)
+    @strawberry.mutation(
+        description="Turn two-factor sign-in on with a code from the app; answers me as stored "
+        "afterwards."
+    )
+    async def confirm_totp(self, info: ChatrInfo, code: str) -> UserType:
+        return await resolvers.confirm_totp(info.context, code=code)  # type: ignore[return-value]
 
-    @strawberry.mutation(description="Turn two-factor sign-in off; needs a current code.")
-    async def disable_totp(self, info: ChatrInfo, code: str) -> bool:
-        return await resolvers.disable_totp(info.context, code=code)
+    @strawberry.mutation(
+        description="Turn two-factor sign-in off; needs a current code. Answers me as stored "
+        "afterwards."
+    )
+    async def disable_totp(self, info: ChatrInfo, code: str) -> UserType:
+        return await resolvers.disable_totp(info.context, code=code)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Support widget: sign a visitor in as a guest for 24 hours. Guests can only "

@@ -12,9 +12,12 @@ from chatr import global_ids
 from chatr.global_ids import Kind
 from chatr.models import Membership
 from chatr.resolvers import groups as resolvers
+from chatr.schema import removals
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, thin_view
 from chatr.schema.profiles import UserType
+from chatr.schema.removals import DeclineGroupInvitePayload, DeleteGroupPayload, LeaveGroupPayload
 from chatr.schema.scalars import MemberRoleEnum
 from chatr.services import groups
 from chatr.services.groups import GroupDetails
@@ -55,9 +58,19 @@ class SystemDetailsType:
 
 @strawberry.type(
     name="GroupInvite",
-    description="An invitation waiting for my answer: enough to decide, not the history.",
+    description="An invitation to a group, waiting for an answer: enough to decide, not the "
+    "history.",
 )
-class GroupInviteType:
+class GroupInviteType(Node):
+    is_type_of = thin_view
+
+    @strawberry.field(
+        description="The invitee and the group's members find it with `node(id:)` while it "
+        "waits for an answer."
+    )
+    def id(self, root: Parent[Membership]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.GROUP_INVITE, root.id))
+
     @strawberry.field
     def conversation_id(self, root: Parent[Membership]) -> strawberry.ID:
         return strawberry.ID(global_ids.encode(Kind.CONVERSATION, root.conversation_id))
@@ -76,6 +89,10 @@ class GroupInviteType:
     async def avatar_url(self, root: Parent[Membership], info: ChatrInfo) -> str | None:
         group = await info.context.loaders.conversation_by_id.load(root.conversation_id)
         return None if group is None else group.avatar_url
+
+    @strawberry.field(description="Who is invited (me, in `myGroupInvites`).")
+    async def invitee(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
+        return await info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
 
     @strawberry.field
     async def invited_by(self, root: Parent[Membership], info: ChatrInfo) -> UserType | None:
@@ -149,9 +166,11 @@ class GroupMutation:
         )
 
     @strawberry.mutation(description="Delete the group and its history for everyone (owner).")
-    async def delete_group(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
+    async def delete_group(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> DeleteGroupPayload:
         await resolvers.in_group(info.context, groups.delete_group, conversation_id=conversation_id)
-        return True
+        return DeleteGroupPayload(conversation_id=removals.conversation_id(conversation_id))
 
     @strawberry.mutation(
         description="Invite more people (owner, admins). People already in or invited are "
@@ -178,19 +197,23 @@ class GroupMutation:
         )
 
     @strawberry.mutation(description="Turn an invitation down; I can be invited again.")
-    async def decline_group_invite(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
+    async def decline_group_invite(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> DeclineGroupInvitePayload:
         await resolvers.in_group(
             info.context, groups.decline_invite, conversation_id=conversation_id
         )
-        return True
+        return DeclineGroupInvitePayload(conversation_id=removals.conversation_id(conversation_id))
 
     @strawberry.mutation(
         description="Leave a group. If I am the owner, the oldest admin (else the oldest "
         "member) becomes owner; if I am the last member, the group is deleted."
     )
-    async def leave_group(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
+    async def leave_group(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> LeaveGroupPayload:
         await resolvers.in_group(info.context, groups.leave, conversation_id=conversation_id)
-        return True
+        return LeaveGroupPayload(conversation_id=removals.conversation_id(conversation_id))
 
     @strawberry.mutation(
         description="Remove a member or withdraw an invitation (owner, admins); only the owner "

@@ -8,10 +8,12 @@ import strawberry
 from strawberry import Parent
 
 from chatr.resolvers import inbox as resolvers
+from chatr.schema import removals
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
 from chatr.schema.messages import MessageType
 from chatr.schema.pagination import Connection
+from chatr.schema.removals import DeleteConversationPayload
 from chatr.services.inbox import MAX_PINNED
 from chatr.services.message_search import Hit
 from chatr.services.pagination import PageRequest
@@ -143,5 +145,8 @@ class InboxMutation:
         "a direct conversation, the owner of a group (FORBIDDEN for anyone else in it). Every "
         "former member gets a ConversationDeletedEvent."
     )
-    async def delete_conversation(self, info: ChatrInfo, conversation_id: strawberry.ID) -> bool:
-        return await resolvers.delete_conversation(info.context, conversation_id=conversation_id)
+    async def delete_conversation(
+        self, info: ChatrInfo, conversation_id: strawberry.ID
+    ) -> DeleteConversationPayload:
+        await resolvers.delete_conversation(info.context, conversation_id=conversation_id)
+        return DeleteConversationPayload(conversation_id=removals.conversation_id(conversation_id))

@@ -23,6 +23,11 @@ from chatr.services.reactions import ReactionSummary
 ReplySnapshot = dict[str, Any]
 
 
+@strawberry.type(description="What `deleteMessageForMe` answers.")
+class DeleteMessageForMePayload:
+    message_id: strawberry.ID = strawberry.field(description="The message I deleted for me.")
+
+
 @strawberry.type(name="MessageRevision", description="One version of an edited message's text.")
 class MessageRevisionType:
     body: str
@@ -122,10 +127,14 @@ class MessageChangeMutation:
 
     @strawberry.mutation(
         description="Delete a message for me only: gone from my history, search and unread "
-        "counts; nobody else is told."
+        "counts; nobody else is told. Answers its id, to drop from the cache."
     )
-    async def delete_message_for_me(self, info: ChatrInfo, message_id: strawberry.ID) -> bool:
-        return await resolvers.delete_message_for_me(info.context, message_id=message_id)
+    async def delete_message_for_me(
+        self, info: ChatrInfo, message_id: strawberry.ID
+    ) -> DeleteMessageForMePayload:
+        await resolvers.delete_message_for_me(info.context, message_id=message_id)
+        # The argument is the message's id as `encode` spells it: ids have no other spelling.
+        return DeleteMessageForMePayload(message_id=message_id)
 
     @strawberry.mutation(
         description="React with one emoji. The same emoji again takes it back; another "

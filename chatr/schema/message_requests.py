@@ -5,9 +5,11 @@ from __future__ import annotations
 import strawberry
 
 from chatr.resolvers import message_requests as resolvers
+from chatr.schema import removals
 from chatr.schema.conversations import ConversationType
 from chatr.schema.info import ChatrInfo
 from chatr.schema.pagination import Connection, connection_field
+from chatr.schema.removals import DeclineMessageRequestPayload
 
 
 @strawberry.type
@@ -40,7 +42,8 @@ class MessageRequestMutation:
     )
     async def decline_message_request(
         self, info: ChatrInfo, conversation_id: strawberry.ID
-    ) -> bool:
-        return await resolvers.decline_message_request(
-            info.context, conversation_id=conversation_id
+    ) -> DeclineMessageRequestPayload:
+        await resolvers.decline_message_request(info.context, conversation_id=conversation_id)
+        return DeclineMessageRequestPayload(
+            conversation_id=removals.conversation_id(conversation_id)
         )

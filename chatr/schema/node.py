@@ -12,7 +12,15 @@ from typing import Any
 import strawberry
 from graphql import GraphQLAbstractType, GraphQLResolveInfo
 
-from chatr.models import Attachment, AuthSession, Conversation, Message, User
+from chatr.models import (
+    Attachment,
+    AuthSession,
+    Conversation,
+    Friendship,
+    Membership,
+    Message,
+    User,
+)
 from chatr.resolvers import nodes as resolvers
 from chatr.schema.info import ChatrInfo
 from chatr.services.nodes import Account
@@ -28,6 +36,9 @@ _TYPE_NAMES: dict[type, str] = {
     AuthSession: "Session",
     Attachment: "Attachment",
     UploadTicket: "UploadTicket",
+    Friendship: "Friendship",
+    # A membership row is a Node only as a pending invitation (members are not Nodes).
+    Membership: "GroupInvite",
 }
 
 

@@ -8,9 +8,12 @@ from datetime import datetime
 import strawberry
 from strawberry import Parent
 
+from chatr import global_ids
+from chatr.global_ids import Kind
 from chatr.models import Block, Friendship, FriendshipState
 from chatr.resolvers import social as resolvers
 from chatr.schema.info import ChatrInfo
+from chatr.schema.node import Node, thin_view
 from chatr.schema.pagination import Connection, connection_field
 from chatr.schema.profiles import UserType
 from chatr.services.social import events, friends, search
@@ -31,9 +34,17 @@ FriendEventKindEnum = events.FriendChange
 
 
 @strawberry.type(
-    name="Friendship", description="A friendship or a pending friend request, seen from my side."
+    name="Friendship",
+    description="A friendship or a pending friend request, seen from my side. One object from "
+    "the request on: accepting it keeps its id; declining, cancelling or removing ends it.",
 )
-class FriendshipType:
+class FriendshipType(Node):
+    is_type_of = thin_view
+
+    @strawberry.field(description="Only its two people find it with `node(id:)`.")
+    def id(self, root: Parent[Friendship]) -> strawberry.ID:
+        return strawberry.ID(global_ids.encode(Kind.FRIENDSHIP, root.id))
+
     state: FriendshipStateEnum
     created_at: datetime = strawberry.field(description="When the request was sent.")
     accepted_at: datetime | None = strawberry.field(description="When we became friends.")
@@ -155,22 +166,26 @@ class SocialMutation:
         return await resolvers.accept_request(info.context, user_id=user_id)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Decline a request someone sent me; they may ask again. FORBIDDEN for my "
-        "own request (cancel it instead); NOT_FOUND if there is none."
+        description="Decline a request someone sent me; they may ask again. Answers them, as "
+        "`user` shows them to me. FORBIDDEN for my own request (cancel it instead); NOT_FOUND "
+        "if there is none."
     )
-    async def decline_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.decline_request(info.context, user_id=user_id)
+    async def decline_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.decline_request(info.context, user_id=user_id)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Take back a request I sent. FORBIDDEN for a request they sent me (decline "
-        "it instead); NOT_FOUND if there is none."
+        description="Take back a request I sent. Answers them, as `user` shows them to me. "
+        "FORBIDDEN for a request they sent me (decline it instead); NOT_FOUND if there is none."
     )
-    async def cancel_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.cancel_request(info.context, user_id=user_id)
+    async def cancel_friend_request(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.cancel_request(info.context, user_id=user_id)  # type: ignore[return-value]
 
-    @strawberry.mutation(description="Stop being friends. NOT_FOUND if we are not friends.")
-    async def remove_friend(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.remove_friend(info.context, user_id=user_id)
+    @strawberry.mutation(
+        description="Stop being friends. Answers my former friend, as `user` shows them to me "
+        "now (details shown to friends only are hidden). NOT_FOUND if we are not friends."
+    )
+    async def remove_friend(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.remove_friend(info.context, user_id=user_id)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Block someone: ends any friendship or request between us, and stops direct "
@@ -182,11 +197,11 @@ class SocialMutation:
 
     @strawberry.mutation(
         description="Lift my block; messaging works again unless they blocked me too. "
-        "Friendship is not restored. FORBIDDEN if they blocked me (only the blocker can "
-        "unblock); NOT_FOUND if nobody did."
+        "Friendship is not restored. Answers them, as `user` shows them to me now. FORBIDDEN "
+        "if they blocked me (only the blocker can unblock); NOT_FOUND if nobody did."
     )
-    async def unblock_user(self, info: ChatrInfo, user_id: strawberry.ID) -> bool:
-        return await resolvers.unblock(info.context, user_id=user_id)
+    async def unblock_user(self, info: ChatrInfo, user_id: strawberry.ID) -> UserType:
+        return await resolvers.unblock(info.context, user_id=user_id)  # type: ignore[return-value]
 
 
 @strawberry.type

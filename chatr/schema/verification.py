@@ -6,14 +6,17 @@ import strawberry
 
 from chatr.resolvers import verification as resolvers
 from chatr.schema.info import ChatrInfo
+from chatr.schema.profiles import UserType
 from chatr.schema.scalars import TwoFactorCodeMethodEnum
 
 
 @strawberry.type
 class VerificationMutation:
-    @strawberry.mutation(description="Confirm my phone number with the code texted to it.")
-    async def verify_phone(self, info: ChatrInfo, code: str) -> bool:
-        return await resolvers.verify_phone(info.context, code=code)
+    @strawberry.mutation(
+        description="Confirm my phone number with the code texted to it; answers me, verified."
+    )
+    async def verify_phone(self, info: ChatrInfo, code: str) -> UserType:
+        return await resolvers.verify_phone(info.context, code=code)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Text a new verification code (the old one stops working). False when the "
@@ -24,25 +27,27 @@ class VerificationMutation:
 
     @strawberry.mutation(
         description="Add or change my phone number (international format, e.g. +15551234567). "
-        "It is unverified until I confirm the texted code with verifyPhone. False when it is "
-        "already my verified number. CONFLICT when another account has it, or while sign-in "
-        "codes go by SMS (turn them off first)."
+        "It is unverified until I confirm the texted code with verifyPhone; when it is already "
+        "my verified number nothing changes and no code is sent. Answers me as stored "
+        "afterwards. CONFLICT when another account has it, or while sign-in codes go by SMS "
+        "(turn them off first)."
     )
-    async def set_phone_number(self, info: ChatrInfo, phone: str) -> bool:
-        return await resolvers.set_phone_number(info.context, phone=phone)
+    async def set_phone_number(self, info: ChatrInfo, phone: str) -> UserType:
+        return await resolvers.set_phone_number(info.context, phone=phone)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Make sign-in ask for a code sent by SMS (needs a verified phone) or EMAIL "
         "(needs a verified address) after the password. Switching from the other channel "
-        "needs `code` from requestTwoFactorCode; CONFLICT while an authenticator app is on."
+        "needs `code` from requestTwoFactorCode; CONFLICT while an authenticator app is on. "
+        "Answers me as stored afterwards."
     )
     async def set_two_factor_method(
         self,
         info: ChatrInfo,
         method: TwoFactorCodeMethodEnum,
         code: str | None = None,
-    ) -> bool:
-        return await resolvers.set_two_factor_method(
+    ) -> UserType:
+        return await resolvers.set_two_factor_method(  # type: ignore[return-value]
             info.context,
             method=method.value,
             code=code,
@@ -57,10 +62,10 @@ class VerificationMutation:
 
     @strawberry.mutation(
         description="Turn sign-in codes by SMS or email off; needs the code from "
-        "requestTwoFactorCode."
+        "requestTwoFactorCode. Answers me as stored afterwards."
     )
-    async def disable_two_factor_codes(self, info: ChatrInfo, code: str) -> bool:
-        return await resolvers.disable_two_factor_codes(info.context, code=code)
+    async def disable_two_factor_codes(self, info: ChatrInfo, code: str) -> UserType:
+        return await resolvers.disable_two_factor_codes(info.context, code=code)  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Send the sign-in code again for a login that answered TWO_FACTOR_REQUIRED "

@@ -641,6 +641,31 @@ async def transfer_ownership(
 # -- reading ----------------------------------------------------------------------------------
 
 
+async def visible_invite(rt: Runtime, *, viewer_id: int, invite_id: int) -> Membership:
+    """A pending invitation to a group (a `GroupInvite`), for whoever sees it elsewhere: the
+    invitee (`myGroupInvites`) and the group's members (`invitedMembers`). NOT_FOUND for
+    anyone else, as for one that does not exist or was answered, withdrawn or deleted with
+    its group: an invitation's id tells a stranger nothing."""
+    async with rt.db.reader() as session:
+        invite = await session.scalar(
+            select(Membership)
+            .join(Conversation, Conversation.id == Membership.conversation_id)
+            .where(
+                Membership.id == invite_id,
+                Membership.state == MembershipState.PENDING,
+                Conversation.kind == ConversationKind.GROUP,
+                Conversation.deleted_at.is_(None),
+            )
+        )
+        if invite is None:
+            raise NotFound("No such invitation.", field="id")
+        if invite.user_id != viewer_id:
+            await conversations.get_membership_or_raise(
+                session, viewer_id=viewer_id, conversation_id=invite.conversation_id
+            )
+    return invite
+
+
 async def list_invites_for(session: AsyncSession, *, viewer_id: int) -> list[Membership]:
     """My pending invitations, newest first (the group's name and inviter hang off them)."""
     result = await session.scalars(

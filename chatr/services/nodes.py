@@ -26,11 +26,13 @@ from chatr.services import (
     attachments,
     auth,
     conversations,
+    groups,
     message_access,
     uploads,
     users,
 )
 from chatr.services.auth import Viewer
+from chatr.services.social import friends
 
 #: The most ids one `nodes` call may ask for (each is looked up on its own).
 MAX_NODES = 100
@@ -81,6 +83,14 @@ async def _attachment(rt: Runtime, viewer: Viewer, pk: int) -> object:
     return await attachments.visible(rt, viewer_id=viewer.id, attachment_id=pk)
 
 
+async def _friendship(rt: Runtime, viewer: Viewer, pk: int) -> object:
+    return await friends.one_of_mine(rt, viewer_id=viewer.id, friendship_id=pk)
+
+
+async def _group_invite(rt: Runtime, viewer: Viewer, pk: int) -> object:
+    return await groups.visible_invite(rt, viewer_id=viewer.id, invite_id=pk)
+
+
 #: One fetcher per kind; a kind added to chatr.global_ids without one fails the tests.
 FETCHERS: dict[Kind, Fetch] = {
     Kind.USER: _user,
@@ -90,6 +100,8 @@ FETCHERS: dict[Kind, Fetch] = {
     Kind.USER_ACCOUNT: _account,
     Kind.UPLOAD: _upload,
     Kind.ATTACHMENT: _attachment,
+    Kind.FRIENDSHIP: _friendship,
+    Kind.GROUP_INVITE: _group_invite,
 }
 
 

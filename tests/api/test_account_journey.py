@@ -11,9 +11,9 @@ from tests.support.api import LOGOUT, ME, PASSWORD, REFRESH, GraphQLError, data,
 from tests.support.servers import RunningApp
 from tests.support.smtp_sink import SmtpSink
 
-VERIFY = "mutation V($code: String!) { verifyEmail(code: $code) }"
+VERIFY = "mutation V($code: String!) { verifyEmail(code: $code) { emailVerified } }"
 ENROLL = "mutation { enrollTotp { secret } }"
-CONFIRM = "mutation C($code: String!) { confirmTotp(code: $code) }"
+CONFIRM = "mutation C($code: String!) { confirmTotp(code: $code) { twoFactorEnabled } }"
 LOGIN = "mutation L($i: LoginInput!) { login(input: $i) { accessToken } }"
 VERIFY_LOGIN = """
 mutation T($challenge: String!, $code: String!) {

@@ -12,7 +12,7 @@ from chatr import cli
 from chatr.services import admin
 from chatr.settings import Settings
 from tests.support.api import LOGIN, ME, PASSWORD, Account, GraphQLError, data, register
-from tests.support.ids import Kind, missing
+from tests.support.ids import Kind, global_id, missing, pk
 from tests.support.servers import RunningApp
 from tests.support.ws import TRANSPORT_WS
 
@@ -23,7 +23,7 @@ query Users($search: String) {
 """
 SUSPEND = "mutation S($u: ID!) { suspendUser(userId: $u) { username suspendedAt } }"
 UNSUSPEND = "mutation U($u: ID!) { unsuspendUser(userId: $u) { suspendedAt } }"
-DELETE = "mutation D($u: ID!) { deleteUser(userId: $u) }"
+DELETE = "mutation D($u: ID!) { deleteUser(userId: $u) { deletedUserId } }"
 HISTORY = """
 query H($id: ID!) {
   conversation(id: $id) { messages(first: 10) { edges { node { body sender { id } } } } }
@@ -99,7 +99,9 @@ async def test_deleting_an_account_keeps_its_messages_without_a_sender(app: Runn
     root = await _admin(app)
     alice, bob = await register(app.http, "leaving"), await register(app.http)
     conversation_id = (await alice.send("goodbye", to=bob))["conversationId"]
-    assert (await root.call(DELETE, u=alice.id))["deleteUser"] is True
+    # deleting by her User id answers her account's id, as `users` lists it
+    deleted = (await root.call(DELETE, u=alice.id))["deleteUser"]
+    assert deleted == {"deletedUserId": global_id(Kind.USER_ACCOUNT, pk(alice.id))}
     with pytest.raises(GraphQLError) as login:
         await data(app.http, LOGIN, {"input": {"login": "leaving", "password": PASSWORD}})
     assert login.value.codes == ["UNAUTHENTICATED"]

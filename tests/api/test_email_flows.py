@@ -13,7 +13,7 @@ from tests.support.api import LOGIN, ME, PASSWORD, GraphQLError, data, register
 from tests.support.servers import RunningApp
 from tests.support.smtp_sink import SmtpSink
 
-VERIFY = "mutation V($code: String!) { verifyEmail(code: $code) }"
+VERIFY = "mutation V($code: String!) { verifyEmail(code: $code) { id emailVerified } }"
 RESEND = "mutation { resendEmailVerification }"
 ME_VERIFIED = "query { me { emailVerified } }"
 REQUEST_RESET = "mutation R($email: String!) { requestPasswordReset(email: $email) }"
@@ -34,7 +34,10 @@ async def test_sign_up_mails_a_code_that_verifies_the_address(
     assert (await alice.call(ME_VERIFIED))["me"]["emailVerified"] is False
     # when she enters the code from the mail
     code = await smtp.next_code("alice@example.com")
-    assert (await alice.call(VERIFY, code=code))["verifyEmail"] is True
+    assert (await alice.call(VERIFY, code=code))["verifyEmail"] == {
+        "id": alice.id,
+        "emailVerified": True,
+    }
     # then the address is verified and the code cannot be used again
     assert (await alice.call(ME_VERIFIED))["me"]["emailVerified"] is True
     with pytest.raises(GraphQLError) as reuse:
@@ -78,7 +81,7 @@ async def test_resending_mails_a_new_code_and_retires_the_old_one(
     if first != second:
         with pytest.raises(GraphQLError):
             await alice.call(VERIFY, code=first)
-    assert (await alice.call(VERIFY, code=second))["verifyEmail"] is True
+    assert (await alice.call(VERIFY, code=second))["verifyEmail"]["emailVerified"] is True
 
 
 @pytest.mark.smoke

@@ -22,7 +22,7 @@ from chatr.errors import BadUserInput
 from chatr.services import admin, nodes
 from tests.media import helpers as media
 from tests.support.api import LOGIN, PASSWORD, Account, data, graphql, register
-from tests.support.ids import Kind, global_id, missing, pk
+from tests.support.ids import Kind, global_id, kind_of, missing, pk
 from tests.support.servers import RunningApp
 
 NODE = "query Node($id: ID!) { node(id: $id) { __typename id } }"
@@ -41,6 +41,30 @@ SESSIONS = "query { mySessions { id current } }"
 CREATE_GROUP = """
 mutation Create($input: CreateGroupInput!) { createGroup(input: $input) { id } }
 """
+ASK = "mutation Ask($u: ID!) { sendFriendRequest(userId: $u) { id } }"
+ACCEPT_FRIEND = "mutation Accept($u: ID!) { acceptFriendRequest(userId: $u) { id state } }"
+REMOVE_FRIEND = "mutation Remove($u: ID!) { removeFriend(userId: $u) { id } }"
+FRIENDSHIP_NODE = """
+query Friendship($id: ID!) {
+  node(id: $id) { __typename id ... on Friendship { state requestedByMe user { id } } }
+}
+"""
+REQUEST_IDS = """
+query {
+  incomingFriendRequests { edges { node { id } } }
+  outgoingFriendRequests { edges { node { id } } }
+  friends { edges { node { id } } }
+}
+"""
+MY_INVITES = "query { myGroupInvites { id conversationId invitee { id } } }"
+INVITE_NODE = """
+query Invite($id: ID!) {
+  node(id: $id) { __typename id ... on GroupInvite { conversationId invitee { id } } }
+}
+"""
+ACCEPT_INVITE = "mutation($c: ID!) { acceptGroupInvite(conversationId: $c) { id } }"
+DECLINE_INVITE = "mutation($c: ID!) { declineGroupInvite(conversationId: $c) { conversationId } }"
+LEAVE_GROUP = "mutation($c: ID!) { leaveGroup(conversationId: $c) { conversationId } }"
 
 
 # -- the encoding ---------------------------------------------------------------------------
@@ -167,6 +191,8 @@ class World:
     upload_id: str  # alice's upload, not used yet
     attachment_id: str  # the attachment of alice's media message to bob
     media_message_id: str  # that message
+    friendship_id: str  # alice's friend request to bob, not answered yet
+    invite_id: str  # bob's invitation to alice's group, not answered yet
 
     def owners(self) -> dict[Kind, tuple[Account, str]]:
         """For each kind, someone who may see the object, and its id."""
@@ -178,6 +204,8 @@ class World:
             Kind.USER_ACCOUNT: (self.root, global_id(Kind.USER_ACCOUNT, pk(self.alice.id))),
             Kind.UPLOAD: (self.alice, self.upload_id),
             Kind.ATTACHMENT: (self.bob, self.attachment_id),
+            Kind.FRIENDSHIP: (self.alice, self.friendship_id),
+            Kind.GROUP_INVITE: (self.bob, self.invite_id),
         }
 
 
@@ -207,6 +235,9 @@ async def _world(app: RunningApp) -> World:
     sent = await media.upload(alice, png, kind="IMAGE", content_type="image/png", name="a.png")
     message = await media.send_media(alice, [sent], conversation_id=first["conversationId"])
     pending = await media.upload(alice, png, kind="IMAGE", content_type="image/png", name="b.png")
+    asked = (await alice.call(ASK, u=bob.id))["sendFriendRequest"]
+    await alice.call(CREATE_GROUP, input={"name": "g", "inviteeIds": [bob.id]})
+    (invite,) = (await bob.call(MY_INVITES))["myGroupInvites"]
     return World(
         alice,
         bob,
@@ -218,6 +249,8 @@ async def _world(app: RunningApp) -> World:
         upload_id=pending,
         attachment_id=message["attachments"][0]["id"],
         media_message_id=message["id"],
+        friendship_id=asked["id"],
+        invite_id=invite["id"],
     )
 
 
@@ -243,7 +276,7 @@ async def test_an_id_that_is_not_one_is_bad_user_input_on_every_kind_of_argument
     calls: list[tuple[str, dict[str, Any], str]] = [
         ("query($id: ID!) { conversation(id: $id) { id } }", {"id": bad}, "id"),
         ("query($id: ID!) { user(id: $id) { id } }", {"id": bad}, "id"),
-        ("mutation($id: ID!) { revokeSession(id: $id) }", {"id": bad}, "id"),
+        ("mutation($id: ID!) { revokeSession(id: $id) { revokedSessionId } }", {"id": bad}, "id"),
         (
             "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
             {"i": {"body": "x", "clientMessageId": "c1", "recipientId": bad}},
@@ -292,7 +325,7 @@ async def test_an_id_of_the_wrong_kind_is_bad_user_input(app: RunningApp) -> Non
             "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
             {"i": {"body": "x", "clientMessageId": "c", "conversationId": bob.id}},
         ),
-        ("mutation($id: ID!) { revokeSession(id: $id) }", {"id": alice.id}),
+        ("mutation($id: ID!) { revokeSession(id: $id) { revokedSessionId } }", {"id": alice.id}),
     ]
     for document, variables in wrong:
         body = await graphql(app.http, document, variables, token=alice.token)
@@ -328,6 +361,12 @@ async def test_the_ids_the_api_answers_with_are_the_ones_it_takes(app: RunningAp
 
 
 # -- node and nodes -------------------------------------------------------------------------
+
+
+async def _node_as(account: Account, document: str, value: str) -> Any:
+    body = await graphql(account.http, document, {"id": value}, token=account.token)
+    assert not body.get("errors"), body
+    return body["data"]["node"]
 
 
 async def _node(account: Account, value: str) -> Any:
@@ -425,7 +464,8 @@ async def test_an_attachment_is_a_node_only_through_a_message_the_viewer_sees(
     assert await _node(world.mallory, world.attachment_id) is None
     # once bob deletes the message for himself he no longer sees what it carried
     await world.bob.call(
-        "mutation($m: ID!) { deleteMessageForMe(messageId: $m) }", m=world.media_message_id
+        "mutation($m: ID!) { deleteMessageForMe(messageId: $m) { messageId } }",
+        m=world.media_message_id,
     )
     assert await _node(world.bob, world.attachment_id) is None
     assert (await _node(world.alice, world.attachment_id))["id"] == world.attachment_id
@@ -442,11 +482,83 @@ async def test_a_former_member_no_longer_finds_the_group_or_its_messages(
     await bob.call("mutation($c: ID!) { acceptGroupInvite(conversationId: $c) { id } }", c=group)
     posted = await bob.send("hello all", conversation_id=group)
     assert await _node(bob, group) == {"__typename": "Conversation", "id": group}
-    await bob.call("mutation($c: ID!) { leaveGroup(conversationId: $c) }", c=group)
+    left = await bob.call(
+        "mutation($c: ID!) { leaveGroup(conversationId: $c) { conversationId } }", c=group
+    )
+    assert left == {"leaveGroup": {"conversationId": group}}
     # then neither the group nor even his own message there is his to find
     assert await _node(bob, group) is None
     assert await _node(bob, posted["id"]) is None
     assert await _node(alice, posted["id"]) == {"__typename": "Message", "id": posted["id"]}
+
+
+def _request_ids(lists: dict[str, Any]) -> dict[str, list[str]]:
+    return {name: [e["node"]["id"] for e in found["edges"]] for name, found in lists.items()}
+
+
+async def test_a_friendship_is_a_node_for_its_two_people_from_request_to_removal(
+    app: RunningApp,
+) -> None:
+    # given alice asked bob to be friends, and mallory knows the request's id
+    alice, bob, mallory = [await register(app.http) for _ in range(3)]
+    request_id = (await alice.call(ASK, u=bob.id))["sendFriendRequest"]["id"]
+    assert kind_of(request_id) is Kind.FRIENDSHIP
+    assert _request_ids(await bob.call(REQUEST_IDS))["incomingFriendRequests"] == [request_id]
+    # then each of the two finds it, seen from their side, and mallory finds nothing
+    assert await _node_as(alice, FRIENDSHIP_NODE, request_id) == {
+        "__typename": "Friendship",
+        "id": request_id,
+        "state": "REQUESTED",
+        "requestedByMe": True,
+        "user": {"id": bob.id},
+    }
+    assert (await _node_as(bob, FRIENDSHIP_NODE, request_id))["user"] == {"id": alice.id}
+    assert await _node(mallory, request_id) is None
+    # when bob accepts, it is the same object, now a friendship
+    accepted = (await bob.call(ACCEPT_FRIEND, u=alice.id))["acceptFriendRequest"]
+    assert accepted == {"id": request_id, "state": "ACCEPTED"}
+    assert _request_ids(await alice.call(REQUEST_IDS))["friends"] == [request_id]
+    assert (await _node_as(alice, FRIENDSHIP_NODE, request_id))["state"] == "ACCEPTED"
+    assert await _node(mallory, request_id) is None
+    # and once it ends, it is nobody's
+    await alice.call(REMOVE_FRIEND, u=bob.id)
+    assert await _node(alice, request_id) is None
+    assert await _node(bob, request_id) is None
+
+
+async def test_a_group_invite_is_a_node_for_the_invitee_and_the_groups_members_while_it_waits(
+    app: RunningApp,
+) -> None:
+    # given alice's group, bob in it, carol and dave invited, and mallory outside it
+    alice, bob, carol, dave, mallory = [await register(app.http) for _ in range(5)]
+    invitees = [bob.id, carol.id, dave.id]
+    group = (await alice.call(CREATE_GROUP, input={"name": "g", "inviteeIds": invitees}))[
+        "createGroup"
+    ]["id"]
+    await bob.call(ACCEPT_INVITE, c=group)
+    (carols,) = (await carol.call(MY_INVITES))["myGroupInvites"]
+    (daves,) = (await dave.call(MY_INVITES))["myGroupInvites"]
+    assert kind_of(carols["id"]) is Kind.GROUP_INVITE
+    expected = {
+        "__typename": "GroupInvite",
+        "id": carols["id"],
+        "conversationId": group,
+        "invitee": {"id": carol.id},
+    }
+    # then the invitee and the group's members find it; another invitee and mallory do not
+    for who in (carol, alice, bob):
+        assert await _node_as(who, INVITE_NODE, carols["id"]) == expected, who.username
+    assert await _node(dave, carols["id"]) is None
+    assert await _node(mallory, carols["id"]) is None
+    # when bob leaves, it is not his to find any more
+    await bob.call(LEAVE_GROUP, c=group)
+    assert await _node(bob, carols["id"]) is None
+    # and once answered, accepted or declined, an invitation is nobody's
+    await carol.call(ACCEPT_INVITE, c=group)
+    await dave.call(DECLINE_INVITE, c=group)
+    for who in (alice, carol, dave):
+        assert await _node(who, carols["id"]) is None
+        assert await _node(who, daves["id"]) is None
 
 
 async def test_nodes_mixes_kinds_in_order(app: RunningApp) -> None:

@@ -43,7 +43,11 @@ async def test_sign_up_with_a_phone_texts_a_code_that_verifies_the_number(
     # when she enters the code from the text
     code = await sms.next_code(PHONE)
     assert sms.texts_to(PHONE)[0].authorization == "Bearer test-token"
-    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"] is True
+    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"] == {
+        "id": alice.id,
+        "phone": PHONE,
+        "phoneVerified": True,
+    }
     # then the number is verified and the code cannot be used again
     assert (await alice.call(ME_VERIFICATION))["me"]["phoneVerified"] is True
     with pytest.raises(GraphQLError) as reuse:
@@ -97,14 +101,16 @@ async def test_setting_a_new_number_unverifies_it_and_texts_a_code_to_the_new_nu
     alice = await register_with_phone(code_app.http, "mover", "+15551230003")
     await alice.call(VERIFY_PHONE, code=await sms.next_code("+15551230003"))
     # when she changes it
-    assert (await alice.call(SET_PHONE, phone="+447700900003"))["setPhoneNumber"] is True
+    changed = (await alice.call(SET_PHONE, phone="+447700900003"))["setPhoneNumber"]
+    assert changed == {"id": alice.id, "phone": "+447700900003", "phoneVerified": False}
     # then it is unverified until the code texted to the new number comes back
     assert (await alice.call(ME_VERIFICATION))["me"]["phoneVerified"] is False
     code = await sms.next_code("+447700900003")
-    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"] is True
+    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"]["phoneVerified"] is True
     assert (await alice.call(ME_VERIFICATION))["me"]["phoneVerified"] is True
     # and setting the same verified number again changes nothing and texts nothing
-    assert (await alice.call(SET_PHONE, phone="+447700900003"))["setPhoneNumber"] is False
+    unchanged = (await alice.call(SET_PHONE, phone="+447700900003"))["setPhoneNumber"]
+    assert unchanged == {"id": alice.id, "phone": "+447700900003", "phoneVerified": True}
     assert len(sms.texts_to("+447700900003")) == 1
 
 
@@ -113,7 +119,8 @@ async def test_an_account_without_a_phone_can_add_one(code_app: RunningApp, sms:
     with pytest.raises(GraphQLError) as nothing_to_resend:
         await bob.call(RESEND)
     assert nothing_to_resend.value.codes == ["BAD_USER_INPUT"]
-    assert (await bob.call(SET_PHONE, phone="+15551230004"))["setPhoneNumber"] is True
+    added = (await bob.call(SET_PHONE, phone="+15551230004"))["setPhoneNumber"]
+    assert added == {"id": bob.id, "phone": "+15551230004", "phoneVerified": False}
     await bob.call(VERIFY_PHONE, code=await sms.next_code("+15551230004"))
     assert (await bob.call(ME_VERIFICATION))["me"]["phoneVerified"] is True
 
@@ -129,7 +136,7 @@ async def test_resending_texts_a_new_code_and_retires_the_old_one(
         with pytest.raises(GraphQLError) as retired:
             await alice.call(VERIFY_PHONE, code=first)
         assert retired.value.codes == ["BAD_USER_INPUT"]
-    assert (await alice.call(VERIFY_PHONE, code=second))["verifyPhone"] is True
+    assert (await alice.call(VERIFY_PHONE, code=second))["verifyPhone"]["phoneVerified"] is True
     # once verified there is nothing to resend
     assert (await alice.call(RESEND))["resendPhoneVerification"] is False
 
@@ -177,7 +184,7 @@ async def test_the_api_answers_before_the_text_is_sent(code_app: RunningApp, sms
     # then the text goes out once the provider answers, and its code works
     sms.release()
     code = await sms.next_code("+15551230009")
-    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"] is True
+    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"]["phoneVerified"] is True
 
 
 async def test_a_failing_webhook_is_retried_and_the_code_still_arrives(
@@ -190,7 +197,7 @@ async def test_a_failing_webhook_is_retried_and_the_code_still_arrives(
     code = await sms.next_code("+15551230010")
     assert sms.attempts == 3
     assert len(sms.texts_to("+15551230010")) == 1
-    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"] is True
+    assert (await alice.call(VERIFY_PHONE, code=code))["verifyPhone"]["phoneVerified"] is True
 
 
 async def test_phone_verified_and_two_factor_method_are_only_shown_to_the_account_itself(

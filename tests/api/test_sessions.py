@@ -8,7 +8,11 @@ from tests.support.api import LOGIN, ME, PASSWORD, Account, GraphQLError, data, 
 from tests.support.servers import RunningApp
 
 MY_SESSIONS = "query { mySessions { id deviceLabel current createdAt lastUsedAt } }"
-REVOKE = "mutation Revoke($id: ID!) { revokeSession(id: $id) }"
+REVOKE = """
+mutation Revoke($id: ID!) {
+  revokeSession(id: $id) { revokedSessionId sessions { id current deviceLabel } }
+}
+"""
 REVOKE_OTHERS = "mutation { revokeOtherSessions }"
 
 
@@ -45,13 +49,33 @@ async def test_revoking_one_device_signs_only_that_device_out(app: RunningApp) -
     phone = await _second_device(app, alice, "phone")
     phone_session = next(s for s in (await phone.call(MY_SESSIONS))["mySessions"] if s["current"])
     # when alice signs the phone out from her first device
-    assert (await alice.call(REVOKE, id=phone_session["id"]))["revokeSession"] is True
+    revoked = (await alice.call(REVOKE, id=phone_session["id"]))["revokeSession"]
+    assert revoked["revokedSessionId"] == phone_session["id"]
     # then the phone's token stops working and the first device keeps going
     with pytest.raises(GraphQLError) as failure:
         await phone.call(ME)
     assert failure.value.codes == ["UNAUTHENTICATED"]
     assert (await alice.call(ME))["me"]["id"] == alice.id
     assert len((await alice.call(MY_SESSIONS))["mySessions"]) == 1
+
+
+async def test_revoke_session_answers_the_remaining_sessions(app: RunningApp) -> None:
+    # given alice signed in on three devices
+    alice = await register(app.http)
+    phone = await _second_device(app, alice, "phone")
+    tablet = await _second_device(app, alice, "tablet")
+    tablets = next(s for s in (await tablet.call(MY_SESSIONS))["mySessions"] if s["current"])
+    # when she signs the tablet out from the phone
+    revoked = (await phone.call(REVOKE, id=tablets["id"]))["revokeSession"]
+    # then the answer names the tablet's session and lists the two she has left, as
+    # `mySessions` does (the phone, making the request, is current)
+    assert revoked["revokedSessionId"] == tablets["id"]
+    remaining = (await phone.call(MY_SESSIONS))["mySessions"]
+    assert revoked["sessions"] == [
+        {"id": s["id"], "current": s["current"], "deviceLabel": s["deviceLabel"]} for s in remaining
+    ]
+    assert len(remaining) == 2 and tablets["id"] not in {s["id"] for s in remaining}
+    assert [s["deviceLabel"] for s in revoked["sessions"] if s["current"]] == ["phone"]
 
 
 async def test_someone_elses_session_cannot_be_revoked(app: RunningApp) -> None:

@@ -13,8 +13,8 @@ from tests.support.api import LOGIN, ME, PASSWORD, Account, GraphQLError, data, 
 from tests.support.servers import RunningApp
 
 ENROLL = "mutation { enrollTotp { secret otpauthUri qrCodePng } }"
-CONFIRM = "mutation C($code: String!) { confirmTotp(code: $code) }"
-DISABLE = "mutation D($code: String!) { disableTotp(code: $code) }"
+CONFIRM = "mutation C($code: String!) { confirmTotp(code: $code) { id twoFactorEnabled } }"
+DISABLE = "mutation D($code: String!) { disableTotp(code: $code) { id twoFactorEnabled } }"
 VERIFY_LOGIN = """
 mutation V($challenge: String!, $code: String!) {
   verifyTwoFactorLogin(challenge: $challenge, code: $code) { accessToken user { username } }
@@ -35,7 +35,8 @@ def _wrong_code(secret: str) -> str:
 
 async def _enable(account: Account) -> str:
     secret = (await account.call(ENROLL))["enrollTotp"]["secret"]
-    assert (await account.call(CONFIRM, code=_code(secret)))["confirmTotp"] is True
+    confirmed = (await account.call(CONFIRM, code=_code(secret)))["confirmTotp"]
+    assert confirmed == {"id": account.id, "twoFactorEnabled": True}
     return secret
 
 
@@ -156,7 +157,8 @@ async def test_disabling_needs_a_current_code_and_then_login_is_password_only(
             DISABLE, code="000000" if _code(secret, steps_ahead=1) != "000000" else "111111"
         )
     assert wrong.value.codes == ["BAD_USER_INPUT"]
-    assert (await alice.call(DISABLE, code=_code(secret, steps_ahead=1)))["disableTotp"] is True
+    disabled = (await alice.call(DISABLE, code=_code(secret, steps_ahead=1)))["disableTotp"]
+    assert disabled == {"id": alice.id, "twoFactorEnabled": False}
     login = await data(app.http, LOGIN, {"input": {"login": "optout", "password": PASSWORD}})
     assert login["login"]["user"]["username"] == "optout"
 

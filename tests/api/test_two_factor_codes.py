@@ -32,11 +32,11 @@ from tests.support.smtp_sink import SmtpSink
 
 SET_METHOD = """
 mutation M($method: TwoFactorCodeMethod!, $code: String) {
-  setTwoFactorMethod(method: $method, code: $code)
+  setTwoFactorMethod(method: $method, code: $code) { id twoFactorEnabled twoFactorMethod }
 }
 """
 REQUEST_CODE = "mutation { requestTwoFactorCode }"
-DISABLE = "mutation D($code: String!) { disableTwoFactorCodes(code: $code) }"
+DISABLE = "mutation D($code: String!) { disableTwoFactorCodes(code: $code) { twoFactorEnabled } }"
 VERIFY_LOGIN = """
 mutation T($challenge: String!, $code: String!) {
   verifyTwoFactorLogin(challenge: $challenge, code: $code) {
@@ -48,7 +48,7 @@ RESEND_LOGIN_CODE = """
 mutation R($challenge: String!) { resendTwoFactorLoginCode(challenge: $challenge) }
 """
 ENROLL_TOTP = "mutation { enrollTotp { secret } }"
-CONFIRM_TOTP = "mutation C($code: String!) { confirmTotp(code: $code) }"
+CONFIRM_TOTP = "mutation C($code: String!) { confirmTotp(code: $code) { twoFactorEnabled } }"
 
 
 def _wrong(code: str) -> str:
@@ -73,7 +73,8 @@ async def _sms_user(app: RunningApp, sms: SmsSink, username: str, phone: str) ->
     """An account with a verified phone whose sign-in sends a code by SMS."""
     account = await register_with_phone(app.http, username, phone)
     await account.call(VERIFY_PHONE, code=await sms.next_code(phone))
-    assert (await account.call(SET_METHOD, method="SMS"))["setTwoFactorMethod"] is True
+    chosen = (await account.call(SET_METHOD, method="SMS"))["setTwoFactorMethod"]
+    assert chosen == {"id": account.id, "twoFactorEnabled": True, "twoFactorMethod": "SMS"}
     return account
 
 
@@ -105,7 +106,8 @@ async def test_email_second_factor_from_sign_up_to_tokens(
     # given omar verified his address and chose codes by email
     omar = await register(code_app.http, "omar")
     await omar.call(VERIFY_EMAIL, code=await smtp.next_code("omar@example.com"))
-    assert (await omar.call(SET_METHOD, method="EMAIL"))["setTwoFactorMethod"] is True
+    chosen = (await omar.call(SET_METHOD, method="EMAIL"))["setTwoFactorMethod"]
+    assert chosen["twoFactorMethod"] == "EMAIL"
     # when he logs in
     challenge = await _login_challenge(code_app, "omar")
     # then the mailed code finishes it
@@ -238,7 +240,9 @@ async def test_turning_codes_off_takes_a_fresh_code_from_the_current_channel(
     with pytest.raises(GraphQLError) as wrong:
         await alice.call(DISABLE, code=_wrong(code))
     assert wrong.value.codes == ["BAD_USER_INPUT"]
-    assert (await alice.call(DISABLE, code=code))["disableTwoFactorCodes"] is True
+    assert (await alice.call(DISABLE, code=code))["disableTwoFactorCodes"] == {
+        "twoFactorEnabled": False
+    }
     # then login is password-only again
     assert (await alice.call(ME_VERIFICATION))["me"]["twoFactorEnabled"] is False
     login = await data(code_app.http, LOGIN, {"input": {"login": "optout", "password": PASSWORD}})
@@ -256,7 +260,8 @@ async def test_switching_from_sms_to_email_takes_a_code_from_the_phone(
     assert without_code.value.codes == ["BAD_USER_INPUT"]
     await alice.call(REQUEST_CODE)
     code = await sms.next_code(phone, after=1)
-    assert (await alice.call(SET_METHOD, method="EMAIL", code=code))["setTwoFactorMethod"] is True
+    switched = (await alice.call(SET_METHOD, method="EMAIL", code=code))["setTwoFactorMethod"]
+    assert switched["twoFactorMethod"] == "EMAIL"
     challenge = await _login_challenge(code_app, "switcher")
     assert challenge["method"] == "EMAIL"
 

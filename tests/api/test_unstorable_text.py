@@ -45,9 +45,9 @@ BY_USERNAME = "query U($u: String!) { userByUsername(username: $u) { id } }"
 SEARCH = "query S($q: String!) { searchUsers(query: $q) { user { id } } }"
 USERS = "query U($s: String) { users(search: $s) { edges { node { id } } } }"
 REQUEST_RESET = "mutation R($email: String!) { requestPasswordReset(email: $email) }"
-VERIFY_EMAIL = "mutation V($code: String!) { verifyEmail(code: $code) }"
+VERIFY_EMAIL = "mutation V($code: String!) { verifyEmail(code: $code) { id } }"
 ENROLL_TOTP = "mutation { enrollTotp { secret } }"
-CONFIRM_TOTP = "mutation C($code: String!) { confirmTotp(code: $code) }"
+CONFIRM_TOTP = "mutation C($code: String!) { confirmTotp(code: $code) { id } }"
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ mutation Create($input: CreateGroupInput!) {{ createGroup(input: $input) {{ {GRO
 UPDATE_GROUP = f"""
 mutation Update($input: UpdateGroupInput!) {{ updateGroup(input: $input) {{ {GROUP_FIELDS} }} }}
 """
-DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) }"
+DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) { conversationId } }"
 INVITE = f"""
 mutation Invite($c: ID!, $u: [ID!]!) {{
   inviteToGroup(conversationId: $c, userIds: $u) {{ {GROUP_FIELDS} }}
@@ -27,8 +27,8 @@ mutation Invite($c: ID!, $u: [ID!]!) {{
 ACCEPT = f"""
 mutation Accept($c: ID!) {{ acceptGroupInvite(conversationId: $c) {{ {GROUP_FIELDS} }} }}
 """
-DECLINE = "mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) }"
-LEAVE = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) }"
+DECLINE = "mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) { conversationId } }"
+LEAVE = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) { conversationId } }"
 REMOVE = f"""
 mutation Remove($c: ID!, $u: ID!) {{
   removeGroupMember(conversationId: $c, userId: $u) {{ {GROUP_FIELDS} }}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import pytest
 
@@ -168,7 +170,7 @@ async def test_a_leaving_sole_owner_hands_the_group_to_the_oldest_admin(app: Run
     alice, member, first_admin, second_admin = await _people(app, 4)
     group_id = await group_with(alice, members=[member], admins=[first_admin, second_admin])
     # when the owner leaves
-    assert (await alice.call(LEAVE, c=group_id))["leaveGroup"] is True
+    assert (await alice.call(LEAVE, c=group_id))["leaveGroup"] == {"conversationId": group_id}
     # then the admin who joined first owns it, and the others keep their roles
     assert roles(await group(member, group_id)) == {
         member.id: "MEMBER",
@@ -243,11 +245,59 @@ async def test_an_admin_can_withdraw_an_invitation(app: RunningApp) -> None:
 async def test_a_declined_invitation_can_be_sent_again(app: RunningApp) -> None:
     alice, bob = await _people(app, 2)
     group_id = (await create_group(alice, invitees=[bob]))["id"]
-    assert (await bob.call(DECLINE, c=group_id))["declineGroupInvite"] is True
+    declined = (await bob.call(DECLINE, c=group_id))["declineGroupInvite"]
+    assert declined == {"conversationId": group_id}
     assert (await group(alice, group_id))["invitedMembers"] == []
     await alice.call(INVITE, c=group_id, u=[bob.id])
     joined = (await bob.call(ACCEPT, c=group_id))["acceptGroupInvite"]
     assert roles(joined) == {alice.id: "OWNER", bob.id: "MEMBER"}
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
+REMOVAL = """
+mutation Removal($c: ID!) {
+  %s(conversationId: $c) { __typename ... on ConversationRemoval { conversationId } }
+}
+"""
+
+
+async def test_leave_group_answers_the_group_id(app: RunningApp) -> None:
+    # given bob in alice's group
+    alice, bob = await _people(app, 2)
+    group_id = await group_with(alice, members=[bob])
+    # when he leaves, reading the answer as any removal
+    left = (await bob.call(REMOVAL % "leaveGroup", c=group_id))["leaveGroup"]
+    # then it names the group he left, which is no longer his to see
+    assert left == {"__typename": "LeaveGroupPayload", "conversationId": group_id}
+    with pytest.raises(GraphQLError) as gone:
+        await group(bob, group_id)
+    assert gone.value.codes == ["NOT_FOUND"]
+
+
+def _guide_example() -> str:
+    """The graphql example of the client guide's section on what mutations answer."""
+    section = GUIDE.read_text().split("\n## What mutations answer\n", 1)[1].split("\n## ", 1)[0]
+    found = re.search(r"```graphql\n(.*?)```", section, re.DOTALL)
+    assert found, "no graphql example under '## What mutations answer'"
+    return found.group(1)
+
+
+async def test_the_client_guides_removal_example_runs_as_written(app: RunningApp) -> None:
+    alice, bob = await _people(app, 2)
+    group_id = await group_with(alice, members=[bob])
+    left = await bob.call(_guide_example(), id=group_id)
+    assert left == {"leaveGroup": {"__typename": "LeaveGroupPayload", "conversationId": group_id}}
+
+
+async def test_declining_and_deleting_a_group_answer_its_id_as_a_conversation_removal(
+    app: RunningApp,
+) -> None:
+    alice, bob = await _people(app, 2)
+    group_id = (await create_group(alice, invitees=[bob]))["id"]
+    declined = (await bob.call(REMOVAL % "declineGroupInvite", c=group_id))["declineGroupInvite"]
+    assert declined == {"__typename": "DeclineGroupInvitePayload", "conversationId": group_id}
+    deleted = (await alice.call(REMOVAL % "deleteGroup", c=group_id))["deleteGroup"]
+    assert deleted == {"__typename": "DeleteGroupPayload", "conversationId": group_id}
 
 
 async def test_inviting_people_already_in_leaves_them_as_they_are(app: RunningApp) -> None:

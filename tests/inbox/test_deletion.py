@@ -14,8 +14,10 @@ from tests.support.ids import pk
 from tests.support.servers import RunningApp
 from tests.support.ws import Feed, subscribe
 
-DELETE = "mutation D($c: ID!) { deleteConversation(conversationId: $c) }"
-DECLINE_REQUEST = "mutation D($c: ID!) { declineMessageRequest(conversationId: $c) }"
+DELETE = "mutation D($c: ID!) { deleteConversation(conversationId: $c) { conversationId } }"
+DECLINE_REQUEST = (
+    "mutation D($c: ID!) { declineMessageRequest(conversationId: $c) { conversationId } }"
+)
 CONVERSATION = "query C($id: ID!) { conversation(id: $id) { id lastSeq } }"
 INBOX = "query { conversations { edges { node { id } } } }"
 CURSOR = "query { conversations(first: 1) { edges { node { id } } } }"
@@ -73,7 +75,8 @@ async def test_either_person_deletes_a_dm_for_both_and_both_devices_catch_up(
         await alice.send("one more", conversation_id=conversation_id)
         cursor = (await _until_message(feed, "one more"))["cursor"]
     # when bob deletes it (while alice is offline)
-    assert (await bob.call(DELETE, c=conversation_id))["deleteConversation"] is True
+    deleted = (await bob.call(DELETE, c=conversation_id))["deleteConversation"]
+    assert deleted == {"conversationId": conversation_id}
     # then it is gone for both: NOT_FOUND, out of both inboxes, nothing left in the database
     # but the event each of them is told by
     for person in (alice, bob):
@@ -121,7 +124,8 @@ async def test_only_the_owner_deletes_a_group_and_every_member_and_invitee_hears
         await owner.send("probe", conversation_id=group_id)
         await _until_message(member_feed, "probe")
         # when the owner deletes the group
-        assert (await owner.call(DELETE, c=group_id))["deleteConversation"] is True
+        deleted = (await owner.call(DELETE, c=group_id))["deleteConversation"]
+        assert deleted == {"conversationId": group_id}
         # then the member and the invitee both hear it
         for feed in (member_feed, invitee_feed):
             event = await feed.next_of("ConversationDeletedEvent")

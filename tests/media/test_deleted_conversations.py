@@ -14,7 +14,9 @@ from tests.media.helpers import create_upload, jpeg_with_gps, png, send_media, u
 from tests.support.api import Account, register
 from tests.support.servers import RunningApp
 
-DELETE_CONVERSATION = "mutation D($c: ID!) { deleteConversation(conversationId: $c) }"
+DELETE_CONVERSATION = (
+    "mutation D($c: ID!) { deleteConversation(conversationId: $c) { conversationId } }"
+)
 SET_GROUP_PICTURE = """
 mutation Set($c: ID!, $p: UploadPurpose!, $u: ID) {
   setGroupPicture(conversationId: $c, purpose: $p, uploadId: $u) { id avatarUrl coverUrl }
@@ -48,7 +50,8 @@ async def test_deleting_a_dm_for_everyone_removes_its_attachments_files(
     )
     assert len(_files(settings)) == 2
     # when bob deletes it for both
-    assert (await bob.call(DELETE_CONVERSATION, c=conversation_id))["deleteConversation"] is True
+    deleted = (await bob.call(DELETE_CONVERSATION, c=conversation_id))["deleteConversation"]
+    assert deleted == {"conversationId": conversation_id}
     # then neither the bytes nor their records remain
     assert _files(settings) == []
     assert await _attachment_rows(app) == 0

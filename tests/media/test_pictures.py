@@ -190,7 +190,7 @@ async def test_a_deleted_accounts_pictures_and_unsent_uploads_are_deleted_with_i
     kept = _files(settings)
     # when an administrator deletes alice's account
     root = await _admin(app)
-    await root.call("mutation D($u: ID!) { deleteUser(userId: $u) }", u=alice.id)
+    await root.call("mutation D($u: ID!) { deleteUser(userId: $u) { deletedUserId } }", u=alice.id)
     # then only bob's three avatar sizes remain, files and records
     assert len(_files(settings)) == 3 < len(kept)
     async with app.runtime.db.reader() as session:

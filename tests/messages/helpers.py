@@ -20,7 +20,7 @@ mutation Edit($m: ID!, $body: String!) {{
 }}
 """
 UNSEND = f"mutation Unsend($m: ID!) {{ unsendMessage(messageId: $m) {{ {MESSAGE_FIELDS} }} }}"
-DELETE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) }"
+DELETE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) { messageId } }"
 REACT = f"""
 mutation React($m: ID!, $e: String!) {{
   reactToMessage(messageId: $m, emoji: $e) {{ {MESSAGE_FIELDS} }}

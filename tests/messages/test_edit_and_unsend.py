@@ -204,7 +204,8 @@ async def test_delete_for_me_hides_a_message_from_my_history_and_unread_count_on
     conversation_id = sent[0]["conversationId"]
     assert (await history(alice, conversation_id))["unreadCount"] == 3
     # when she deletes the second for herself
-    assert (await alice.call(DELETE_FOR_ME, m=sent[1]["id"]))["deleteMessageForMe"] is True
+    hidden = (await alice.call(DELETE_FOR_ME, m=sent[1]["id"]))["deleteMessageForMe"]
+    assert hidden == {"messageId": sent[1]["id"]}
     # then it is gone from her history and her unread count, and still there for bob
     mine = await history(alice, conversation_id)
     assert [m["body"] for m in mine["messages"]] == ["note 0", "note 2"]

@@ -709,7 +709,10 @@ async def _invitation(alice: Account, friend: Account, group_id: str) -> str:
 
 async def _deletion(alice: Account, friend: Account, group_id: str) -> str:
     direct = (await friend.send("soon gone", to=alice))["conversationId"]
-    await friend.call("mutation D($c: ID!) { deleteConversation(conversationId: $c) }", c=direct)
+    await friend.call(
+        "mutation D($c: ID!) { deleteConversation(conversationId: $c) { conversationId } }",
+        c=direct,
+    )
     return "the friend deletes their direct conversation with alice"
 
 

@@ -24,8 +24,10 @@ test shows what it answers reaches nothing private of the owner's.
 `node(id:)` and `nodes(ids:)` take anybody's id of any kind by design; what is not the
 caller's they answer with null, exactly as for an id that names nothing (an error would tell
 the two apart). `test_node_over_every_kind_for_owner_and_stranger` aims them at an object of
-every `Node` type: its owner finds it, the stranger gets null (a `User` excepted: anyone signed
-in sees a profile, as through `user(id:)`; a suspended one is null for everybody).
+every `Node` type: its owner finds it (for a friendship, one of its two people; for a group
+invitation, the invitee), the stranger and the person alice blocked get null (a `User`
+excepted: anyone signed in sees a profile, as through `user(id:)`; a suspended one is null for
+everybody).
 
 The list of fields comes from introspection, so a new field (or a new ID argument of a field,
 inside input objects too) without an entry in MATRIX fails
@@ -134,6 +136,10 @@ query OwnerView($conversation: ID!, $group: ID!) {
 }
 """.replace("${MESSAGE_STATE}", MESSAGE_STATE)
 SESSIONS = "query { mySessions { id current } }"
+RELATION_IDS = """
+query { friends { edges { node { id } } } incomingFriendRequests { edges { node { id } } } }
+"""
+MY_INVITE_IDS = "query { myGroupInvites { id } }"
 
 # The stranger's documents. Each selects whatever would show a leak if the call went through.
 CONVERSATION = """
@@ -155,7 +161,11 @@ mutation Send($input: SendMessageInput!) {
   }
 }
 """
-REVOKE_SESSION = "mutation Revoke($id: ID!) { revokeSession(id: $id) }"
+REVOKE_SESSION = """
+mutation Revoke($id: ID!) {
+  revokeSession(id: $id) { revokedSessionId sessions { id deviceLabel } }
+}
+"""
 WATCH_PRESENCE = """
 subscription Watch($ids: [ID!]!) {
   presenceChanged(userIds: $ids) { user { id email privacySettings { email } } status }
@@ -164,7 +174,9 @@ subscription Watch($ids: [ID!]!) {
 ACCEPT_MESSAGE_REQUEST = """
 mutation Accept($c: ID!) { acceptMessageRequest(conversationId: $c) { id status lastSeq } }
 """
-DECLINE_MESSAGE_REQUEST = "mutation Decline($c: ID!) { declineMessageRequest(conversationId: $c) }"
+DECLINE_MESSAGE_REQUEST = """
+mutation Decline($c: ID!) { declineMessageRequest(conversationId: $c) { conversationId } }
+"""
 PROFILE = """
 query Profile($id: ID!) {
   user(id: $id) { id email phone emailVerified twoFactorEnabled privacySettings { email } }
@@ -182,7 +194,7 @@ SUSPEND_USER = "mutation Suspend($u: ID!) { suspendUser(userId: $u) { id email s
 UNSUSPEND_USER = (
     "mutation Unsuspend($u: ID!) { unsuspendUser(userId: $u) { id email suspendedAt } }"
 )
-DELETE_USER = "mutation Delete($u: ID!) { deleteUser(userId: $u) }"
+DELETE_USER = "mutation Delete($u: ID!) { deleteUser(userId: $u) { deletedUserId } }"
 # Groups: each selects the group as far as the answer could show it.
 GROUP_SELECTION = """
   id name description lastSeq myRole
@@ -195,7 +207,7 @@ mutation Create($input: CreateGroupInput!) {{ createGroup(input: $input) {{ {GRO
 UPDATE_GROUP = f"""
 mutation Update($input: UpdateGroupInput!) {{ updateGroup(input: $input) {{ {GROUP_SELECTION} }} }}
 """
-DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) }"
+DELETE_GROUP = "mutation Delete($c: ID!) { deleteGroup(conversationId: $c) { conversationId } }"
 INVITE_TO_GROUP = f"""
 mutation Invite($c: ID!, $u: [ID!]!) {{
   inviteToGroup(conversationId: $c, userIds: $u) {{ {GROUP_SELECTION} }}
@@ -204,8 +216,10 @@ mutation Invite($c: ID!, $u: [ID!]!) {{
 ACCEPT_GROUP_INVITE = f"""
 mutation Accept($c: ID!) {{ acceptGroupInvite(conversationId: $c) {{ {GROUP_SELECTION} }} }}
 """
-DECLINE_GROUP_INVITE = "mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) }"
-LEAVE_GROUP = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) }"
+DECLINE_GROUP_INVITE = """
+mutation Decline($c: ID!) { declineGroupInvite(conversationId: $c) { conversationId } }
+"""
+LEAVE_GROUP = "mutation Leave($c: ID!) { leaveGroup(conversationId: $c) { conversationId } }"
 # Search and the inbox's operations (issue 12).
 SEARCH_MESSAGES = """
 query Search($c: ID, $s: ID) {
@@ -225,7 +239,9 @@ mutation Mute($c: ID!, $until: DateTime!) {{
 """
 #: A time to mute until (the field refuses the past).
 MUTE_UNTIL = "2999-01-01T00:00:00+00:00"
-DELETE_CONVERSATION = "mutation Delete($c: ID!) { deleteConversation(conversationId: $c) }"
+DELETE_CONVERSATION = """
+mutation Delete($c: ID!) { deleteConversation(conversationId: $c) { conversationId } }
+"""
 SET_PROFILE_PICTURE = """
 mutation Set($u: ID) { setProfilePicture(purpose: AVATAR, uploadId: $u) { id avatarUrl } }
 """
@@ -246,6 +262,8 @@ NODE_SELECTION = """
   ... on UploadTicket { url }
   ... on User { email phone }
   ... on UserAccount { email }
+  ... on Friendship { state user { id email } }
+  ... on GroupInvite { conversationId name invitee { id } invitedBy { id } }
 """
 NODE = f"query Node($id: ID!) {{ node(id: $id) {{ {NODE_SELECTION} }} }}"
 NODES = f"query Nodes($ids: [ID!]!) {{ nodes(ids: $ids) {{ {NODE_SELECTION} }} }}"
@@ -275,7 +293,7 @@ UNPIN_MESSAGE = _on_message("unpinMessage")
 STAR_MESSAGE = _on_message("starMessage")
 MARK_PLAYED = _on_message("markPlayed")
 UNSTAR_MESSAGE = _on_message("unstarMessage")
-DELETE_MESSAGE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) }"
+DELETE_MESSAGE_FOR_ME = "mutation Hide($m: ID!) { deleteMessageForMe(messageId: $m) { messageId } }"
 FORWARD_MESSAGE = f"""
 mutation Forward($input: ForwardMessageInput!) {{
   forwardMessage(input: $input) {{ {MESSAGE_ANSWER} }}
@@ -330,6 +348,9 @@ class World:
     stranger_conversation_id: str  # mallory's own DM (with carol): she may post there
     stranger_message_id: str  # mallory's message there
     upload_id: str  # alice's upload, not sent yet
+    friendship_id: str  # alice and bob's friendship
+    request_id: str  # carol's friend request to alice
+    invite_id: str  # carol's invitation to alice's group
 
 
 View = dict[str, Any]
@@ -533,6 +554,9 @@ def _every_kind_of_the_owners(world: World) -> list[str]:
         world.group_message_id,
         world.other_session_id,
         world.upload_id,
+        world.friendship_id,
+        world.request_id,
+        world.invite_id,  # carol's, to alice's group: alice sees it among invitedMembers
         global_id(Kind.USER_ACCOUNT, pk(world.owner.id)),
         world.owner.id,
     ]
@@ -1071,6 +1095,12 @@ async def _build_world(app: RunningApp) -> World:
     sessions = (await alice.call(SESSIONS))["mySessions"]
     (other_session_id,) = [s["id"] for s in sessions if not s["current"]]
     upload = await alice.call(CREATE_UPLOAD)
+    relations = await alice.call(RELATION_IDS)
+    ((friendship_id,), (request_id,)) = (
+        [edge["node"]["id"] for edge in relations[name]["edges"]]
+        for name in ("friends", "incomingFriendRequests")
+    )
+    (invite,) = (await carol.call(MY_INVITE_IDS))["myGroupInvites"]
     view = await _owner_view(alice, conversation_id, group_id)
     # Something to protect in every list a field of the matrix could change, and a receipt
     # (bob's) that a stray markRead/markDelivered would move.
@@ -1101,6 +1131,9 @@ async def _build_world(app: RunningApp) -> World:
         stranger_conversation_id=mallorys["conversationId"],
         stranger_message_id=mallorys["id"],
         upload_id=upload["createUpload"]["id"],
+        friendship_id=friendship_id,
+        request_id=request_id,
+        invite_id=invite["id"],
     )
 
 
@@ -1540,6 +1573,11 @@ async def _owner_herself(_app: RunningApp, world: World) -> tuple[Account, str]:
     return world.owner, world.owner.id
 
 
+async def _invitees_invitation(_app: RunningApp, world: World) -> tuple[Account, str]:
+    """carol's invitation to alice's group: hers (and the group's members') to see."""
+    return world.requester, world.invite_id
+
+
 #: For each kind: someone entitled to see one object of it (alice, or an administrator for
 #: her account as administrators see it), and its id.
 NODE_TARGETS: dict[Kind, Callable[[RunningApp, World], Awaitable[tuple[Account, str]]]] = {
@@ -1550,6 +1588,8 @@ NODE_TARGETS: dict[Kind, Callable[[RunningApp, World], Awaitable[tuple[Account, 
     Kind.USER_ACCOUNT: _owners_account,
     Kind.UPLOAD: _owners("upload_id"),
     Kind.ATTACHMENT: _owners_attachment,
+    Kind.FRIENDSHIP: _owners("friendship_id"),
+    Kind.GROUP_INVITE: _invitees_invitation,
 }
 
 

@@ -128,7 +128,10 @@ async def test_unblocking_restores_messaging_and_typing(app: RunningApp) -> None
     alice, bob = await register(app.http), await register(app.http)
     conversation_id = (await alice.send("before", to=bob))["conversationId"]
     await alice.call(BLOCK_USER, u=bob.id)
-    assert (await alice.call(UNBLOCK_USER, u=bob.id))["unblockUser"] is True
+    assert (await alice.call(UNBLOCK_USER, u=bob.id))["unblockUser"] == {
+        "id": bob.id,
+        "blocked": False,
+    }
     # when they write, by recipient and into the conversation, and type
     await bob.send("by recipient", to=alice)
     await alice.send("into the conversation", conversation_id=conversation_id)
@@ -160,7 +163,11 @@ async def test_when_both_blocked_each_other_messaging_needs_both_blocks_lifted(
     alice, bob = await register(app.http), await register(app.http)
     await alice.call(BLOCK_USER, u=bob.id)
     await bob.call(BLOCK_USER, u=alice.id)
-    await alice.call(UNBLOCK_USER, u=bob.id)
+    # alice's block is lifted, but bob's still stands: the answer shows bob as blocked
+    assert (await alice.call(UNBLOCK_USER, u=bob.id))["unblockUser"] == {
+        "id": bob.id,
+        "blocked": True,
+    }
     refused = await _refusal(
         alice, SEND, input={"body": "hi", "clientMessageId": "k", "recipientId": bob.id}
     )

@@ -47,6 +47,19 @@ FRIEND_MUTATIONS = [
     REMOVE_FRIEND,
 ]
 FRIEND_QUERIES = [FRIENDS, INCOMING_FRIEND_REQUESTS, OUTGOING_FRIEND_REQUESTS]
+SET_PRIVACY = """
+mutation Privacy($input: PrivacySettingsInput!) { updatePrivacySettings(input: $input) { email } }
+"""
+REMOVE_FRIEND_SHOWING_EMAIL = """
+mutation Remove($u: ID!) { removeFriend(userId: $u) { id username email } }
+"""
+PROFILE_EMAIL = "query U($id: ID!) { user(id: $id) { id username email } }"
+ACCEPT_THEN_REMOVE = """
+mutation AcceptThenRemove($u: ID!) {
+  accepted: acceptFriendRequest(userId: $u) { user { email } }
+  removed: removeFriend(userId: $u) { id username email }
+}
+"""
 
 
 async def _codes(account: Account, query: str, **variables: object) -> list[str]:
@@ -83,9 +96,38 @@ async def test_accepted_request_makes_both_friends_until_one_removes_the_other(
     assert await user_ids(alice, OUTGOING_FRIEND_REQUESTS) == []
     assert await user_ids(bob, INCOMING_FRIEND_REQUESTS) == []
     # when bob removes alice
-    assert (await bob.call(REMOVE_FRIEND, u=alice.id))["removeFriend"] is True
+    assert (await bob.call(REMOVE_FRIEND, u=alice.id))["removeFriend"] == {"id": alice.id}
     # then neither has a friend
     assert await user_ids(alice, FRIENDS) == await user_ids(bob, FRIENDS) == []
+
+
+async def test_remove_friend_answers_the_former_friend(app: RunningApp) -> None:
+    # given alice shows her email to friends only, and bob is her friend
+    alice, bob = await register(app.http), await register(app.http)
+    await alice.call(SET_PRIVACY, input={"email": "FRIENDS"})
+    await alice.call(SEND_FRIEND_REQUEST, u=bob.id)
+    await bob.call(ACCEPT_FRIEND_REQUEST, u=alice.id)
+    alices_email = f"{alice.username}@example.com"
+    assert (await bob.call(PROFILE_EMAIL, id=alice.id))["user"]["email"] == alices_email
+    # when bob removes her
+    removed = (await bob.call(REMOVE_FRIEND_SHOWING_EMAIL, u=alice.id))["removeFriend"]
+    # then the answer is alice as `user` shows her to bob now: no friend, so no email
+    assert removed == {"id": alice.id, "username": alice.username, "email": None}
+    assert (await bob.call(PROFILE_EMAIL, id=alice.id))["user"] == removed
+
+
+async def test_remove_friend_answers_who_they_are_now_after_the_same_document_saw_a_friend(
+    app: RunningApp,
+) -> None:
+    # given alice, who shows her email to friends only, asked bob to be friends
+    alice, bob = await register(app.http), await register(app.http)
+    await alice.call(SET_PRIVACY, input={"email": "FRIENDS"})
+    await alice.call(SEND_FRIEND_REQUEST, u=bob.id)
+    # when bob accepts and removes her in one document
+    answer = await bob.call(ACCEPT_THEN_REMOVE, u=alice.id)
+    # then the first answer shows a friend and the second someone who is not one any more
+    assert answer["accepted"]["user"]["email"] == f"{alice.username}@example.com"
+    assert answer["removed"] == {"id": alice.id, "username": alice.username, "email": None}
 
 
 async def test_asking_someone_who_already_asked_me_makes_us_friends_at_once(
@@ -110,7 +152,8 @@ async def test_only_the_addressee_can_accept_a_request(app: RunningApp) -> None:
 async def test_declined_request_is_gone_and_may_be_sent_again(app: RunningApp) -> None:
     alice, bob = await register(app.http), await register(app.http)
     await alice.call(SEND_FRIEND_REQUEST, u=bob.id)
-    assert (await bob.call(DECLINE_FRIEND_REQUEST, u=alice.id))["declineFriendRequest"] is True
+    declined = (await bob.call(DECLINE_FRIEND_REQUEST, u=alice.id))["declineFriendRequest"]
+    assert declined == {"id": alice.id}
     assert await user_ids(alice, OUTGOING_FRIEND_REQUESTS) == []
     assert await user_ids(bob, INCOMING_FRIEND_REQUESTS) == []
     again = (await alice.call(SEND_FRIEND_REQUEST, u=bob.id))["sendFriendRequest"]
@@ -125,7 +168,8 @@ async def test_only_the_requester_cancels_and_only_the_addressee_declines(
     assert await _codes(bob, CANCEL_FRIEND_REQUEST, u=alice.id) == ["FORBIDDEN"]
     assert await _codes(alice, DECLINE_FRIEND_REQUEST, u=bob.id) == ["FORBIDDEN"]
     assert await user_ids(bob, INCOMING_FRIEND_REQUESTS) == [alice.id]
-    assert (await alice.call(CANCEL_FRIEND_REQUEST, u=bob.id))["cancelFriendRequest"] is True
+    cancelled = (await alice.call(CANCEL_FRIEND_REQUEST, u=bob.id))["cancelFriendRequest"]
+    assert cancelled == {"id": bob.id}
     assert await user_ids(bob, INCOMING_FRIEND_REQUESTS) == []
 
 

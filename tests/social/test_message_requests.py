@@ -19,7 +19,7 @@ from tests.support.ws import CONVERSATION_EVENTS, subscribe
 STATUS = "query S($id: ID!) { conversation(id: $id) { status } }"
 REQUESTS = "query { messageRequests { edges { node { id status peer { id } } } } }"
 ACCEPT = "mutation A($c: ID!) { acceptMessageRequest(conversationId: $c) { id status } }"
-DECLINE = "mutation D($c: ID!) { declineMessageRequest(conversationId: $c) }"
+DECLINE = "mutation D($c: ID!) { declineMessageRequest(conversationId: $c) { conversationId } }"
 PRESENCE = "query P($id: ID!) { user(id: $id) { presence lastSeenAt } }"
 MEMBERS = """
 query M($id: ID!) {
@@ -100,7 +100,8 @@ async def test_only_the_person_asked_answers_a_request(app: RunningApp) -> None:
 async def test_declining_deletes_the_conversation_for_both(app: RunningApp) -> None:
     alice, carol = await register(app.http), await register(app.http)
     conversation_id = (await carol.send("buy my stuff", to=alice))["conversationId"]
-    assert (await alice.call(DECLINE, c=conversation_id))["declineMessageRequest"] is True
+    declined = (await alice.call(DECLINE, c=conversation_id))["declineMessageRequest"]
+    assert declined == {"conversationId": conversation_id}
     for account in (alice, carol):
         assert await _codes(account, STATUS, id=conversation_id) == ["NOT_FOUND"]
     assert await _requests(alice) == []

@@ -142,11 +142,11 @@ mutation Ask($u: ID!) { sendFriendRequest(userId: $u) { state requestedByMe user
 ACCEPT_FRIEND_REQUEST = """
 mutation Accept($u: ID!) { acceptFriendRequest(userId: $u) { state requestedByMe user { id } } }
 """
-DECLINE_FRIEND_REQUEST = "mutation Decline($u: ID!) { declineFriendRequest(userId: $u) }"
-CANCEL_FRIEND_REQUEST = "mutation Cancel($u: ID!) { cancelFriendRequest(userId: $u) }"
-REMOVE_FRIEND = "mutation Remove($u: ID!) { removeFriend(userId: $u) }"
+DECLINE_FRIEND_REQUEST = "mutation Decline($u: ID!) { declineFriendRequest(userId: $u) { id } }"
+CANCEL_FRIEND_REQUEST = "mutation Cancel($u: ID!) { cancelFriendRequest(userId: $u) { id } }"
+REMOVE_FRIEND = "mutation Remove($u: ID!) { removeFriend(userId: $u) { id } }"
 BLOCK_USER = "mutation Block($u: ID!) { blockUser(userId: $u) { user { id } blockedAt } }"
-UNBLOCK_USER = "mutation Unblock($u: ID!) { unblockUser(userId: $u) }"
+UNBLOCK_USER = "mutation Unblock($u: ID!) { unblockUser(userId: $u) { id blocked } }"
 FRIENDS = "query { friends { edges { node { user { id } state } } } }"
 INCOMING_FRIEND_REQUESTS = (
     "query { incomingFriendRequests { edges { node { user { id } requestedByMe } } } }"
@@ -165,9 +165,11 @@ async def user_ids(account: Account, query: str) -> list[str]:
 
 
 # Phone verification and second factor by code (tests/api/test_phone_*, test_two_factor_codes).
-VERIFY_PHONE = "mutation V($code: String!) { verifyPhone(code: $code) }"
-VERIFY_EMAIL = "mutation V($code: String!) { verifyEmail(code: $code) }"
-SET_PHONE = "mutation P($phone: String!) { setPhoneNumber(phone: $phone) }"
+VERIFY_PHONE = "mutation V($code: String!) { verifyPhone(code: $code) { id phone phoneVerified } }"
+VERIFY_EMAIL = "mutation V($code: String!) { verifyEmail(code: $code) { id emailVerified } }"
+SET_PHONE = (
+    "mutation P($phone: String!) { setPhoneNumber(phone: $phone) { id phone phoneVerified } }"
+)
 ME_VERIFICATION = "query { me { emailVerified phoneVerified twoFactorEnabled twoFactorMethod } }"
 
 

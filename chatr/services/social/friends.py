@@ -122,6 +122,16 @@ async def remove_friend(rt: Runtime, *, viewer_id: int, user_id: int) -> None:
 # -- lists -----------------------------------------------------------------------------------
 
 
+async def one_of_mine(rt: Runtime, *, viewer_id: int, friendship_id: int) -> Friendship:
+    """A friendship or pending request (a `Friendship`), for its two people only: NOT_FOUND
+    for anyone else, as for one that does not exist or was declined, cancelled or ended."""
+    async with rt.db.reader() as session:
+        friendship = await session.get(Friendship, friendship_id)
+    if friendship is None or viewer_id not in (friendship.requester_id, friendship.addressee_id):
+        raise NotFound("No such friendship.", field="id")
+    return friendship
+
+
 def other_party(friendship: Friendship, *, viewer_id: int) -> int:
     """The person on the other side of a friendship or request."""
     if friendship.requester_id == viewer_id:
