@@ -207,6 +207,4 @@ def install() -> None:
             "strawberry.schema.schema_converter no longer calls convert_arguments as chatr "
             "expects; review chatr.schema.argument_plans for this strawberry version"
         )
-    schema_converter.convert_arguments = PlannedConversion(
-        strawberry_arguments.convert_arguments
-    )
+    schema_converter.convert_arguments = PlannedConversion(strawberry_arguments.convert_arguments)
