@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import multiprocessing
 import random
 import statistics
@@ -56,6 +55,7 @@ from bench.latency import (  # noqa: E402
     start_server,
     wait_until_up,
 )
+from chatr.infra import heap  # noqa: E402
 from chatr.schema import build_schema  # noqa: E402
 from chatr.schema.validation import validator  # noqa: E402
 from chatr.settings import Settings  # noqa: E402
@@ -91,8 +91,7 @@ def _ms(seconds: float) -> str:
 def in_process(variants: int, settings: Settings) -> tuple[list[str], float]:
     schema = build_schema(settings)._schema
     limits = Limits(settings.max_query_tokens, settings.max_request_body_bytes)
-    gc.collect()
-    gc.freeze()  # as the app does after start-up
+    heap.settle()  # as the app does after start-up
     lines = [
         f"{'document':38s} {'size':>12s} {'median ms':>9s} {'worst ms':>9s} "
         f"{'worst cpu':>9s}  outcome"

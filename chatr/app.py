@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
@@ -35,7 +34,7 @@ from chatr.errors import ErrorCode
 from chatr.http import GraphQLHTTP
 from chatr.http import uploads as media_routes
 from chatr.http.persisted import document_hash, untrusted
-from chatr.infra import rate_limits
+from chatr.infra import heap, rate_limits
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.mailer import create_mailer
@@ -524,10 +523,8 @@ def create_app(settings: Settings) -> Starlette:
         supervisor.spawn(
             link_previews.WORKER, lambda: link_previews.work_forever(runtime), critical=False
         )
-        # Everything built so far lives as long as the process: move it out of the cyclic
-        # collector's reach so full collections do not keep re-scanning schema and ORM state.
-        gc.collect()
-        gc.freeze()
+        # Everything built so far lives as long as the process (chatr.infra.heap).
+        heap.settle()
         try:
             yield
         finally:

@@ -3,10 +3,10 @@
 A module-level app is needed for `--workers N`; building it opens nothing (the lifespan does).
 """
 
-import gc
 import sys
 
 from chatr.app import create_app
+from chatr.infra import heap
 from chatr.infra.outbox import undelivered_codes_problem
 from chatr.settings import load_settings
 
@@ -17,7 +17,5 @@ if _problem := undelivered_codes_problem(_settings):
     raise SystemExit(2)
 app = create_app(_settings)
 
-# Everything allocated so far (modules, the schema, settings) lives as long as the process:
-# move it out of the cyclic collector's generations, so its full collections, which pause the
-# event loop, walk only what requests create (https://docs.python.org/3/library/gc.html#gc.freeze).
-gc.freeze()
+# Everything allocated so far (modules, the schema, settings) lives as long as the process.
+heap.settle()
