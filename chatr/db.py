@@ -47,6 +47,11 @@ RETRY_AFTER_SECONDS = 2
 _TRANSIENT_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01", "55P03")
 
 
+class ConnectionLost(ConnectionError):
+    """The database connection closed under a statement run on the driver directly
+    (chatr.infra.precompiled); an outage like any other `OSError` here."""
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` (or what it was raised from) is the database being unreachable or hung.
 

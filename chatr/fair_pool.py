@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Any, TypeVar
 
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 from sqlalchemy.util import queue as sqla_queue
 
 try:  # SQLAlchemy 2.1 names it `await_`; 2.0 only `await_only`.
@@ -131,3 +131,9 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     def answered(self) -> None:
         """A statement on one of this pool's connections succeeded: the database answers."""
         self._pool.answered()  # type: ignore[attr-defined]
+
+    def lost(self, connection: PoolProxiedConnection, error: BaseException) -> None:
+        """`connection` was found broken outside SQLAlchemy's own execution (see
+        chatr.infra.precompiled): recycle every connection opened before it on its next
+        checkout, as SQLAlchemy does when it sees a disconnect itself."""
+        self._invalidate(connection, error, _checkin=False)

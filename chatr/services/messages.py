@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -26,13 +27,14 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import configure_mappers
 
 from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Conflict, Forbidden
-from chatr.infra import event_log, rate_limits
+from chatr.infra import event_log, precompiled, rate_limits
+from chatr.infra.precompiled import Precompiled
 from chatr.models import (
     Attachment,
     Conversation,
@@ -331,12 +333,18 @@ async def _replay(rt: Runtime, stored: StoredMessage) -> Message:
     return existing
 
 
+@functools.lru_cache(maxsize=16)
+def _precompiled_send(dialect: Dialect, *, with_mentions: bool) -> Precompiled:
+    return Precompiled(_send_in_one_statement(with_mentions=with_mentions), dialect)
+
+
 async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[int, int, int]:
+    """Run straight on asyncpg (chatr.infra.precompiled): the hottest statement of all."""
+    engine = rt.db.autocommit_engine
+    statement = _precompiled_send(engine.dialect, with_mentions=bool(stored.mention_ids))
     try:
-        async with rt.db.autocommit_engine.connect() as connection:
-            statement = _send_in_one_statement(with_mentions=bool(stored.mention_ids))
-            row = (await connection.execute(statement, stored.parameters())).first()
-    except IntegrityError as error:
+        row = await precompiled.fetch_row(engine, statement, stored.parameters())
+    except asyncpg.IntegrityConstraintViolationError as error:
         raise _AlreadySent from error
     if row is None:
         raise _NotPostable
