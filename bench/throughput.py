@@ -27,10 +27,11 @@ What it measures
     /proc for the two uvicorn processes of each stack.
 
     Then the database write path alone (`--statement-connections`, default 1, 4, 16): chatr's
-    one-statement send (the compiled statement of chatr.services.messages, through chatr's
-    autocommit engine) against the baseline's transaction (its UPDATE seq + INSERT, asyncpg),
-    from N connections, one conversation each, same rounds and window. On a machine whose
-    CPU the servers saturate, this is where a lock shared by all writers shows (or not).
+    one-statement send (the compiled statement of chatr.services.messages, on chatr's
+    autocommit engine's connections, run on asyncpg directly as chatr does) against the
+    baseline's transaction (its UPDATE seq + INSERT, asyncpg), from N connections, one
+    conversation each, same rounds and window. On a machine whose CPU the servers saturate,
+    this is where a lock shared by all writers shows (or not).
 
     The client is this one process: a minimal keep-alive HTTP/1.1 client on asyncio streams
     (one connection per loop), so that the client's own CPU is small next to the servers'
@@ -437,10 +438,11 @@ async def run_statements(
 async def measure_statements(
     env: dict[str, str], seed: ChatrSeed, args: argparse.Namespace
 ) -> dict[int, dict[str, Level]]:
-    """chatr's one-statement send (its own compiled statement, through its own autocommit
-    engine) against the baseline's transaction (UPDATE seq + INSERT, asyncpg), each from N
-    connections, one conversation per connection: the persisted writes/s of the database
-    work alone, without the servers' CPU. This is where a lock shared by all writers shows."""
+    """chatr's one-statement send (its own compiled statement, on its own autocommit
+    engine's connections, run on asyncpg directly as chatr does) against the baseline's
+    transaction (UPDATE seq + INSERT, asyncpg), each from N connections, one conversation per
+    connection: the persisted writes/s of the database work alone, without the servers' CPU.
+    This is where a lock shared by all writers shows."""
     from chatr.db import create_engine
     from chatr.models.base import utcnow
     from chatr.services import messages
@@ -449,6 +451,14 @@ async def measure_statements(
     # A pool as large as the largest level: every connection is held for a whole round.
     settings = load_settings(env).with_overrides(db_pool_size=max(args.statement_connections))
     engine = create_engine(settings, autocommit=True)
+    try:  # (a tree from before the send ran on asyncpg directly has no Precompiled)
+        from chatr.infra.precompiled import Precompiled
+
+        direct: Any = Precompiled(
+            messages._send_in_one_statement(with_mentions=False), engine.dialect
+        )
+    except ImportError:
+        direct = None
     results: dict[int, dict[str, Level]] = {}
     tag = secrets.token_hex(3)
     client_ids = itertools.count()
@@ -468,9 +478,13 @@ async def measure_statements(
                 parameters = (
                     stored.parameters() if hasattr(stored, "parameters") else asdict(stored)
                 )
-                await connection.execute(
-                    messages._send_in_one_statement(with_mentions=False), parameters
-                )
+                if direct is None:
+                    await connection.execute(
+                        messages._send_in_one_statement(with_mentions=False), parameters
+                    )
+                else:  # as chatr runs it: on the driver (chatr.infra.precompiled)
+                    driver = (await connection.get_raw_connection()).driver_connection
+                    await driver.fetchrow(direct.sql, *direct.arguments(parameters))
 
             async def baseline_send(connection: Any, index: int, number: int) -> None:
                 async with connection.transaction():
