@@ -4,7 +4,8 @@ Why: `AsyncConnection.execute` costs about 100 µs of CPU per statement on top o
 ~55 µs for the same round trip (measured on the 2-core machine, `SELECT $1 + 1` on a held
 connection): the compiled-cache lookup, the execution context, a greenlet switch, cursor and
 result wrappers, events. For the send statement, which runs once per message, that was about
-an eighth of a send's CPU (`bench/send_cpu.py`).
+an eighth of a send's CPU (`bench/send_cpu.py`), and checking the connection out through an
+`AsyncConnection` rather than from the pool itself cost another ~35 µs.
 
 What stays SQLAlchemy's, so nothing but that overhead goes:
 
@@ -12,8 +13,9 @@ What stays SQLAlchemy's, so nothing but that overhead goes:
   (asyncpg's `$n` parameters and bind casts), and the arguments go through the same bind
   processors in the same order, so the driver receives exactly what `execute` would send it
   (tests/services/test_precompiled.py compares the two);
-* the pool: the connection is checked out and returned through the engine (chatr.fair_pool's
-  order and timeouts, recycling), and a success tells the pool the database answers;
+* the pool: the connection is checked out of and returned to the engine's pool
+  (chatr.fair_pool's order and timeouts, recycling, the pool's events), and a success tells
+  the pool the database answers;
 * a lost connection (closed under the statement, SQLAlchemy's own test for asyncpg): it is
   invalidated, the pool recycles every connection opened before it, as SQLAlchemy does on a
   disconnect, and the caller gets `chatr.db.ConnectionLost` (SERVICE_UNAVAILABLE to a
@@ -31,9 +33,11 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from chatr.db import ConnectionLost
 from chatr.fair_pool import FairAsyncQueuePool
@@ -70,36 +74,43 @@ class Precompiled:
 async def fetch_row(
     engine: AsyncEngine, statement: Precompiled, parameters: Mapping[str, Any]
 ) -> asyncpg.Record | None:
-    """Run `statement` on one of `engine`'s pooled connections; its first row, if any."""
-    async with engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # (checked out: it is open)
-        try:
-            row: asyncpg.Record | None = await driver.fetchrow(
-                statement.sql, *statement.arguments(parameters)
-            )
-        except asyncio.CancelledError:
-            # The query may still run on the server: this connection is in no state to reuse.
-            await asyncio.shield(connection.invalidate())
-            raise
-        except Exception as error:
-            # SQLAlchemy's own test for a disconnect with asyncpg: whatever the error, the
-            # connection closed under it (a killed backend shows as "connection is closed"
-            # or as an operation left in progress, depending on when the driver noticed).
-            if driver.is_closed():
-                await _give_up(connection, error)
-                raise ConnectionLost("the database connection closed under a statement") from error
-            raise
+    """Run `statement` on one of `engine`'s pooled connections; its first row, if any.
+
+    The connection comes from the pool itself, not through an `AsyncConnection` (a third of
+    the CPU of a checkout and return went to that wrapper); the pool's own events still run.
+    """
     pool = engine.sync_engine.pool
+    pooled = await greenlet_spawn(pool.connect)
+    driver = pooled.driver_connection
+    assert driver is not None  # (checked out: it is open)
+    try:
+        row: asyncpg.Record | None = await driver.fetchrow(
+            statement.sql, *statement.arguments(parameters)
+        )
+    except BaseException as error:
+        # SQLAlchemy's own test for a disconnect with asyncpg: whatever the error, the
+        # connection closed under it (a killed backend shows as "connection is closed" or as
+        # an operation left in progress, depending on when the driver noticed).
+        lost = driver.is_closed()
+        await asyncio.shield(_return_after(error, pool, pooled, lost=lost))
+        if lost and isinstance(error, Exception):
+            raise ConnectionLost("the database connection closed under a statement") from error
+        raise
+    await greenlet_spawn(pooled.close)
     if isinstance(pool, FairAsyncQueuePool):
         pool.answered()
     return row
 
 
-async def _give_up(connection: AsyncConnection, error: Exception) -> None:
-    """What SQLAlchemy does on a disconnect: connections opened before this one are
-    recycled on their next checkout, and this one is closed."""
-    pool = connection.sync_engine.pool
-    if isinstance(pool, FairAsyncQueuePool):
-        pool.lost(await connection.get_raw_connection(), error)
-    await connection.invalidate(error)
+async def _return_after(
+    error: BaseException, pool: Pool, pooled: PoolProxiedConnection, *, lost: bool
+) -> None:
+    """Give the connection back after a failed statement. A lost one is closed, and every
+    connection opened before it is recycled on its next checkout, as SQLAlchemy does on a
+    disconnect; so is one whose statement was cancelled (it may still be running on the
+    server: the connection is in no state to reuse)."""
+    if lost or isinstance(error, asyncio.CancelledError):
+        if lost and isinstance(pool, FairAsyncQueuePool):
+            pool.lost(pooled, error)
+        await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
+    await greenlet_spawn(pooled.close)

@@ -4,6 +4,7 @@ pool, and a connection lost under it is dealt with as SQLAlchemy deals with a di
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -155,3 +156,19 @@ async def test_after_a_lost_connection_the_next_statement_gets_a_fresh_one(
     assert row is not None and row[0] == 2
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_an_unreachable_database_is_an_outage_not_a_bug(settings: Settings) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nowhere"
+    engine = create_engine(settings.with_overrides(database_url=url), autocommit=True)
+    statement = Precompiled(select(bindparam("a", type_=Integer) + 1), engine.dialect)
+    try:
+        with pytest.raises(Exception) as failure:
+            await precompiled.fetch_row(engine, statement, {"a": 1})
+    finally:
+        await engine.dispose()
+
+    assert is_unavailable(failure.value)
