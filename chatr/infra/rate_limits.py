@@ -41,6 +41,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from chatr.aio import Batcher
 from chatr.errors import RateLimited
+from chatr.infra.redis_lane import RedisLane
 from chatr.supervision import SupervisedTask, Supervisor
 
 log = logging.getLogger("chatr.rate_limits")
@@ -220,12 +221,14 @@ class RateLimiter:
         self._shared: MovingWindowRateLimiter | None = None
         self._key_prefix = key_prefix
         self._hits: Batcher[_Hit, bool] | None = None
+        self._hits_lane: RedisLane | None = None
         if broker_url.startswith(("redis://", "rediss://")):
             self._shared_storage, self._pool = _shared_storage(broker_url, key_prefix)
             self._shared = MovingWindowRateLimiter(self._shared_storage)
             # The storage's own client, as limits builds it: the same pool and retries.
             self._redis = redis.Redis(connection_pool=self._pool)
             self._acquire = self._redis.register_script(ACQUIRE_MOVING_WINDOW)
+            self._hits_lane = RedisLane(self._pool)
             self._hits = Batcher(self._acquire_batch)
         self._probe_interval = probe_interval
         self._max_probe_interval = max_probe_interval
@@ -246,6 +249,8 @@ class RateLimiter:
     async def close(self) -> None:
         if self._hits is not None:
             await self._hits.aclose()
+        if self._hits_lane is not None:
+            await self._hits_lane.aclose()
         if self._pool is not None:
             await self._pool.aclose()
 
@@ -328,16 +333,16 @@ class RateLimiter:
             raise StorageError(error) from error
 
     async def _acquire_batch(self, hits: Sequence[_Hit]) -> list[bool | BaseException]:
-        """One pipeline for all `hits` (a lone hit: one EVALSHA, loading the script if Redis
-        lost it)."""
+        """One pipeline for all `hits`, on the hits' own connection (chatr.infra.redis_lane);
+        a hit whose script Redis lost goes again through the client, which loads it."""
+        assert self._hits_lane is not None
         now = time.time()
-        if len(hits) == 1:
-            key, amount, expiry = hits[0]
-            return [bool(await self._acquire(keys=[key], args=[now, amount, expiry, 1]))]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key, amount, expiry in hits:
-                pipe.evalsha(self._acquire.sha, 1, key, now, amount, expiry, 1)
-            results: list[object] = await pipe.execute(raise_on_error=False)
+        results = await self._hits_lane.run(
+            [
+                ("EVALSHA", self._acquire.sha, 1, key, now, amount, expiry, 1)
+                for key, amount, expiry in hits
+            ]
+        )
         answers: list[bool | BaseException] = []
         for (key, amount, expiry), result in zip(hits, results, strict=True):
             if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts

@@ -11,7 +11,8 @@ tell subscribers to resync. A bare connection keeps that moment visible:
 
 PUBLISHes go through a `Batcher` (chatr.aio): those made while one is on its way to Redis
 go together in the next pipeline, so under load many sends cost one round trip, one write
-and one read instead of one each.
+and one read instead of one each; the batches run on a connection of their own
+(chatr.infra.redis_lane).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from chatr.aio import Batcher
+from chatr.infra.redis_lane import RedisLane
 
 
 @dataclass
@@ -67,6 +69,7 @@ class RedisTransport:
         self._factory.connection_kwargs.update(socket_timeout=None, protocol=2)
         self._conn: AbstractConnection | None = None
         self._replies: deque[_PendingReply] = deque()
+        self._publish_lane = RedisLane(self._publisher.connection_pool)
         self._publishes: Batcher[tuple[str, str], object] = Batcher(self._publish_batch)
 
     async def connect(self) -> None:
@@ -122,16 +125,13 @@ class RedisTransport:
     async def _publish_batch(
         self, messages: Sequence[tuple[str, str]]
     ) -> Sequence[object | BaseException]:
-        if len(messages) == 1:
-            return [await self._publisher.publish(*messages[0])]
-        async with self._publisher.pipeline(transaction=False) as pipe:
-            for channel, data in messages:
-                pipe.publish(channel, data)
-            results: list[object | BaseException] = await pipe.execute(raise_on_error=False)
-            return results
+        return await self._publish_lane.run(
+            [("PUBLISH", channel, data) for channel, data in messages]
+        )
 
     async def aclose(self) -> None:
         await self._publishes.aclose()
+        await self._publish_lane.aclose()
         await self.disconnect()
         await self._publisher.aclose()
         await self._factory.aclose()

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -599,14 +600,14 @@ async def test_concurrent_publishes_on_redis_arrive_in_order_in_few_round_trips(
     transport = recorder.inner
     assert isinstance(transport, RedisTransport)
     round_trips = 0
-    pipeline = transport._publisher.pipeline
+    run = transport._publish_lane.run
 
-    def counted_pipeline(*args: object, **kwargs: object) -> object:
+    async def counted_run(commands: Sequence[Sequence[Any]]) -> list[Any]:
         nonlocal round_trips
         round_trips += 1
-        return pipeline(*args, **kwargs)  # type: ignore[arg-type]
+        return await run(commands)
 
-    transport._publisher.pipeline = counted_pipeline  # type: ignore[method-assign,assignment]
+    transport._publish_lane.run = counted_run  # type: ignore[method-assign]
     async with instance_a.subscribe("conversation:1") as sub:
         # when fifty publishes are made at once
         await asyncio.gather(*(instance_b.publish("conversation:1", str(n)) for n in range(50)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -172,14 +173,15 @@ async def test_concurrent_hits_share_round_trips_and_count_exactly_as_limits_rea
     # given a limit of three per minute and the pipelines the limiter sends to Redis
     limiter = await _limiter(redis_server, supervisor)
     pipelines = 0
-    pipeline = limiter._redis.pipeline
+    assert limiter._hits_lane is not None
+    run = limiter._hits_lane.run
 
-    def counted_pipeline(*args: object, **kwargs: object) -> object:
+    async def counted_run(commands: Sequence[Sequence[Any]]) -> list[Any]:
         nonlocal pipelines
         pipelines += 1
-        return pipeline(*args, **kwargs)  # type: ignore[arg-type]
+        return await run(commands)
 
-    limiter._redis.pipeline = counted_pipeline  # type: ignore[method-assign,assignment]
+    limiter._hits_lane.run = counted_run  # type: ignore[method-assign]
     try:
         # when ten attempts from one address arrive at once
         outcomes = await asyncio.gather(

@@ -1,0 +1,69 @@
+"""A Redis connection of its own for one `Batcher` (chatr.aio): the hot commands' round trips.
+
+Every send makes two Redis round trips (its rate-limit script, its PUBLISH), each through a
+`Batcher`, which runs one batch at a time. Through redis-py's client each call also checked a
+connection out of the pool (a wait bounded by a timeout), read the socket once to check its
+health, and gave it back: with one send in flight that was about a fifth of a send's CPU
+(`bench/send_cpu.py --conversations 1`, uvloop). A batcher needs one connection, never two at
+once, so a lane keeps one and writes a batch as one pipeline: one write, then one reply per
+command, in order.
+
+Failures are what redis-py's client would raise: a reply that is an error is that command's
+result (the others stand); a connection or timeout error fails the batch and drops the
+connection (its state is unknown), and the next batch opens a new one. A connection that
+was reset while idle (Redis restarted) fails the first batch that uses it: that batch is
+sent once more on a new connection, as the pools' one retry did, so a restart between two
+sends is not an outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+
+class RedisLane:
+    """Runs batches of commands on one connection made by `pool`'s factory (URL, auth, TLS,
+    timeouts as configured there); not for concurrent use (a `Batcher` never is)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._conn: AbstractConnection | None = None
+
+    async def run(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Each command's reply, or the error Redis answered it with, in order."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                return await self._run_on(conn, commands)
+            except RedisConnectionError:
+                pass  # (a connection reset while idle: once more, on a new one)
+        conn = self._conn = self._pool.make_connection()
+        return await self._run_on(conn, commands)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.disconnect(nowait=True)
+
+    async def _run_on(
+        self, conn: AbstractConnection, commands: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        try:
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as error:  # (the reply was read: the connection is fine)
+                    replies.append(error)
+            return replies
+        except BaseException:
+            if self._conn is conn:
+                self._conn = None
+            await conn.disconnect(nowait=True)
+            raise

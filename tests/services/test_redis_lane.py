@@ -1,0 +1,94 @@
+"""A batch of Redis commands on a connection of its own (chatr.infra.redis_lane)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from chatr.infra.redis_lane import RedisLane
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[ConnectionPool]:
+    pool = ConnectionPool.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
+async def lane(pool: ConnectionPool) -> AsyncIterator[RedisLane]:
+    lane = RedisLane(pool)
+    yield lane
+    await lane.aclose()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"chatr-test-lane-{uuid.uuid4().hex}"
+
+
+async def test_a_batch_answers_each_command_in_order(lane: RedisLane, key: str) -> None:
+    replies = await lane.run([("INCRBY", key, 5), ("INCRBY", key, 2), ("GET", key), ("DEL", key)])
+
+    assert replies == [5, 7, b"7", 1]
+
+
+async def test_an_error_reply_is_that_commands_result_and_the_others_stand(
+    lane: RedisLane, key: str
+) -> None:
+    replies = await lane.run(
+        [("SET", key, "text"), ("INCR", key), ("EVALSHA", "0" * 40, 0), ("DEL", key)]
+    )
+
+    assert replies[0] == b"OK"
+    assert isinstance(replies[1], ResponseError)
+    assert isinstance(replies[2], NoScriptError)  # (what the rate limiter looks for)
+    assert replies[3] == 1
+    # and the connection is still in step: the next batch gets its own replies
+    assert await lane.run([("PING",)]) == [b"PONG"]
+
+
+async def test_batches_share_one_connection(lane: RedisLane) -> None:
+    [first] = await lane.run([("CLIENT", "ID")])
+    [second] = await lane.run([("CLIENT", "ID")])
+
+    assert first == second
+
+
+async def test_a_connection_killed_while_idle_costs_no_failed_batch(
+    lane: RedisLane, redis_url: str
+) -> None:
+    # given the lane's connection, closed by the server meanwhile (as a Redis restart does)
+    [connection_id] = await lane.run([("CLIENT", "ID")])
+    admin = Redis.from_url(redis_url)
+    try:
+        assert await admin.execute_command("CLIENT", "KILL", "ID", connection_id) == 1
+    finally:
+        await admin.aclose()
+
+    # when the next batch runs, then it runs on a new connection
+    [new_id] = await lane.run([("CLIENT", "ID")])
+
+    assert new_id != connection_id
+
+
+async def test_an_unreachable_redis_fails_the_batch_with_a_connection_error() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = ConnectionPool.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=1.0)
+    lane = RedisLane(pool)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await lane.run([("PING",)])
+        with pytest.raises(RedisConnectionError):  # and again: nothing is left half-open
+            await lane.run([("PING",)])
+    finally:
+        await lane.aclose()
+        await pool.aclose()
