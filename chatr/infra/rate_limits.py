@@ -41,7 +41,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from chatr.aio import Batcher
 from chatr.errors import RateLimited
-from chatr.infra.redis_lane import RedisLane
+from chatr.redis_lane import RedisLane
 from chatr.supervision import SupervisedTask, Supervisor
 
 log = logging.getLogger("chatr.rate_limits")
@@ -333,7 +333,7 @@ class RateLimiter:
             raise StorageError(error) from error
 
     async def _acquire_batch(self, hits: Sequence[_Hit]) -> list[bool | BaseException]:
-        """One pipeline for all `hits`, on the hits' own connection (chatr.infra.redis_lane);
+        """One pipeline for all `hits`, on the hits' own connection (chatr.redis_lane);
         a hit whose script Redis lost goes again through the client, which loads it."""
         assert self._hits_lane is not None
         now = time.time()

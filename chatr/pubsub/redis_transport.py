@@ -12,7 +12,7 @@ tell subscribers to resync. A bare connection keeps that moment visible:
 PUBLISHes go through a `Batcher` (chatr.aio): those made while one is on its way to Redis
 go together in the next pipeline, so under load many sends cost one round trip, one write
 and one read instead of one each; the batches run on a connection of their own
-(chatr.infra.redis_lane).
+(chatr.redis_lane).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from chatr.aio import Batcher
-from chatr.infra.redis_lane import RedisLane
+from chatr.redis_lane import RedisLane
 
 
 @dataclass

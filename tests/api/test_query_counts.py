@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
 from tests.support.api import register
 from tests.support.servers import RunningApp
+from tests.support.statements import recorded_statements
 
 DEEP_INBOX = """
 { conversations(first: 50) { edges { node {
@@ -20,32 +16,13 @@ DEEP_INBOX = """
 """
 
 
-@contextmanager
-def count_statements(app: RunningApp) -> Iterator[list[str]]:
-    """Every statement either engine runs meanwhile (reads go through the autocommit one)."""
-    statements: list[str] = []
-    db = app.runtime.db
-    engines = [db.engine.sync_engine, db.autocommit_engine.sync_engine]
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
-
-
 async def _inbox_statements(app: RunningApp, conversations: int) -> int:
     alice = await register(app.http)
     for _ in range(conversations):
         friend = await register(app.http)
         await friend.send("hello", to=alice)
         await alice.send("hi", to=friend)
-    with count_statements(app) as statements:
+    with recorded_statements(app) as statements:
         response = await alice.call(DEEP_INBOX)
     assert len(response["conversations"]["edges"]) == conversations
     return len(statements)
@@ -110,7 +87,7 @@ async def test_rich_history_costs_the_same_for_ten_or_fifty_messages(app: Runnin
         await carol.call(REACT, m=previous, e="🎉")
 
     async def statements(first: int) -> int:
-        with count_statements(app) as found:
+        with recorded_statements(app) as found:
             page = await bob.call(RICH_HISTORY, id=group_id, first=first)
         nodes = [edge["node"] for edge in page["conversation"]["messages"]["edges"]]
         assert len(nodes) == first

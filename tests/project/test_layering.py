@@ -33,7 +33,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "chatr.migrations",
         ),
     ),
-    ("data and transport", ("chatr.models", "chatr.db", "chatr.fair_pool", "chatr.pubsub")),
+    (
+        "data and transport",
+        ("chatr.models", "chatr.db", "chatr.fair_pool", "chatr.redis_lane", "chatr.pubsub"),
+    ),
     ("infrastructure", ("chatr.infra",)),
     ("runtime", ("chatr.runtime",)),
     ("services", ("chatr.services",)),

@@ -1,4 +1,4 @@
-"""A batch of Redis commands on a connection of its own (chatr.infra.redis_lane)."""
+"""A batch of Redis commands on a connection of its own (chatr.redis_lane)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from chatr.infra.redis_lane import RedisLane
+from chatr.redis_lane import RedisLane
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from chatr import migrations
 from chatr.models import Conversation, Event, Membership, Message, User
@@ -24,6 +24,7 @@ from tests.groups.helpers import ACCEPT, CREATE_GROUP
 from tests.support.api import BLOCK_USER, SEND, Account, GraphQLError, register
 from tests.support.ids import Kind, global_id
 from tests.support.servers import RunningApp, in_process_app
+from tests.support.statements import recorded_statements
 
 SEND_SEQ_ONLY = "mutation S($input: SendMessageInput!) { sendMessage(input: $input) { seq } }"
 Step = Callable[[dict[str, Account], dict[str, str]], Awaitable[dict[str, Any]]]
@@ -212,39 +213,10 @@ async def test_a_send_into_a_conversation_is_one_statement_on_postgresql(app: Ru
     alice, bob = await register(app.http), await register(app.http)
     conversation_id = (await alice.send("first", to=bob))["conversationId"]
     await alice.send("warm", conversation_id=conversation_id)
-    statements: list[str] = []
-    drivers: list[Any] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    def record_on_driver(logged: Any) -> None:
-        statements.append(logged.query)
-
-    def watch_driver(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        # What runs on asyncpg directly (chatr.infra.precompiled) passes no SQLAlchemy event.
-        if record.driver_connection not in drivers:
-            record.driver_connection.add_query_logger(record_on_driver)
-            drivers.append(record.driver_connection)
-
-    engines = [app.runtime.db.engine.sync_engine, app.runtime.db.autocommit_engine.sync_engine]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-        event.listen(engine, "checkout", watch_driver)
-    # when alice sends into it
-    try:
-        message_input = {
-            "body": "counted",
-            "clientMessageId": "k",
-            "conversationId": conversation_id,
-        }
+    # when alice sends into it (the recorder also watches the driver, past SQLAlchemy)
+    message_input = {"body": "counted", "clientMessageId": "k", "conversationId": conversation_id}
+    with recorded_statements(app) as statements:
         sent = (await alice.call(SEND_SEQ_ONLY, input=message_input))["sendMessage"]
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
-            event.remove(engine, "checkout", watch_driver)
-        for driver in drivers:
-            driver.remove_query_logger(record_on_driver)
     # then the database saw one statement (one round trip), and it did the whole send
     assert sent["seq"] == 3
     assert len(statements) == 1

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
 from tests.support.api import (
     ACCEPT_FRIEND_REQUEST,
@@ -27,6 +24,7 @@ from tests.support.api import (
 )
 from tests.support.ids import Kind, missing
 from tests.support.servers import RunningApp
+from tests.support.statements import recorded_statements
 
 INBOX = "query { conversations { edges { node { id lastSeq } } } }"
 HISTORY = """
@@ -50,24 +48,6 @@ def _blocked(field: str) -> list[dict[str, object]]:
 async def _bodies(account: Account, conversation_id: str) -> list[str]:
     result = await account.call(HISTORY, id=conversation_id)
     return [edge["node"]["body"] for edge in result["conversation"]["messages"]["edges"]]
-
-
-@contextmanager
-def _statements(app: RunningApp) -> Iterator[list[str]]:
-    """SQL run on both pools (the send runs in autocommit) while the block is open."""
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    engines = [app.runtime.db.engine.sync_engine, app.runtime.db.autocommit_engine.sync_engine]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.smoke
@@ -228,7 +208,7 @@ async def test_sending_into_a_conversation_checks_blocks_inside_the_send_stateme
     conversation_id = (await alice.send("first", to=bob))["conversationId"]
     await alice.send("warm", conversation_id=conversation_id)
     # when alice sends into it
-    with _statements(app) as statements:
+    with recorded_statements(app) as statements:
         await alice.send("counted", conversation_id=conversation_id)
     # then the block rule rides on the one statement that sends: no extra round trip
     sends = [s for s in statements if "INSERT INTO messages" in s]
