@@ -24,7 +24,9 @@ What it measures
     their whole round trip, wherever it started). sends/s = measured sends / measured
     seconds. A loop starts no send after the window; the round ends when the last answer is
     in. Server CPU per send is read from
-    /proc for the two uvicorn processes of each stack.
+    /proc for the two uvicorn processes of each stack; a second table splits each send's CPU
+    between the servers, PostgreSQL, Redis and the whole machine (shared processes: each
+    figure is what they spent while that stack ran, over its sends).
 
     Then the database write path alone (`--statement-connections`, default 1, 4, 16): chatr's
     one-statement send (the compiled statement of chatr.services.messages, on chatr's
@@ -88,6 +90,7 @@ from bench.latency import (  # noqa: E402
     REDIS_URL,
     Server,
     background_load,
+    cpu_seconds,
     create_baseline_tables,
     machine_busy_seconds,
     prepare_environment,
@@ -186,7 +189,12 @@ class Level:
     #: Attempts answered SERVICE_UNAVAILABLE in the window (then retried).
     refused: int = 0
     seconds: float = 0.0
+    #: CPU seconds in the measured windows: the stack's two servers, all PostgreSQL
+    #: processes, Redis, and the whole machine (servers, PostgreSQL, Redis, this client).
     cpu: float = 0.0
+    postgres_cpu: float = 0.0
+    redis_cpu: float = 0.0
+    machine_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -242,7 +250,15 @@ async def run_round(
     started = time.perf_counter()
     window_start = started + args.warmup
     window_end = window_start + args.seconds
-    cpu_at_window: list[float] = []
+    cpu_at_window: list[tuple[float, float, float, float]] = []
+
+    def sample() -> tuple[float, float, float, float]:
+        return (
+            stack.cpu(),
+            processes_cpu("postgres"),
+            processes_cpu("redis-server"),
+            machine_busy_seconds()[0],
+        )
 
     async def loop(sender: Sender) -> None:
         number = 0
@@ -269,13 +285,34 @@ async def run_round(
 
     async def cpu_window() -> None:
         await asyncio.sleep(max(window_start - time.perf_counter(), 0))
-        cpu_at_window.append(stack.cpu())
+        cpu_at_window.append(sample())
         await asyncio.sleep(max(window_end - time.perf_counter(), 0))
-        cpu_at_window.append(stack.cpu())
+        cpu_at_window.append(sample())
 
     await asyncio.gather(cpu_window(), *(loop(s) for s in senders))
     level.seconds += args.seconds
-    level.cpu += cpu_at_window[1] - cpu_at_window[0]
+    (servers0, postgres0, redis0, machine0), (servers1, postgres1, redis1, machine1) = (
+        cpu_at_window
+    )
+    level.cpu += servers1 - servers0
+    level.postgres_cpu += postgres1 - postgres0
+    level.redis_cpu += redis1 - redis0
+    level.machine_cpu += machine1 - machine0
+
+
+def processes_cpu(command: str) -> float:
+    """User + system CPU seconds of every process named `command` now (a process that exits
+    between two samples takes its time with it: PostgreSQL's pooled backends do not)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name == command:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
 
 
 @dataclass
@@ -405,6 +442,27 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
         f"{TARGET_P99_AT} conversations: {p99_text}; chatr sends/s grows (never drops >5%) "
         f"with concurrency: {'PASS' if grows else 'FAIL'}"
     )
+    return "\n".join(lines)
+
+
+def report_cpu(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
+    """Where each stack's CPU went per persisted send (ms): the two servers, PostgreSQL,
+    Redis, and the whole machine (which adds this client and anything else running)."""
+    header = (
+        f"{'convs':>6} | {'chatr servers':>13} {'postgres':>9} {'redis':>7} {'machine':>8} | "
+        f"{'baseline servers':>16} {'postgres':>9} {'redis':>7} {'machine':>8}"
+    )
+    lines = ["CPU per send (ms):", header, "-" * len(header)]
+    for count in levels:
+        cells = []
+        for name, width in (("chatr", 13), ("baseline", 16)):
+            level = results[count][name]
+            sends = len(level.latencies) or 1
+            cells.append(
+                f"{level.cpu / sends * 1000:{width}.3f} {level.postgres_cpu / sends * 1000:9.3f} "
+                f"{level.redis_cpu / sends * 1000:7.3f} {level.machine_cpu / sends * 1000:8.3f}"
+            )
+        lines.append(f"{count:>6} | {cells[0]} | {cells[1]}")
     return "\n".join(lines)
 
 
@@ -606,6 +664,7 @@ async def run(args: argparse.Namespace) -> None:
             results = await measure(stacks, args.conversations, args)
             busy1, total1 = machine_busy_seconds()
             print(report(args.conversations, results), flush=True)
+            print(report_cpu(args.conversations, results), flush=True)
             statements = (
                 await measure_statements(env, seed, args) if args.statement_connections else {}
             )

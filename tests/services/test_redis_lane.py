@@ -11,7 +11,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from chatr.redis_lane import RedisLane
+from chatr.redis_lane import RedisLane, packed_commands
 
 
 @pytest.fixture
@@ -92,3 +92,24 @@ async def test_an_unreachable_redis_fails_the_batch_with_a_connection_error() ->
     finally:
         await lane.aclose()
         await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [("EVALSHA", "a" * 40, 1, "chatr:rl:send:42", 1796510305.808326, 30, 60, 1)],
+        [("PUBLISH", "chatr:conversation:7", b'{"seq": 3}'), ("PUBLISH", "c", "caf\u00e9")],
+        [("SET", "k", 0.1), ("INCRBY", "k", -5), ("GET", b"k")],
+        [("CONFIG GET", "maxmemory")],  # (a first argument redis-py splits into words)
+        [("SET", "k", memoryview(b"raw"))],  # (an argument hiredis refuses)
+    ],
+)
+def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them(
+    pool: ConnectionPool, commands: list[tuple[object, ...]]
+) -> None:
+    conn = pool.make_connection()
+
+    def joined(packed: bytes | list[bytes]) -> bytes:
+        return packed if isinstance(packed, bytes) else b"".join(bytes(p) for p in packed)
+
+    assert joined(packed_commands(conn, commands)) == joined(conn.pack_commands(commands))
