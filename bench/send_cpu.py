@@ -18,7 +18,7 @@ What it measures
 
 How to run (from the project root)
     .venv/bin/python bench/send_cpu.py [--sends 1000] [--rounds 5] [--conversations 10]
-        [--profile]
+        [--profile] [--uvloop]
 
 What it needs
     PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379, as bench/throughput.py (a fresh
@@ -190,11 +190,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-out", help="also write the cProfile stats to this file")
     parser.add_argument("--postgres", default=PG_URL, help="server URL, no database")
     parser.add_argument("--redis", default=REDIS_URL)
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop, as uvicorn runs the servers"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_script(run, parse_args(argv))
+    args = parse_args(argv)
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return run_script(run, args)
 
 
 if __name__ == "__main__":

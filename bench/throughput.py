@@ -291,13 +291,12 @@ async def run_round(
 
     await asyncio.gather(cpu_window(), *(loop(s) for s in senders))
     level.seconds += args.seconds
-    (servers0, postgres0, redis0, machine0), (servers1, postgres1, redis1, machine1) = (
-        cpu_at_window
-    )
-    level.cpu += servers1 - servers0
-    level.postgres_cpu += postgres1 - postgres0
-    level.redis_cpu += redis1 - redis0
-    level.machine_cpu += machine1 - machine0
+    start, end = cpu_at_window
+    servers, postgres, redis, machine = (b - a for a, b in zip(start, end, strict=True))
+    level.cpu += servers
+    level.postgres_cpu += postgres
+    level.redis_cpu += redis
+    level.machine_cpu += machine
 
 
 def processes_cpu(command: str) -> float:
@@ -406,7 +405,10 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     )
     lines = [header, "-" * len(header)]
     verdicts = []
-    previous: float | None = None
+    previous: tuple[float, float] | None = None
+    #: "Throughput must grow with concurrency as the baseline's does": from one level to the
+    #: next, chatr's sends/s must change by at least 90% of the baseline's factor (10% for
+    #: noise). Not "never drop": on two cores the baseline itself drops from 100 to 1,000.
     grows = True
     for count in levels:
         chatr, base = results[count]["chatr"], results[count]["baseline"]
@@ -424,9 +426,11 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
             f"{ratio:5.2f}x | {chatr.refused:13d}"
         )
         verdicts.append(ratio >= TARGET_RATIO)
-        if previous is not None and chatr.rate < previous * 0.95:
-            grows = False
-        previous = chatr.rate
+        if previous is not None and previous[0] and previous[1]:
+            chatr_change, base_change = chatr.rate / previous[0], base.rate / previous[1]
+            if chatr_change < base_change * 0.9:
+                grows = False
+        previous = (chatr.rate, base.rate)
     lines.append(
         "(p50/p99 in ms: POST round trip, from a send's first attempt; cpu/send: the stack's "
         "two server processes; refused: attempts answered SERVICE_UNAVAILABLE, then retried)"
@@ -439,8 +443,9 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     lines.append(
         f"targets: chatr >= {TARGET_RATIO}x baseline at every level: "
         f"{'PASS' if all(verdicts) else 'FAIL'}; p99 <= {TARGET_P99_MS:g} ms at "
-        f"{TARGET_P99_AT} conversations: {p99_text}; chatr sends/s grows (never drops >5%) "
-        f"with concurrency: {'PASS' if grows else 'FAIL'}"
+        f"{TARGET_P99_AT} conversations: {p99_text}; chatr sends/s grows with concurrency "
+        "as the baseline's does (each level's change >= 0.9 x the baseline's): "
+        f"{'PASS' if grows else 'FAIL'}"
     )
     return "\n".join(lines)
 
