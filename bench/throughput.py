@@ -86,11 +86,11 @@ if str(ROOT) not in sys.path:  # run as `python bench/throughput.py`
 from bench.baseline_app import INSERT_MESSAGE, NEXT_SEQ  # noqa: E402
 from bench.fanout import raise_open_files_limit  # noqa: E402
 from bench.latency import (  # noqa: E402
+    CLK_TCK,
     PG_URL,
     REDIS_URL,
     Server,
     background_load,
-    cpu_seconds,
     create_baseline_tables,
     machine_busy_seconds,
     prepare_environment,
@@ -250,15 +250,8 @@ async def run_round(
     started = time.perf_counter()
     window_start = started + args.warmup
     window_end = window_start + args.seconds
-    cpu_at_window: list[tuple[float, float, float, float]] = []
-
-    def sample() -> tuple[float, float, float, float]:
-        return (
-            stack.cpu(),
-            processes_cpu("postgres"),
-            processes_cpu("redis-server"),
-            machine_busy_seconds()[0],
-        )
+    cpu_at_window: list[tuple[float, float]] = []
+    postgres, redis = ProcessesCpu("postgres"), ProcessesCpu("redis-server")
 
     async def loop(sender: Sender) -> None:
         number = 0
@@ -285,33 +278,60 @@ async def run_round(
 
     async def cpu_window() -> None:
         await asyncio.sleep(max(window_start - time.perf_counter(), 0))
-        cpu_at_window.append(sample())
-        await asyncio.sleep(max(window_end - time.perf_counter(), 0))
-        cpu_at_window.append(sample())
+        cpu_at_window.append((stack.cpu(), machine_busy_seconds()[0]))
+        for tracked in (postgres, redis):
+            tracked.start()
+        while (left := window_end - time.perf_counter()) > 0:
+            await asyncio.sleep(min(left, ProcessesCpu.INTERVAL))
+            for tracked in (postgres, redis):
+                tracked.sample()
+        cpu_at_window.append((stack.cpu(), machine_busy_seconds()[0]))
 
     await asyncio.gather(cpu_window(), *(loop(s) for s in senders))
     level.seconds += args.seconds
-    start, end = cpu_at_window
-    servers, postgres, redis, machine = (b - a for a, b in zip(start, end, strict=True))
-    level.cpu += servers
-    level.postgres_cpu += postgres
-    level.redis_cpu += redis
-    level.machine_cpu += machine
+    (servers0, machine0), (servers1, machine1) = cpu_at_window
+    level.cpu += servers1 - servers0
+    level.machine_cpu += machine1 - machine0
+    level.postgres_cpu += postgres.spent()
+    level.redis_cpu += redis.spent()
 
 
-def processes_cpu(command: str) -> float:
-    """User + system CPU seconds of every process named `command` now (a process that exits
-    between two samples takes its time with it: PostgreSQL's pooled backends do not)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        if name == command:
-            total += cpu_seconds(int(stat.parent.name))
-    return total
+class ProcessesCpu:
+    """CPU seconds spent by every process named `command` (PostgreSQL: its backends too) over
+    a window. Sampled every `INTERVAL` seconds, so a process that exits in the window keeps
+    all but its last interval's time (asyncpg's pool replaces a connection every 50,000
+    queries: a backend may well exit mid-window), and one born in it counts from zero."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, command: str) -> None:
+        self._command = command
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._first = self._read()
+        self._last = dict(self._first)
+
+    def sample(self) -> None:
+        for pid, seconds in self._read().items():
+            self._first.setdefault(pid, 0.0)
+            self._last[pid] = seconds
+
+    def spent(self) -> float:
+        return sum(last - self._first[pid] for pid, last in self._last.items())
+
+    def _read(self) -> dict[int, float]:
+        found: dict[int, float] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            if text[text.index("(") + 1 : text.rindex(")")] == self._command:
+                fields = text.rsplit(")", 1)[1].split()  # (as bench.latency.cpu_seconds)
+                found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return found
 
 
 @dataclass
