@@ -4,7 +4,7 @@ Every send makes two Redis round trips (its rate-limit script, its PUBLISH), eac
 `Batcher`, which runs one batch at a time. Through redis-py's client each call also checked a
 connection out of the pool (a wait bounded by a timeout), read the socket once to check its
 health, and gave it back: with one send in flight that was about a fifth of a send's CPU
-(`bench/send_cpu.py --conversations 1`, uvloop). A batcher needs one connection, never two at
+(`bench/send_cpu.py --conversations 1 --uvloop`). A batcher needs one connection, never two at
 once, so a lane keeps one and writes a batch as one pipeline: one write, then one reply per
 command, in order.
 
@@ -15,10 +15,10 @@ was reset while idle (Redis restarted) fails the first batch that uses it: that 
 sent once more on a new connection, as the pools' one retry did, so a restart between two
 sends is not an outage.
 
-Commands are packed by hiredis's C packer (a dependency):
-redis-py's asyncio connection packs in Python, one encode call per argument, and the
-rate-limit script's eleven arguments made that ~5% of a send's CPU. The bytes are the same
-(UTF-8, floats as `repr`); anything hiredis refuses is packed by redis-py.
+Commands are packed by hiredis's C packer (a dependency): redis-py's asyncio connection packs
+in Python, one encode call per argument, and the rate-limit script's eleven arguments made
+that ~5% of a send's CPU. The bytes are the same (UTF-8, floats as `repr`); what hiredis
+refuses, or a connection set to another encoding, is packed by redis-py.
 """
 
 from __future__ import annotations
