@@ -105,9 +105,14 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process, from /proc (0 when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return 0.0
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU time from the text of a /proc/<pid>/stat."""
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 

@@ -86,7 +86,6 @@ if str(ROOT) not in sys.path:  # run as `python bench/throughput.py`
 from bench.baseline_app import INSERT_MESSAGE, NEXT_SEQ  # noqa: E402
 from bench.fanout import raise_open_files_limit  # noqa: E402
 from bench.latency import (  # noqa: E402
-    CLK_TCK,
     PG_URL,
     REDIS_URL,
     Server,
@@ -96,6 +95,7 @@ from bench.latency import (  # noqa: E402
     prepare_environment,
     run_script,
     start_server,
+    stat_cpu_seconds,
     wait_until_up,
 )
 from bench.seeding import (  # noqa: E402
@@ -329,8 +329,7 @@ class ProcessesCpu:
             except OSError:
                 continue
             if text[text.index("(") + 1 : text.rindex(")")] == self._command:
-                fields = text.rsplit(")", 1)[1].split()  # (as bench.latency.cpu_seconds)
-                found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+                found[int(stat.parent.name)] = stat_cpu_seconds(text)
         return found
 
 
