@@ -469,12 +469,30 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     return "\n".join(lines)
 
 
+def servers_free_ceiling(chatr: Level, base: Level) -> float:
+    """The ratio chatr's sends/s would reach if its two servers cost exactly what the
+    baseline's do per send, everything else (PostgreSQL, Redis, the client) as measured.
+
+    While the machine's cores are saturated, sends/s follow the machine's CPU per send, so
+    this is the most any work on the servers (GraphQL, HTTP, auth, the services) can buy on
+    this machine; what is above it is the database's and Redis's work. Meaningless where the
+    stacks are not CPU-bound (one conversation: there the round trips set the pace)."""
+    chatr_sends, base_sends = len(chatr.latencies), len(base.latencies)
+    if not chatr_sends or not base_sends:
+        return float("nan")
+    base_machine = base.machine_cpu / base_sends
+    floor = (chatr.machine_cpu - chatr.cpu) / chatr_sends + base.cpu / base_sends
+    return base_machine / floor if floor > 0 else float("nan")
+
+
 def report_cpu(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     """Where each stack's CPU went per persisted send (ms): the two servers, PostgreSQL,
-    Redis, and the whole machine (which adds this client and anything else running)."""
+    Redis, and the whole machine (which adds this client and anything else running); and
+    `servers_free_ceiling`."""
     header = (
         f"{'convs':>6} | {'chatr servers':>13} {'postgres':>9} {'redis':>7} {'machine':>8} | "
-        f"{'baseline servers':>16} {'postgres':>9} {'redis':>7} {'machine':>8}"
+        f"{'baseline servers':>16} {'postgres':>9} {'redis':>7} {'machine':>8} | "
+        f"{'ceiling':>7}"
     )
     lines = ["CPU per send (ms):", header, "-" * len(header)]
     for count in levels:
@@ -486,7 +504,12 @@ def report_cpu(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
                 f"{level.cpu / sends * 1000:{width}.3f} {level.postgres_cpu / sends * 1000:9.3f} "
                 f"{level.redis_cpu / sends * 1000:7.3f} {level.machine_cpu / sends * 1000:8.3f}"
             )
-        lines.append(f"{count:>6} | {cells[0]} | {cells[1]}")
+        ceiling = servers_free_ceiling(results[count]["chatr"], results[count]["baseline"])
+        lines.append(f"{count:>6} | {cells[0]} | {cells[1]} | {ceiling:6.2f}x")
+    lines.append(
+        "(ceiling: the ratio chatr would reach if its servers cost per send what the "
+        "baseline's do, the rest as measured; only meaningful where the cores are saturated)"
+    )
     return "\n".join(lines)
 
 

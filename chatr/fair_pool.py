@@ -27,6 +27,7 @@ import contextlib
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
@@ -41,6 +42,9 @@ T = TypeVar("T")
 
 #: Seconds a checkout may wait in all while the database keeps answering statements.
 BUSY_TIMEOUT = 10.0
+#: Seconds a connection kept for the hot statements (`FairAsyncQueuePool.keep`) may sit
+#: unused and still be taken again; after that it goes back through the pool.
+KEEP_SECONDS = 1.0
 
 
 class FairQueue(sqla_queue.AsyncAdaptedQueue[T]):
@@ -55,6 +59,10 @@ class FairQueue(sqla_queue.AsyncAdaptedQueue[T]):
         self._waiters: deque[asyncio.Future[T]] = deque()
         #: When a statement last succeeded on a connection of this pool (monotonic clock).
         self.answered_at = -math.inf
+        #: Set by the pool: gives back the connections it keeps checked out for the hot
+        #: statements; True if it gave back any. Called (in the checkout's greenlet) before
+        #: a checkout would wait, so a kept connection never makes anyone wait.
+        self.give_back_kept: Callable[[], bool] | None = None
 
     def answered(self) -> None:
         self.answered_at = time.monotonic()
@@ -77,6 +85,9 @@ class FairQueue(sqla_queue.AsyncAdaptedQueue[T]):
                 return self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 pass
+            if block and self.give_back_kept is not None and self.give_back_kept():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    return self._queue.get_nowait()
         if not block:
             raise sqla_queue.Empty()
         return _await(self._wait(timeout))
@@ -124,9 +135,86 @@ class FairQueue(sqla_queue.AsyncAdaptedQueue[T]):
 
 
 class FairAsyncQueuePool(AsyncAdaptedQueuePool):
-    """`AsyncAdaptedQueuePool` with a `FairQueue` (pass as `poolclass`)."""
+    """`AsyncAdaptedQueuePool` with a `FairQueue` (pass as `poolclass`).
+
+    It can also keep a few connections checked out between the hot statements
+    (chatr.infra.precompiled: the send), so that a stream of them skips SQLAlchemy's checkout
+    and return (about a tenth of a send's CPU in `bench/send_cpu.py`). Kept connections are
+    still the pool's: at most half of it, only while nobody waits (a checkout that would wait
+    first takes them all back), only while in use at least every KEEP_SECONDS, and never one
+    the pool would recycle on checkout (past its recycle age, or opened before an
+    invalidation). `dispose` gives them back first.
+    """
 
     _queue_class: Any = FairQueue
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: (connection, when kept), the most recently kept last.
+        self._kept: list[tuple[PoolProxiedConnection, float]] = []
+        self._pool.give_back_kept = self._give_back_kept  # type: ignore[attr-defined]
+
+    @property
+    def kept(self) -> int:
+        return len(self._kept)
+
+    def kept_connections(self) -> list[PoolProxiedConnection]:
+        """The connections kept checked out right now (most recently kept last)."""
+        return [connection for connection, _ in self._kept]
+
+    def keep(self, connection: PoolProxiedConnection) -> bool:
+        """Keep `connection` (checked out, just used) for the next hot statement instead of
+        returning it; False, and the caller returns it, while anyone waits for a connection,
+        half the pool is kept already, or the pool would recycle it."""
+        if (
+            self._pool._waiters  # type: ignore[attr-defined]
+            or len(self._kept) >= max(1, self.size() // 2)
+            or not self._may_serve(connection)
+        ):
+            return False
+        self._kept.append((connection, time.monotonic()))
+        return True
+
+    def take_kept(self) -> tuple[PoolProxiedConnection | None, list[PoolProxiedConnection]]:
+        """The most recently kept connection if it may serve again, and the kept ones that
+        may not (idle past KEEP_SECONDS, or due for recycling): the caller returns those to
+        the pool (`close()`, in a greenlet)."""
+        stale: list[PoolProxiedConnection] = []
+        while self._kept:
+            connection, since = self._kept.pop()
+            if time.monotonic() - since > KEEP_SECONDS:
+                stale.append(connection)  # every older one is idle longer still
+                stale.extend(older for older, _ in self._kept)
+                self._kept.clear()
+                break
+            if self._may_serve(connection):
+                return connection, stale
+            stale.append(connection)
+        return None, stale
+
+    def _may_serve(self, connection: PoolProxiedConnection) -> bool:
+        """What SQLAlchemy checks on checkout before reusing a connection (`_ConnectionRecord
+        .get_connection`): not invalidated, not past the recycle age, not opened before the
+        pool was invalidated."""
+        record = getattr(connection, "_connection_record", None)
+        if record is None or not connection.is_valid:
+            return False
+        started: float = record.starttime
+        if self._recycle > -1 and time.time() - started > self._recycle:
+            return False
+        return self._invalidate_time <= started
+
+    def _give_back_kept(self) -> bool:
+        """Return every kept connection to the pool (in a greenlet: a checkout's, or
+        `dispose`'s)."""
+        kept, self._kept = self._kept, []
+        for connection, _ in kept:
+            connection.close()
+        return bool(kept)
+
+    def dispose(self) -> None:
+        self._give_back_kept()
+        super().dispose()
 
     def answered(self) -> None:
         """A statement on one of this pool's connections succeeded: the database answers."""

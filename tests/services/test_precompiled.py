@@ -4,6 +4,7 @@ pool, and a connection lost under it is dealt with as SQLAlchemy deals with a di
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +15,9 @@ import pytest
 from sqlalchemy import Integer, bindparam, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatr import fair_pool
 from chatr.db import ConnectionLost, create_engine, is_unavailable
+from chatr.fair_pool import FairAsyncQueuePool
 from chatr.infra import precompiled
 from chatr.infra.precompiled import Precompiled
 from chatr.services import messages
@@ -172,3 +175,88 @@ async def test_an_unreachable_database_is_an_outage_not_a_bug(settings: Settings
         await engine.dispose()
 
     assert is_unavailable(failure.value)
+
+
+# -- connections kept between hot statements (FairAsyncQueuePool.keep) ------------------------
+
+_PLUS_ONE = select(bindparam("a", type_=Integer) + 1)
+
+
+def _checkouts(engine: AsyncEngine) -> list[int]:
+    """Counts the pool's checkouts (SQLAlchemy's own event) from now on."""
+    seen: list[int] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: seen.append(1))
+    return seen
+
+
+def _fair_pool(engine: AsyncEngine) -> FairAsyncQueuePool:
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, FairAsyncQueuePool)
+    return pool
+
+
+async def test_hot_statements_in_a_row_check_one_connection_out_once(
+    engine: AsyncEngine,
+) -> None:
+    statement = Precompiled(_PLUS_ONE, engine.dialect)
+    checkouts = _checkouts(engine)
+
+    for number in range(5):
+        row = await precompiled.fetch_row(engine, statement, {"a": number})
+        assert row is not None and row[0] == number + 1
+
+    assert len(checkouts) == 1
+    assert _fair_pool(engine).kept == 1
+
+
+async def test_a_checkout_that_would_wait_takes_the_kept_connection_back(
+    engine: AsyncEngine,
+) -> None:
+    # given a pool of two: one connection kept by a hot statement, the other in use
+    await precompiled.fetch_row(engine, Precompiled(_PLUS_ONE, engine.dialect), {"a": 1})
+    assert _fair_pool(engine).kept == 1
+    async with engine.connect() as busy:
+        await busy.execute(text("SELECT 1"))
+
+        # when someone else needs a connection, it gets the kept one without waiting
+        async with asyncio.timeout(5), engine.connect() as other:
+            assert (await other.execute(text("SELECT 2"))).scalar() == 2
+
+        # and nothing is kept while anyone could need it
+        assert _fair_pool(engine).kept == 0
+
+
+async def test_a_connection_unused_for_keep_seconds_goes_back_to_the_pool(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statement = Precompiled(_PLUS_ONE, engine.dialect)
+    await precompiled.fetch_row(engine, statement, {"a": 1})
+    checkouts = _checkouts(engine)
+
+    monkeypatch.setattr(fair_pool, "KEEP_SECONDS", 0.0)
+    await asyncio.sleep(0.01)
+    row = await precompiled.fetch_row(engine, statement, {"a": 2})
+
+    assert row is not None and row[0] == 3
+    assert len(checkouts) == 1  # the idle one went back and was checked out anew
+
+
+async def test_a_connection_the_pool_would_recycle_is_not_kept(engine: AsyncEngine) -> None:
+    pool = _fair_pool(engine)
+    pool._recycle = 0  # every connection is past its recycle age
+    await asyncio.sleep(0.01)
+
+    await precompiled.fetch_row(engine, Precompiled(_PLUS_ONE, engine.dialect), {"a": 1})
+
+    assert pool.kept == 0
+
+
+async def test_disposing_the_engine_closes_the_kept_connections(settings: Settings) -> None:
+    engine = create_engine(settings.with_overrides(db_pool_size=1), autocommit=True, serving=True)
+    await precompiled.fetch_row(engine, Precompiled(_PLUS_ONE, engine.dialect), {"a": 1})
+    kept = _fair_pool(engine)._kept[0][0].driver_connection
+    assert kept is not None and not kept.is_closed()
+
+    await engine.dispose()
+
+    assert kept.is_closed()

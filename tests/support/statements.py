@@ -2,10 +2,11 @@
 
 Most statements pass SQLAlchemy's `before_cursor_execute` event. The send statement does not:
 chatr.infra.precompiled runs it on the asyncpg connection directly, so the recorder also
-attaches asyncpg's query logger to every connection checked out meanwhile. asyncpg logs only
-what is run unprepared (`fetchrow`, `execute`, `executemany`); SQLAlchemy prepares its
-statements, except `executemany`, which the logger would see a second time, so driver log
-lines that arrive while SQLAlchemy is executing on that connection are left out.
+attaches asyncpg's query logger to every connection checked out meanwhile, and to those the
+pool keeps checked out between sends (`FairAsyncQueuePool.keep`, reused without a checkout).
+asyncpg logs only what is run unprepared (`fetchrow`, `execute`, `executemany`); SQLAlchemy
+prepares its statements, except `executemany`, which the logger would see a second time, so
+driver log lines that arrive while SQLAlchemy is executing on that connection are left out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from chatr.fair_pool import FairAsyncQueuePool
 from tests.support.servers import RunningApp
 
 
@@ -35,8 +37,10 @@ def recorded_statements(app: RunningApp) -> Iterator[list[str]]:
     def after(conn: Any, *_args: Any) -> None:
         inside_sqlalchemy.discard(id(conn.connection.driver_connection))
 
-    def watch_driver(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        driver = record.driver_connection
+    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        watch_driver(record.driver_connection)
+
+    def watch_driver(driver: Any) -> None:
         if id(driver) in watched or not hasattr(driver, "add_query_logger"):
             return  # already watched, or not asyncpg (SQLite: everything passes SQLAlchemy)
 
@@ -50,11 +54,14 @@ def recorded_statements(app: RunningApp) -> Iterator[list[str]]:
     listeners: list[tuple[str, Callable[..., None]]] = [
         ("before_cursor_execute", before),
         ("after_cursor_execute", after),
-        ("checkout", watch_driver),
+        ("checkout", on_checkout),
     ]
     for engine in engines:
         for name, listener in listeners:
             event.listen(engine, name, listener)
+        if isinstance(engine.pool, FairAsyncQueuePool):
+            for kept in engine.pool.kept_connections():
+                watch_driver(kept.driver_connection)
     try:
         yield statements
     finally:
