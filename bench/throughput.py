@@ -26,7 +26,10 @@ What it measures
     in. Server CPU per send is read from
     /proc for the two uvicorn processes of each stack; a second table splits each send's CPU
     between the servers, PostgreSQL, Redis and the whole machine (shared processes: each
-    figure is what they spent while that stack ran, over its sends).
+    figure is what they spent while that stack ran, over its sends), and its `ceiling`
+    column is the ratio chatr would reach if its servers cost per send what the baseline's
+    do, the rest as measured: while the cores are saturated, the most that work on the
+    servers alone can buy on this machine.
 
     Then the database write path alone (`--statement-connections`, default 1, 4, 16): chatr's
     one-statement send (the compiled statement of chatr.services.messages, on chatr's
