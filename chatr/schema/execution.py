@@ -18,6 +18,11 @@ remainder, and only when it can prove that is all there is:
 Then graphql-core executes it exactly as strawberry would (same execution context class,
 `is_awaitable`, operation extensions), and errors are presented as `ChatrErrors` presents
 them. The token limit is moot: the document was parsed under it before it was cached.
+
+A mutation of the shapes chatr.schema.operation_plans covers (plain fields of leaf and object
+types: `sendMessage` and most mutations) runs from a plan made once per document instead of
+graphql-core's general executor, with the same answers; only for strawberry's own execution
+context classes (the plan builds strawberry's resolve info itself).
 """
 
 from __future__ import annotations
@@ -25,19 +30,40 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, execute
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, execute
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema import Schema
+from strawberry.schema.schema import (
+    StrawberryGraphQLCoreExecutionContext,
+    _OperationContextAwareGraphQLResolveInfo,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 from strawberry.utils.operation import get_first_operation
 
 from chatr.schema.errors import ChatrErrors, present
-from chatr.schema.validation import validated_documents
+from chatr.schema.operation_plans import (
+    OperationPlan,
+    PlanCache,
+    PlannedExecution,
+    coerce_variables,
+)
+from chatr.schema.validation import HintlessExecutionContext, validated_documents
 
 _KNOWN_EXTENSIONS = (ChatrErrors, MaxTokensLimiter)
+#: Execution context classes whose resolve info and hints a plan reproduces (the plan
+#: builds strawberry's resolve info itself): anything else always runs on graphql-core.
+_PLANNED_CONTEXTS = (StrawberryGraphQLCoreExecutionContext, HintlessExecutionContext)
+_PLANS: dict[GraphQLSchema, PlanCache] = {}
+
+
+def _plans(schema: GraphQLSchema) -> PlanCache:
+    plans = _PLANS.get(schema)
+    if plans is None:
+        plans = _PLANS[schema] = PlanCache(schema)
+    return plans
 
 
 def takes_fast_path(schema: Schema) -> bool:
@@ -86,6 +112,20 @@ async def execute_validated(
         return None
     if operation_name is None and operation.name is not None:
         operation_name = operation.name.value  # as strawberry passes it on
+    context_class = schema.execution_context_class
+    if context_class in _PLANNED_CONTEXTS:
+        plan = _plans(schema._schema).plan_for(document, operation)
+        if plan is not None:
+            planned = await _run_planned(
+                schema,
+                plan,
+                variable_values,
+                context_value=context_value,
+                operation_extensions=operation_extensions,
+                hide_suggestions=context_class is HintlessExecutionContext,
+            )
+            if planned is not None:
+                return planned
     try:
         result = await await_maybe(
             execute(
@@ -105,3 +145,38 @@ async def execute_validated(
         )
     errors = present(result.errors) if result.errors else None
     return ExecutionResult(data=result.data, errors=errors)
+
+
+async def _run_planned(
+    schema: Schema,
+    plan: OperationPlan,
+    variable_values: dict[str, Any] | None,
+    *,
+    context_value: Any,
+    operation_extensions: dict[str, Any] | None,
+    hide_suggestions: bool,
+) -> ExecutionResult | None:
+    """The result of running `plan` (chatr.schema.operation_plans); None if the variables
+    do not coerce (graphql-core then runs the request and words the errors)."""
+    variables = coerce_variables(
+        schema._schema, plan.operation, variable_values, hide_suggestions=hide_suggestions
+    )
+    if variables is None:
+        return None
+    execution = PlannedExecution(
+        schema._schema,
+        plan,
+        variables,
+        context_value=context_value,
+        info_class=_OperationContextAwareGraphQLResolveInfo,
+        is_awaitable=optimized_is_awaitable,
+        operation_extensions=operation_extensions,
+        hide_suggestions=hide_suggestions,
+    )
+    try:
+        data, errors = await execution.run()
+    except Exception as error:  # as strawberry: an error of the response
+        return ExecutionResult(
+            data=None, errors=present([GraphQLError(str(error), original_error=error)])
+        )
+    return ExecutionResult(data=data, errors=present(errors) if errors else None)
