@@ -56,13 +56,16 @@ _KNOWN_EXTENSIONS = (ChatrErrors, MaxTokensLimiter)
 #: Execution context classes whose resolve info and hints a plan reproduces (the plan
 #: builds strawberry's resolve info itself): anything else always runs on graphql-core.
 _PLANNED_CONTEXTS = (StrawberryGraphQLCoreExecutionContext, HintlessExecutionContext)
-_PLANS: dict[GraphQLSchema, PlanCache] = {}
 
 
 def _plans(schema: GraphQLSchema) -> PlanCache:
-    plans = _PLANS.get(schema)
+    """The schema's plans, kept on the schema object itself (as strawberry keeps its own
+    reference there): plans hold the schema's resolvers, so a registry keyed by schema
+    would keep every schema ever built alive."""
+    plans: PlanCache | None = getattr(schema, "_chatr_operation_plans", None)
     if plans is None:
-        plans = _PLANS[schema] = PlanCache(schema)
+        plans = PlanCache(schema)
+        schema._chatr_operation_plans = plans  # type: ignore[attr-defined]
     return plans
 
 
