@@ -231,6 +231,7 @@ async def test_one_message_reaches_every_live_subscription_of_a_fifty_member_gro
         replayed = await asyncio.gather(*(_message(feed) for feed in feeds))
         assert {message["seq"] for message in replayed} == {last}
         await server.until_live(50)
+        await server.until_dispatched()
         before = server.runtime.live.metrics()
         # when the owner writes once
         sent = await owner.send("hello, all fifty", conversation_id=group_id)

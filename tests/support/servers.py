@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from chatr.app import create_app
+from chatr.infra.event_log import current_position
 from chatr.runtime import Runtime
 from chatr.settings import Settings
 from tests.support.services import free_port
@@ -36,6 +37,18 @@ class RunningApp:
         """
         async with asyncio.timeout(timeout):
             while self.runtime.live.metrics()["live_taps"] < subscriptions:
+                await asyncio.sleep(0.01)
+
+    async def until_dispatched(self, *, timeout: float = 10) -> None:
+        """Until this instance's dispatch has read the log up to what is committed now.
+
+        For tests that count what dispatch reads from here on: a tap that went live rewinds
+        dispatch to where its catch-up ended, and the next round re-reads from there.
+        """
+        async with self.runtime.db.autocommit_engine.connect() as connection:
+            head = await current_position(connection)
+        async with asyncio.timeout(timeout):
+            while (position := self.runtime.live.position) is None or position < head:
                 await asyncio.sleep(0.01)
 
 

@@ -130,6 +130,11 @@ class LiveHub:
         for tap in list(self._taps):
             tap.end()
 
+    @property
+    def position(self) -> int | None:
+        """Where dispatch has read the log up to; None while nobody listens here."""
+        return self._position
+
     def metrics(self) -> dict[str, int]:
         return {
             **self.counters,
