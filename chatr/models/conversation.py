@@ -39,7 +39,8 @@ class Conversation(Base):
     __table_args__ = (
         # One DM per pair: "<smaller id>:<larger id>", NULL for groups.
         Index("uq_conversations_direct_key", "direct_key", unique=True),
-        Index("ix_conversations_last_activity_at", "last_activity_at"),
+        # No index on last_activity_at: each send updates it, and unindexed the update is
+        # HOT; inbox pages start from the viewer's memberships (migration 0009).
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
