@@ -19,6 +19,13 @@ A plan covers only what it can run exactly as graphql-core would:
 Any other document gets no plan (`plan_for` answers None) and graphql-core runs it. So do
 variables that fail to coerce: the plan is not run, graphql-core reports the errors.
 
+A leaf field whose resolver is strawberry's own wrapper around a plain attribute or a
+method of the object alone (no arguments, no `info`, no field extensions, not async, no
+exception handlers: `_direct_resolver`) is read by calling that attribute or method
+directly: strawberry would build an `Info`, convert no arguments and call the same function
+with the same object, through five calls of its own. On `sendMessage { id seq
+conversationId }` those wrappers were most of the CPU of completing the answer.
+
 What runs is graphql-core's own semantics, step for step (`Executor.execute_field`,
 `complete_value`, `execute_fields`, `execute_fields_serially`): the same resolve info as
 strawberry builds it, argument values from graphql-core's `get_argument_values`, leaf values
@@ -33,6 +40,7 @@ covered, with values and errors at every level, both ways and compares the respo
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -60,6 +68,9 @@ from graphql.execution.executor import CollectedErrors
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Path, gather_with_cancel, inspect
 from graphql.type.definition import GraphQLResolveInfoHelpers
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+from strawberry.types.fields.resolver import StrawberryResolver
 
 #: Plans kept (each holds its document, so a cached id is never reused for another).
 MAX_PLANS = 1_000
@@ -99,6 +110,9 @@ class FieldPlan:
     resolve: Callable[..., Any]
     takes_arguments: bool
     completion: Completion
+    #: What `resolve` comes down to, called with the parent object alone; only for leaves
+    #: (`_direct_resolver`).
+    direct: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +176,10 @@ def _plan_selections(
         definition = schema.get_field(parent_type, selection.name.value)
         if definition is None:
             raise _NotCovered
+        completion = _plan_type(schema, definition.type, selection)
+        leaf = isinstance(completion, Leaf) or (
+            isinstance(completion, NonNull) and isinstance(completion.inner, Leaf)
+        )
         plans.append(
             FieldPlan(
                 key=key,
@@ -172,10 +190,77 @@ def _plan_selections(
                 parent_type=parent_type,
                 resolve=definition.resolve or default_field_resolver,
                 takes_arguments=bool(definition.args or selection.arguments),
-                completion=_plan_type(schema, definition.type, selection),
+                completion=completion,
+                direct=_direct_resolver(definition) if leaf and not selection.arguments else None,
             )
         )
     return tuple(plans)
+
+
+#: The resolvers strawberry makes for a field (`GraphQLCoreConverter.from_resolver`): of a
+#: field without a resolver, and the synchronous one of a field with a resolver.
+_STRAWBERRY_BASIC = "GraphQLCoreConverter.from_resolver.<locals>._get_basic_result"
+_STRAWBERRY_SYNC = "GraphQLCoreConverter.from_resolver.<locals>._resolver"
+
+
+def _direct_resolver(definition: GraphQLField) -> Callable[[Any], Any] | None:
+    """The function strawberry's resolver of `definition` calls in the end, when it calls
+    it with the parent object alone and does nothing else that matters; else None.
+
+    Only strawberry's own, unwrapped resolvers qualify (a field whose `resolve` something
+    else wrapped keeps it), of fields with no field extensions (permissions are extensions)
+    and no arguments. A field without a resolver reads the attribute through the config's
+    default resolver, as strawberry's `_get_basic_result` does. A field with one qualifies
+    if strawberry's `_resolver` has no exception handlers for it and the resolver takes
+    nothing but the parent object (as `self`, `root` or a `Parent[…]` parameter): strawberry
+    then calls it with the parent in those places and nothing else (`get_arguments`).
+    """
+    resolve = definition.resolve
+    field = definition.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if resolve is None or type(field) is not StrawberryField or field.extensions or field.arguments:
+        return None
+    qualname = getattr(resolve, "__qualname__", "")
+    if qualname == _STRAWBERRY_BASIC:
+        if field.default_resolver is getattr:
+            return operator.attrgetter(field.python_name)
+        default, name = field.default_resolver, field.python_name
+        return lambda source: default(source, name)
+    resolver = field.base_resolver
+    if (
+        qualname != _STRAWBERRY_SYNC
+        or type(resolver) is not StrawberryResolver
+        or resolver.is_async
+        or resolver.info_parameter is not None
+        or _closure(resolve).get("field_exception_handlers", True)
+        or not callable(resolver.wrapped_func)
+    ):
+        return None
+    function = resolver.wrapped_func
+    # As `get_arguments` passes the parent: first if the resolver asks for `self`, and by
+    # name to a parameter annotated `Parent[…]` or named `root`.
+    # (One parameter can be both: `root: Parent[…]`.)
+    names = tuple(
+        dict.fromkeys(
+            parameter.name
+            for parameter in (resolver.parent_parameter, resolver.root_parameter)
+            if parameter is not None
+        )
+    )
+    if resolver.self_parameter is None:
+        return lambda source: function(**dict.fromkeys(names, source))
+    if not names:
+        return function
+    if len(names) == 1:
+        (name,) = names
+        return lambda source: function(source, **{name: source})
+    return lambda source: function(source, **dict.fromkeys(names, source))
+
+
+def _closure(function: Callable[..., Any]) -> dict[str, Any]:
+    """The variables `function` closes over, by name."""
+    cells = getattr(function, "__closure__", None) or ()
+    names = function.__code__.co_freevars
+    return {name: cell.cell_contents for name, cell in zip(names, cells, strict=True)}
 
 
 def _plan_type(schema: GraphQLSchema, type_: GraphQLOutputType, node: FieldNode) -> Completion:
@@ -233,23 +318,15 @@ class PlannedExecution:
         return results, self.collected_errors.errors
 
     def execute_field(self, field: FieldPlan, source: Any, path: Path) -> Any:
-        info = self.info_class(
-            field.name,
-            field.nodes,
-            field.definition.type,
-            field.parent_type,
-            path,
-            self.schema,
-            {},  # fragments: a planned document has none
-            None,  # root value
-            self.plan.operation,
-            self.variable_values.coerced,
-            self.context_value,
-            self.is_awaitable,
-            None,  # abort signal
-            self.async_helpers,
-            self.operation_extensions,
-        )
+        if field.direct is not None:
+            try:
+                result = field.direct(source)
+                if not self.is_awaitable(result):
+                    return self.complete_value(field.completion, field, None, path, result)
+            except Exception as raw_error:
+                return self.handle_field_error(raw_error, field, path)
+            return self._complete_awaitable(field, self._info(field, path), path, result)
+        info = self._info(field, path)
         try:
             arguments = (
                 get_argument_values(
@@ -271,6 +348,25 @@ class PlannedExecution:
         except Exception as raw_error:
             return self.handle_field_error(raw_error, field, path)
         return completed
+
+    def _info(self, field: FieldPlan, path: Path) -> Any:
+        return self.info_class(
+            field.name,
+            field.nodes,
+            field.definition.type,
+            field.parent_type,
+            path,
+            self.schema,
+            {},  # fragments: a planned document has none
+            None,  # root value
+            self.plan.operation,
+            self.variable_values.coerced,
+            self.context_value,
+            self.is_awaitable,
+            None,  # abort signal
+            self.async_helpers,
+            self.operation_extensions,
+        )
 
     def handle_field_error(self, raw_error: Exception, field: FieldPlan, path: Path) -> None:
         error = located_error(raw_error, field.nodes, path.as_list())
@@ -308,8 +404,7 @@ class PlannedExecution:
             completed = self.complete_value(completion.inner, field, info, path, result)
             if completed is None:
                 raise TypeError(
-                    "Cannot return null for non-nullable field"
-                    f" {info.parent_type}.{info.field_name}."
+                    f"Cannot return null for non-nullable field {field.parent_type}.{field.name}."
                 )
             return completed
         if result is None or result is Undefined:

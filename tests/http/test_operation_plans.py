@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import strawberry
 from graphql import OperationDefinitionNode, parse
+from strawberry.extensions import FieldExtension
 from strawberry.types.graphql import OperationType
 
 from bench.throughput import SEND
 from chatr.schema import build_schema, execution
 from chatr.schema.execution import execute_validated
-from chatr.schema.operation_plans import plan_for
+from chatr.schema.operation_plans import NonNull, Object, plan_for
 from chatr.schema.validation import HintlessExecutionContext, validated_documents
 from chatr.settings import Settings
 
@@ -30,6 +31,17 @@ class Color(enum.Enum):
 @strawberry.interface
 class Named:
     name: str
+
+
+class Exclaim(FieldExtension):
+    """A field extension: it changes the answer, so no plan may skip it."""
+
+    def resolve(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any) -> Any:
+        return f"{next_(source, info, **kwargs)}!"
+
+
+async def _seven() -> int:
+    return 7
 
 
 class NotAnItem:
@@ -68,6 +80,36 @@ class Item(Named):
     @strawberry.field
     async def strict_child(self) -> Item:
         return Item(name=f"{self.name}'s strict child")
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    def whisper(self, root: strawberry.Parent[Item]) -> str:
+        assert root is self
+        return root.name.lower()
+
+    @strawberry.field
+    @staticmethod
+    def quiet(root: strawberry.Parent[Item]) -> str:
+        return root.name.lower()
+
+    @strawberry.field
+    def with_info(self, info: strawberry.Info) -> str:
+        return f"{info.python_name}:{info.field_name}"
+
+    @strawberry.field
+    def repeated(self, times: int = 2) -> str:
+        return self.name * times
+
+    @strawberry.field(extensions=[Exclaim()])
+    def calm(self) -> str:
+        return self.name
+
+    @strawberry.field
+    def eventually(self) -> int:
+        return _seven()  # type: ignore[return-value]  # (a sync resolver's awaitable answer)
 
     @strawberry.field
     def impostor(self) -> Item | None:
@@ -129,6 +171,13 @@ COVERED: list[tuple[str, dict[str, Any]]] = [
     ("mutation { makeOrFail(fail: false) { child { name color child { later } } } }", {}),
     ("mutation { mustMake(fail: true) { name } count }", {}),
     ("mutation { count mustMake(fail: false) { impostor { name } strictChild { later } } }", {}),
+    (
+        "mutation($i: ItemInput!) { make(input: $i) {"
+        " name color shout whisper quiet withInfo repeated r: repeated(times: 3) calm eventually"
+        " } }",
+        {"i": {"name": "ab", "color": "BLUE"}},
+    ),
+    ("mutation { makeOrFail(fail: false) { shout broken child { shout missing } } }", {}),
     ("mutation($by: Int) { count(by: $by) }", {}),  # a nullable variable left out
     ("mutation($i: ItemInput!) { make(input: $i) { name } }", {"i": {"name": 3}}),  # bad input
 ]
@@ -214,3 +263,48 @@ def test_documents_a_plan_does_not_cover_get_none(schema: strawberry.Schema, tex
 def test_the_send_mutation_runs_from_a_plan() -> None:
     chatr_schema = build_schema(Settings())
     assert plan_for(chatr_schema._schema, _operation(SEND)) is not None
+
+
+def _direct_fields(schema: strawberry.Schema, text: str) -> dict[str, bool]:
+    plan = plan_for(schema._schema, _operation(text))
+    assert plan is not None
+    (root,) = plan.fields
+    assert isinstance(root.completion, NonNull | Object)
+    completion = root.completion.inner if isinstance(root.completion, NonNull) else root.completion
+    assert isinstance(completion, Object)
+    return {field.key: field.direct is not None for field in completion.fields}
+
+
+def test_leaves_read_an_attribute_or_call_a_self_only_resolver_directly(
+    schema: strawberry.Schema,
+) -> None:
+    text = (
+        "mutation($i: ItemInput!) { make(input: $i) { name color shout whisper quiet broken"
+        " eventually withInfo repeated calm child { name } } }"
+    )
+    assert _direct_fields(schema, text) == {
+        # attributes and resolvers of the object alone
+        "name": True,
+        "color": True,
+        "shout": True,
+        "whisper": True,
+        "quiet": True,
+        "broken": True,
+        "eventually": True,
+        # strawberry's wrapper does something: passes info or arguments, runs an extension
+        "withInfo": False,
+        "repeated": False,
+        "calm": False,
+        # not a leaf
+        "child": False,
+    }
+
+
+def test_the_send_mutations_answer_is_read_directly() -> None:
+    """If strawberry renames its resolvers, this says the plan lost its shortcut."""
+    chatr_schema = build_schema(Settings())
+    assert _direct_fields(chatr_schema, SEND) == {
+        "id": True,
+        "seq": True,
+        "conversationId": True,
+    }
