@@ -30,6 +30,9 @@ What it measures
     column is the ratio chatr would reach if its servers cost per send what the baseline's
     do, the rest as measured: while the cores are saturated, the most that work on the
     servers alone can buy on this machine.
+    The same table gives the bytes of PostgreSQL write-ahead log per send (`WAL B`, the
+    cluster's whole WAL over the window): each commit waits for its WAL to be flushed, and
+    flushes queue behind one another (`WalPosition`).
 
     Then the database write path alone (`--statement-connections`, default 1, 4, 16): chatr's
     one-statement send (the compiled statement of chatr.services.messages, on chatr's
@@ -198,6 +201,11 @@ class Level:
     postgres_cpu: float = 0.0
     redis_cpu: float = 0.0
     machine_cpu: float = 0.0
+    #: PostgreSQL's write-ahead log written in the measured windows (the whole cluster's).
+    wal_bytes: int = 0
+
+    def wal_per_send(self) -> float:
+        return self.wal_bytes / len(self.latencies) if self.latencies else 0.0
 
     @property
     def rate(self) -> float:
@@ -246,8 +254,29 @@ def check_baseline(status: int, body: bytes) -> bool:
     return True
 
 
+class WalPosition:
+    """Where PostgreSQL's write-ahead log ends, in bytes, read on a connection of its own.
+
+    Every persisted send waits for its commit's WAL to reach the disk, and the flushes of
+    all connections go one after the other: at the database alone, chatr's statement spent
+    half its time waiting for them (pg_stat_activity: LWLock WALWrite and IO WALSync), so
+    the bytes of WAL a send writes are as much its cost as its CPU. The cluster's whole WAL
+    counts: nothing else should write to it during a run.
+    """
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def read(self) -> int:
+        return int(await self._connection.fetchval("SELECT pg_current_wal_lsn() - '0/0'"))
+
+
 async def run_round(
-    stack: StackUnderTest, senders: list[Sender], level: Level, args: argparse.Namespace
+    stack: StackUnderTest,
+    senders: list[Sender],
+    level: Level,
+    args: argparse.Namespace,
+    wal: WalPosition,
 ) -> None:
     """Every loop sends back to back for warm-up + measured seconds; records the window."""
     started = time.perf_counter()
@@ -282,6 +311,7 @@ async def run_round(
     async def cpu_window() -> None:
         await asyncio.sleep(max(window_start - time.perf_counter(), 0))
         cpu_at_window.append((stack.cpu(), machine_busy_seconds()[0]))
+        wal_at_start = await wal.read()
         for tracked in (postgres, redis):
             tracked.start()
         while (left := window_end - time.perf_counter()) > 0:
@@ -289,6 +319,7 @@ async def run_round(
             for tracked in (postgres, redis):
                 tracked.sample()
         cpu_at_window.append((stack.cpu(), machine_busy_seconds()[0]))
+        level.wal_bytes += await wal.read() - wal_at_start
 
     await asyncio.gather(cpu_window(), *(loop(s) for s in senders))
     level.seconds += args.seconds
@@ -493,11 +524,11 @@ def report_cpu(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     Redis, and the whole machine (which adds this client and anything else running); and
     `servers_free_ceiling`."""
     header = (
-        f"{'convs':>6} | {'chatr servers':>13} {'postgres':>9} {'redis':>7} {'machine':>8} | "
-        f"{'baseline servers':>16} {'postgres':>9} {'redis':>7} {'machine':>8} | "
-        f"{'ceiling':>7}"
+        f"{'convs':>6} | {'chatr servers':>13} {'postgres':>9} {'redis':>7} {'machine':>8} "
+        f"{'WAL B':>6} | {'baseline servers':>16} {'postgres':>9} {'redis':>7} {'machine':>8} "
+        f"{'WAL B':>6} | {'ceiling':>7}"
     )
-    lines = ["CPU per send (ms):", header, "-" * len(header)]
+    lines = ["CPU (ms) and PostgreSQL WAL (bytes) per send:", header, "-" * len(header)]
     for count in levels:
         cells = []
         for name, width in (("chatr", 13), ("baseline", 16)):
@@ -505,7 +536,8 @@ def report_cpu(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
             sends = len(level.latencies) or 1
             cells.append(
                 f"{level.cpu / sends * 1000:{width}.3f} {level.postgres_cpu / sends * 1000:9.3f} "
-                f"{level.redis_cpu / sends * 1000:7.3f} {level.machine_cpu / sends * 1000:8.3f}"
+                f"{level.redis_cpu / sends * 1000:7.3f} {level.machine_cpu / sends * 1000:8.3f} "
+                f"{level.wal_per_send():6.0f}"
             )
         ceiling = servers_free_ceiling(results[count]["chatr"], results[count]["baseline"])
         lines.append(f"{count:>6} | {cells[0]} | {cells[1]} | {ceiling:6.2f}x")
@@ -524,11 +556,18 @@ async def run_statements(
     send: Callable[[Any, int, int], Awaitable[None]],
     level: Level,
     args: argparse.Namespace,
+    wal: WalPosition,
 ) -> None:
     """`send(connection, index, number)` back to back on every connection; the window as
     `run_round` counts it."""
     window_start = time.perf_counter() + args.warmup
     window_end = window_start + args.seconds
+
+    async def wal_window() -> None:
+        await asyncio.sleep(max(window_start - time.perf_counter(), 0))
+        at_start = await wal.read()
+        await asyncio.sleep(max(window_end - time.perf_counter(), 0))
+        level.wal_bytes += await wal.read() - at_start
 
     async def loop(connection: Any, index: int) -> None:
         number = 0
@@ -539,12 +578,12 @@ async def run_statements(
             if window_start <= answered <= window_end:
                 level.latencies.append(answered - sent)
 
-    await asyncio.gather(*(loop(c, i) for i, c in enumerate(connections)))
+    await asyncio.gather(wal_window(), *(loop(c, i) for i, c in enumerate(connections)))
     level.seconds += args.seconds
 
 
 async def measure_statements(
-    env: dict[str, str], seed: ChatrSeed, args: argparse.Namespace
+    env: dict[str, str], seed: ChatrSeed, args: argparse.Namespace, wal: WalPosition
 ) -> dict[int, dict[str, Level]]:
     """chatr's one-statement send (its own compiled statement, on its own autocommit
     engine's connections, run on asyncpg directly as chatr does) against the baseline's
@@ -614,7 +653,7 @@ async def measure_statements(
                             for connection in connections:
                                 stack.push_async_callback(connection.close)
                             send = baseline_send
-                        await run_statements(connections, send, results[count][name], args)
+                        await run_statements(connections, send, results[count][name], args, wal)
             chatr, base = results[count]["chatr"], results[count]["baseline"]
             print(
                 f"  database only, {count} connections: chatr {chatr.rate:.0f}/s, "
@@ -628,8 +667,8 @@ async def measure_statements(
 
 def report_statements(results: dict[int, dict[str, Level]]) -> str:
     header = (
-        f"{'conns':>6} | {'chatr statement/s':>17} {'p50':>7} {'p99':>7} | "
-        f"{'baseline txn/s':>14} {'p50':>7} {'p99':>7} | {'ratio':>6}"
+        f"{'conns':>6} | {'chatr statement/s':>17} {'p50':>7} {'p99':>7} {'WAL B':>6} | "
+        f"{'baseline txn/s':>14} {'p50':>7} {'p99':>7} {'WAL B':>6} | {'ratio':>6}"
     )
     lines = ["database write path alone (no HTTP, no GraphQL):", header, "-" * len(header)]
     for count, pair in results.items():
@@ -637,9 +676,9 @@ def report_statements(results: dict[int, dict[str, Level]]) -> str:
         ratio = chatr.rate / base.rate if base.rate else float("nan")
         lines.append(
             f"{count:>6} | {chatr.rate:17.0f} {percentile_ms(chatr.latencies, 50):7.1f} "
-            f"{percentile_ms(chatr.latencies, 99):7.1f} | {base.rate:14.0f} "
-            f"{percentile_ms(base.latencies, 50):7.1f} {percentile_ms(base.latencies, 99):7.1f} | "
-            f"{ratio:5.2f}x"
+            f"{percentile_ms(chatr.latencies, 99):7.1f} {chatr.wal_per_send():6.0f} | "
+            f"{base.rate:14.0f} {percentile_ms(base.latencies, 50):7.1f} "
+            f"{percentile_ms(base.latencies, 99):7.1f} {base.wal_per_send():6.0f} | {ratio:5.2f}x"
         )
     return "\n".join(lines)
 
@@ -648,7 +687,7 @@ def report_statements(results: dict[int, dict[str, Level]]) -> str:
 
 
 async def measure(
-    stacks: list[StackUnderTest], levels: list[int], args: argparse.Namespace
+    stacks: list[StackUnderTest], levels: list[int], args: argparse.Namespace, wal: WalPosition
 ) -> dict[int, dict[str, Level]]:
     results: dict[int, dict[str, Level]] = {}
     for count in levels:
@@ -659,7 +698,7 @@ async def measure(
                 # (uvicorn: after 5 s) while the other stack runs its round.
                 senders = await stack.senders(count)
                 try:
-                    await run_round(stack, senders, results[count][stack.name], args)
+                    await run_round(stack, senders, results[count][stack.name], args, wal)
                 finally:
                     await asyncio.gather(*(s.connection.close() for s in senders))
         chatr, base = results[count]["chatr"], results[count]["baseline"]
@@ -711,12 +750,15 @@ async def run(args: argparse.Namespace) -> None:
                 flush=True,
             )
             busy0, total0 = machine_busy_seconds()
-            results = await measure(stacks, args.conversations, args)
+            wal_connection = await asyncpg.connect(env["BASELINE_DATABASE_URL"])
+            stack.push_async_callback(wal_connection.close)
+            wal = WalPosition(wal_connection)
+            results = await measure(stacks, args.conversations, args, wal)
             busy1, total1 = machine_busy_seconds()
             print(report(args.conversations, results), flush=True)
             print(report_cpu(args.conversations, results), flush=True)
             statements = (
-                await measure_statements(env, seed, args) if args.statement_connections else {}
+                await measure_statements(env, seed, args, wal) if args.statement_connections else {}
             )
         except BaseException:
             for server in servers:
