@@ -13,6 +13,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from chatr.errors import ChatrError, NotAcceptable, TransportError, UnsupportedMediaType
@@ -107,7 +108,13 @@ def error_body(error: ChatrError) -> dict[str, Any]:
 
 
 def encode(body: object) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON. orjson writes it (several times faster than `json.dumps` on every
+    response); what it refuses (integers beyond 64 bits, keys that are not strings) is
+    written by `json.dumps` as before."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def respond(
