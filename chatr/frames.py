@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import orjson
-
 #: The close code for a malformed frame on both protocols (graphql-transport-ws's "bad request").
 CLOSE_BAD_REQUEST = 4400
 
@@ -24,16 +22,7 @@ _MAX_REASON = 120
 def decode_json(data: str | bytes) -> object:
     """`json.loads`, but every undecodable input is a `JSONDecodeError` (which strawberry
     answers with a 400 over HTTP and 4400 on a socket): invalid UTF-8 and nesting too deep for
-    the decoder's recursion are no server error.
-
-    orjson decodes first (a few times faster on every request and frame); whatever it
-    refuses (numbers beyond 64 bits, NaN, lone surrogates, other encodings, deep nesting)
-    goes to `json.loads`, so what is accepted and how it reads is `json.loads`'s.
-    """
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
+    the decoder's recursion are no server error."""
     try:
         return json.loads(data)
     except json.JSONDecodeError:
