@@ -250,9 +250,6 @@ def _direct_resolver(definition: GraphQLField) -> Callable[[Any], Any] | None:
         return lambda source: function(**dict.fromkeys(names, source))
     if not names:
         return function
-    if len(names) == 1:
-        (name,) = names
-        return lambda source: function(source, **{name: source})
     return lambda source: function(source, **dict.fromkeys(names, source))
 
 
