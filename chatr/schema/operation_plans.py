@@ -191,7 +191,7 @@ def _plan_selections(
                 resolve=definition.resolve or default_field_resolver,
                 takes_arguments=bool(definition.args or selection.arguments),
                 completion=completion,
-                direct=_direct_resolver(definition) if leaf and not selection.arguments else None,
+                direct=_direct_resolver(definition) if leaf else None,
             )
         )
     return tuple(plans)
