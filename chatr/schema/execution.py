@@ -162,7 +162,7 @@ async def _run_planned(
     """The result of running `plan` (chatr.schema.operation_plans); None if the variables
     do not coerce (graphql-core then runs the request and words the errors)."""
     variables = coerce_variables(
-        schema._schema, plan.operation, variable_values, hide_suggestions=hide_suggestions
+        schema._schema, plan, variable_values, hide_suggestions=hide_suggestions
     )
     if variables is None:
         return None

@@ -5,8 +5,8 @@ it looks the operation up, collects the fields of every selection set, and walks
 field's type (non-null, list, leaf, abstract, object) to decide how to complete its value; in
 3.3 every operation also goes through the incremental-delivery machinery. For a
 `sendMessage` with a stub resolver, run from a plan it costs about 40% less CPU per request
-(the resolvers, strawberry's wrappers around them and the variables' coercion stay as they
-are).
+(the resolvers and strawberry's wrappers around them stay as they are; the variables are
+coerced by a plan of their own, chatr.schema.variable_plans).
 
 A plan covers only what it can run exactly as graphql-core would:
 
@@ -72,6 +72,8 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
+from chatr.schema.variable_plans import VariablePlan, plan_variables
+
 #: Plans kept (each holds its document, so a cached id is never reused for another).
 MAX_PLANS = 1_000
 
@@ -120,6 +122,8 @@ class OperationPlan:
     operation: OperationDefinitionNode
     root_type: GraphQLObjectType
     fields: tuple[FieldPlan, ...]
+    #: The variables' coercion (chatr.schema.variable_plans); None: graphql-core's.
+    variables: VariablePlan | None
 
 
 class PlanCache:
@@ -158,7 +162,7 @@ def plan_for(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Opera
         fields = _plan_selections(schema, root_type, operation.selection_set)
     except _NotCovered:
         return None
-    return OperationPlan(operation, root_type, fields)
+    return OperationPlan(operation, root_type, fields, plan_variables(schema, operation))
 
 
 def _plan_selections(
@@ -492,16 +496,18 @@ def _invalid_return_type(
 
 def coerce_variables(
     schema: GraphQLSchema,
-    operation: OperationDefinitionNode,
+    plan: OperationPlan,
     raw_variable_values: dict[str, Any] | None,
     *,
     hide_suggestions: bool,
 ) -> VariableValues | None:
     """The operation's variables coerced as graphql-core's `Executor.build` does; None if
     they do not coerce (graphql-core then runs the request and words the errors)."""
+    if plan.variables is not None:
+        return plan.variables.coerce(raw_variable_values or {})
     values = get_variable_values(
         schema,
-        operation.variable_definitions or (),
+        plan.operation.variable_definitions or (),
         raw_variable_values or {},
         max_errors=50,
         hide_suggestions=hide_suggestions,
