@@ -73,8 +73,10 @@ class Message(Base):
     )
     body: Mapped[str | None] = mapped_column(Text)
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
-    #: Quoted snapshot of the replied-to message, kept even if the original is deleted.
-    reply_snapshot: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    #: Quoted snapshot of the replied-to message, kept even if the original is deleted. None
+    #: is SQL NULL (not JSON `null`): most messages quote nothing, and the send statement
+    #: then binds no serialised value.
+    reply_snapshot: Mapped[dict[str, object] | None] = mapped_column(JSON(none_as_null=True))
     link_preview: Mapped[dict[str, object] | None] = mapped_column(JSON)
     #: Kind-specific metadata: voice-note waveform and duration, system-message details.
     extra: Mapped[dict[str, object] | None] = mapped_column(JSON)
