@@ -128,6 +128,11 @@ class FairQueue(sqla_queue.AsyncAdaptedQueue[T]):
         finally:
             if timer is not None:
                 timer.cancel()
+                # `expire` re-arms itself, so it refers to itself (and to the handle) through
+                # cells: without this a reference cycle per waiting checkout, holding its
+                # future, freed only when the cyclic collector runs.
+                timer = None
+                del expire
 
     def _forget(self, waiter: asyncio.Future[T]) -> None:
         with contextlib.suppress(ValueError):

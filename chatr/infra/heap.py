@@ -11,6 +11,13 @@ Two things, both measured with `bench/send_cpu.py` (CPU per send in-process):
   the collector ran about every eighth request and scanned mostly live, in-flight objects.
   That was ~5 % of a send's CPU (0.78 → 0.74 ms); what it still finds (real reference cycles)
   is collected a little later, the memory it holds meanwhile bounded by the threshold.
+
+Neither helps if requests leave reference cycles: what is in a cycle survives its request
+until a collection, every collection walks it again while it waits in the older
+generations, and the more requests are in flight the more there is to walk. Two such cycles
+per send (the planned execution's resolve-info helpers, a waiting pool checkout's timeout)
+made the collector a tenth of a send's CPU at 1,000 sends in flight; the request path now
+leaves none, and tests (tests/support/cycles.py) keep it so.
 """
 
 import gc

@@ -20,6 +20,7 @@ from chatr.schema.execution import execute_validated
 from chatr.schema.operation_plans import NonNull, Object, plan_for
 from chatr.schema.validation import HintlessExecutionContext, validated_documents
 from chatr.settings import Settings
+from tests.support.cycles import collector_paused, cyclic_garbage, named
 
 
 @strawberry.enum
@@ -308,3 +309,19 @@ def test_the_send_mutations_answer_is_read_directly() -> None:
         "seq": True,
         "conversationId": True,
     }
+
+
+async def test_a_planned_mutation_leaves_no_reference_cycle_behind(
+    schema: strawberry.Schema,
+) -> None:
+    """Each request's execution, and through it its context, must be freed by reference
+    counting: the resolve-info helpers once referred back to the execution, and the cyclic
+    collector then walked every finished request's objects under load."""
+    text = "mutation($i: ItemInput!) { make(input: $i) { name color } }"
+    await _run(schema, text, {"i": {"name": "warm"}})  # validated and planned beforehand
+    with collector_paused():
+        assert await _run(schema, text, {"i": {"name": "x"}}) == (
+            {"make": {"name": "x", "color": "RED"}},
+            [],
+        )
+        assert named(cyclic_garbage(), "PlannedExecution") == []

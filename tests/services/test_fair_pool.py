@@ -14,6 +14,7 @@ from sqlalchemy.util import queue as sqla_queue
 from chatr.db import create_engine
 from chatr.fair_pool import FairAsyncQueuePool, FairQueue
 from chatr.settings import Settings
+from tests.support.cycles import collector_paused, cyclic_garbage, named
 
 
 @pytest.fixture
@@ -139,3 +140,17 @@ async def test_a_waiter_whose_time_ran_out_gets_empty_and_nothing_is_lost() -> N
         await queue._wait(0)
     queue.put_nowait("connection")
     assert queue.get(block=False) == "connection"
+
+
+async def test_a_checkout_that_waited_leaves_no_reference_cycle_behind() -> None:
+    """Under load most checkouts wait. Each must be freed by reference counting: a cycle
+    per waiter (its self-arming timeout, the handle, the future) left every one of them to
+    the cyclic collector, which then walked them all."""
+    queue: FairQueue[str] = FairQueue(2)
+    with collector_paused():
+        waiting = asyncio.create_task(queue._wait(5.0))
+        await asyncio.sleep(0)
+        queue.put_nowait("connection")
+        assert await waiting == "connection"
+        del waiting
+        assert named(cyclic_garbage(), "FairQueue._wait") == []
