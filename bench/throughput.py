@@ -35,7 +35,7 @@ What it measures
     flushes queue behind one another (`WalPosition`).
 
     Then the database write path alone (`--statement-connections`, default 1, 4, 16): chatr's
-    one-statement send (the compiled statement of chatr.services.messages, on chatr's
+    one-statement send (the compiled statement of chatr.services.send_statements, on chatr's
     autocommit engine's connections, run on asyncpg directly as chatr does) against the
     baseline's transaction (its UPDATE seq + INSERT, asyncpg), from N connections, one
     conversation each, same rounds and window. On a machine whose CPU the servers saturate,
@@ -592,7 +592,7 @@ async def measure_statements(
     This is where a lock shared by all writers shows."""
     from chatr.db import create_engine
     from chatr.models.base import utcnow
-    from chatr.services import messages
+    from chatr.services import send_statements
     from chatr.settings import load_settings
 
     # A pool as large as the largest level: every connection is held for a whole round.
@@ -602,7 +602,7 @@ async def measure_statements(
         from chatr.infra.precompiled import Precompiled
 
         direct: Any = Precompiled(
-            messages._send_in_one_statement(with_mentions=False), engine.dialect
+            send_statements.send_in_one_statement(with_mentions=False), engine.dialect
         )
     except ImportError:
         direct = None
@@ -614,7 +614,7 @@ async def measure_statements(
             results[count] = {"chatr": Level(), "baseline": Level()}
 
             async def chatr_send(connection: Any, index: int, number: int) -> None:
-                stored = messages.StoredMessage(
+                stored = send_statements.StoredMessage(
                     seed.conversation_ids[index],
                     seed.user_ids[index],
                     f"db-{tag}-{next(client_ids)}",
@@ -627,7 +627,7 @@ async def measure_statements(
                 )
                 if direct is None:
                     await connection.execute(
-                        messages._send_in_one_statement(with_mentions=False), parameters
+                        send_statements.send_in_one_statement(with_mentions=False), parameters
                     )
                 else:  # as chatr runs it: on the driver (chatr.infra.precompiled)
                     driver = (await connection.get_raw_connection()).driver_connection

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from chatr.http import GraphQLHTTP
 from chatr.http import uploads as media_routes
 from chatr.http.persisted import document_hash, untrusted
 from chatr.infra import heap, rate_limits
+from chatr.infra.group_commit import GroupCommit
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.mailer import create_mailer
@@ -50,7 +52,7 @@ from chatr.pubsub.broker import create_broker
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.socket_outlet import LIVE_OPERATION, LiveOperation, SocketSend
-from chatr.services import auth, link_previews, presence, uploads
+from chatr.services import auth, link_previews, presence, send_statements, uploads
 from chatr.services.auth import Viewer
 from chatr.settings import Settings
 from chatr.socket_registry import SocketRegistry, SocketSlot
@@ -515,6 +517,11 @@ def create_app(settings: Settings) -> Starlette:
             supervisor=supervisor,
             storage=create_storage(settings),
             previews=PreviewQueue(),
+            sends=GroupCommit(
+                functools.partial(send_statements.store_all, db.autocommit_engine),
+                concurrency=settings.send_batch_concurrency,
+                limit=send_statements.BATCH_LIMIT,
+            ),
         )
         app.state.runtime = runtime
         supervisor.spawn("revocation-watcher", lambda: auth.watch_revocations(runtime))
@@ -532,6 +539,7 @@ def create_app(settings: Settings) -> Starlette:
                 [
                     # First, while its task still runs: queued mail gets its chance.
                     ("outbox", outbox.stop),
+                    ("sends", runtime.sends.stop),
                     ("background tasks", supervisor.stop),
                     ("live hub", live.stop),
                     ("announcer", announcer.stop),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chatr.db import Database
+from chatr.infra.group_commit import GroupCommit
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.outbox import Outbox
@@ -37,6 +39,9 @@ class Runtime:
     storage: Storage
     #: Messages waiting for their link preview on this instance.
     previews: PreviewQueue
+    #: PostgreSQL: text sends on their way to the database, batched when they queue (its
+    #: items and results are chatr.services.send_statements').
+    sends: GroupCommit[Any, Any]
 
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Publish after commit; never raises (failed announcements are retried)."""

@@ -162,6 +162,9 @@ class Settings:
     #: Live events a subscriber may have queued before it is cut off (it resumes by cursor).
     subscriber_queue_size: int = 1000
     db_pool_size: int = 10
+    #: PostgreSQL: send statements one process runs at once; sends that arrive while all are
+    #: busy share the next one (chatr.infra.group_commit).
+    send_batch_concurrency: int = 2
     #: How long a session checked live is trusted without asking the database again;
     #: revocations evict it everywhere at once, this only bounds a missed announcement.
     session_cache_seconds: float = 10.0
@@ -336,6 +339,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         anonymous_socket_idle_seconds=_float(env, "CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS", 60.0),
         subscriber_queue_size=_int(env, "CHATR_SUBSCRIBER_QUEUE_SIZE", 1000),
         db_pool_size=_int(env, "CHATR_DB_POOL_SIZE", 10),
+        send_batch_concurrency=_int(env, "CHATR_SEND_BATCH_CONCURRENCY", 2),
         session_cache_seconds=_float(env, "CHATR_SESSION_CACHE_SECONDS", 10.0),
         live_tick_seconds=_float(env, "CHATR_LIVE_TICK_SECONDS", 2.0),
         rate_limits=limits_mode != "off",

@@ -205,7 +205,7 @@ HORIZON_XID = literal_column(
 CURRENT_XID = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
 
 
-def serialised(conversation_id: Any) -> ColumnElement[bool]:
+def serialised(conversation_id: Any, *, wait: bool = True) -> ColumnElement[bool]:
     """PostgreSQL: a WHERE condition that waits for the conversation's other seq-taking
     transactions to finish; every statement that takes a seq (or row-locks the conversation
     to take one later) must carry it.
@@ -219,9 +219,35 @@ def serialised(conversation_id: Any) -> ColumnElement[bool]:
     Its (void) result is compared, as text, so that the planner must evaluate it: under
     EXISTS a subquery's select list is thrown away unevaluated. SQLite serialises writers
     anyway.
+
+    Without `wait` the lock is only tried (`pg_try_advisory_xact_lock`, the same InitPlan):
+    the condition is false, and the statement writes nothing, when another transaction
+    holds it.
     """
-    lock = func.pg_advisory_xact_lock(cast(conversation_id, BigInteger))
+    key = cast(conversation_id, BigInteger)
+    if not wait:
+        return select(func.pg_try_advisory_xact_lock(key)).scalar_subquery()
+    lock = func.pg_advisory_xact_lock(key)
     return select(cast(lock, Text)).scalar_subquery() == ""
+
+
+def serialised_if_free(conversation_ids: Any) -> ColumnElement[Any]:
+    """PostgreSQL: the array of those of `conversation_ids` whose advisory lock (see
+    `serialised`) this transaction got without waiting: a statement that writes for several
+    conversations at once (a batch of sends) writes only for these.
+
+    An uncorrelated scalar subquery, so an InitPlan: every lock is tried before the
+    statement's first write, as `serialised` does. Trying never waits, so the order the
+    locks are tried in cannot deadlock.
+    """
+    requested = func.unnest(conversation_ids).table_valued("id").render_derived(name="requested")
+    got = (
+        select(func.array_agg(requested.c.id))
+        .where(func.pg_try_advisory_xact_lock(cast(requested.c.id, BigInteger)))
+        .scalar_subquery()
+    )
+    # (Cast, so that `= ANY(...)` reads it as one array, not as a subquery's rows.)
+    return cast(got, ARRAY(BigInteger))
 
 
 def append_from(

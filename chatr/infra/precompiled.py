@@ -82,14 +82,31 @@ async def fetch_row(
     The connection comes from the pool itself, not through an `AsyncConnection` (a third of
     the CPU of a checkout and return went to that wrapper); the pool's own events still run.
     """
+    rows = await _run(engine, statement, parameters, many=False)
+    return rows[0] if rows else None
+
+
+async def fetch_rows(
+    engine: AsyncEngine, statement: Precompiled, parameters: Mapping[str, Any]
+) -> list[asyncpg.Record]:
+    """As `fetch_row`, all the rows."""
+    return await _run(engine, statement, parameters, many=True)
+
+
+async def _run(
+    engine: AsyncEngine, statement: Precompiled, parameters: Mapping[str, Any], *, many: bool
+) -> list[asyncpg.Record]:
+    arguments = statement.arguments(parameters)  # (before checkout: it may raise)
     pool = engine.sync_engine.pool
     pooled = await _checkout(pool)
     driver = pooled.driver_connection
     assert driver is not None  # (checked out: it is open)
     try:
-        row: asyncpg.Record | None = await driver.fetchrow(
-            statement.sql, *statement.arguments(parameters)
-        )
+        if many:
+            rows: list[asyncpg.Record] = await driver.fetch(statement.sql, *arguments)
+        else:
+            row = await driver.fetchrow(statement.sql, *arguments)
+            rows = [] if row is None else [row]
     except BaseException as error:
         # SQLAlchemy's own test for a disconnect with asyncpg: whatever the error, the
         # connection closed under it (a killed backend shows as "connection is closed" or as
@@ -102,9 +119,9 @@ async def fetch_row(
     if isinstance(pool, FairAsyncQueuePool):
         pool.answered()
         if pool.keep(pooled):
-            return row
+            return rows
     await greenlet_spawn(pooled.close)
-    return row
+    return rows
 
 
 async def _checkout(pool: Pool) -> PoolProxiedConnection:

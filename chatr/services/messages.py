@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NoReturn
 
-import asyncpg
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    BindParameter,
-    ColumnElement,
-    Select,
-    Update,
-    bindparam,
-    case,
-    exists,
-    func,
-    insert,
-    literal,
     select,
-    true,
     tuple_,
     update,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
 
-from chatr.db import insert_ignoring_conflicts
 from chatr.errors import BadUserInput, Conflict, Forbidden
-from chatr.infra import event_log, precompiled, rate_limits
-from chatr.infra.precompiled import Precompiled
+from chatr.infra import event_log, rate_limits
 from chatr.models import (
     Attachment,
-    Conversation,
-    ConversationStatus,
     EventType,
     Membership,
-    MembershipState,
     Message,
     MessageKind,
-    MessageMention,
 )
 from chatr.models.base import utcnow
 from chatr.pubsub import channels, envelopes
@@ -55,18 +33,18 @@ from chatr.services import (
     mentions,
     message_visibility,
     replies,
+    send_statements,
     validation,
 )
 from chatr.services.pagination import Page, PageRequest, paginate
+from chatr.services.send_statements import (
+    AlreadySent,
+    NotPostable,
+    StoredMessage,
+    Unwritten,
+    Written,
+)
 from chatr.services.social import blocks
-
-
-class _AlreadySent(Exception):
-    """Unwinds the send transaction when this client id was already used by the sender."""
-
-
-class _NotPostable(Exception):
-    """Unwinds the send transaction when the conversation is missing or not the sender's."""
 
 
 @dataclass(frozen=True)
@@ -76,193 +54,6 @@ class Media:
 
     kind: MessageKind
     upload_ids: tuple[int, ...]
-
-
-_conversations = Conversation.__table__
-_memberships = Membership.__table__
-_messages = Message.__table__
-_mentions = MessageMention.__table__
-
-
-def _parameter(name: str, column: ColumnElement[Any]) -> BindParameter[Any]:
-    return bindparam(f"b_{name}", type_=column.type)
-
-
-# Sending is the hottest write: its statements are built once, as Core, with bind parameters
-# (constructing and ORM-executing them per call cost more CPU than the database work). Both
-# paths (one statement on PostgreSQL, step by step elsewhere) are assembled from these same
-# fragments, with the same parameters (`StoredMessage.parameters`).
-_CONVERSATION_ID = _parameter("conversation_id", _messages.c.conversation_id)
-_SENDER_ID = _parameter("sender_id", _messages.c.sender_id)
-_NOW = _parameter("now", _messages.c.created_at)
-
-#: Take the next seq (the conversation's row lock) if the sender may post: an accepted member,
-#: and no block between the two people of a DM.
-_TAKE_NEXT_SEQ = (
-    update(_conversations)
-    .where(
-        _conversations.c.id == _CONVERSATION_ID,
-        # Re-checked on the row's newest version after waiting for its lock: a send that
-        # waited for a deletion for everyone takes no seq in what is left of it.
-        _conversations.c.deleted_at.is_(None),
-        exists().where(
-            _memberships.c.conversation_id == _CONVERSATION_ID,
-            _memberships.c.user_id == _SENDER_ID,
-            _memberships.c.state == MembershipState.ACCEPTED,
-        ),
-        blocks.no_block_in_direct(_CONVERSATION_ID, _SENDER_ID),
-    )
-    .values(
-        last_seq=_conversations.c.last_seq + 1,
-        last_activity_at=_NOW,
-        # A reply from the person asked accepts a message request.
-        status=case(
-            (
-                (_conversations.c.status == ConversationStatus.PENDING)
-                & (_conversations.c.created_by_id != _SENDER_ID),
-                ConversationStatus.ACTIVE,
-            ),
-            else_=_conversations.c.status,
-        ),
-    )
-    .returning(_conversations.c.last_seq)
-)
-
-
-def _message_values(seq: ColumnElement[int]) -> dict[str, ColumnElement[Any]]:
-    """The new message's row, at `seq`."""
-    return {
-        "conversation_id": _CONVERSATION_ID,
-        "seq": seq,
-        "sender_id": _SENDER_ID,
-        "client_id": _parameter("client_id", _messages.c.client_id),
-        "kind": literal(MessageKind.TEXT, type_=_messages.c.kind.type),
-        "body": _parameter("body", _messages.c.body),
-        "reply_to_id": _parameter("reply_to_id", _messages.c.reply_to_id),
-        "reply_snapshot": _parameter("reply_snapshot", _messages.c.reply_snapshot),
-        "forwarded": _parameter("forwarded", _messages.c.forwarded),
-        "created_at": _NOW,
-    }
-
-
-def _mark_own_message_read(conversation_id: ColumnElement[int], seq: ColumnElement[int]) -> Update:
-    """Sending implies having read everything up to one's own message."""
-    return (
-        update(_memberships)
-        .where(
-            _memberships.c.conversation_id == conversation_id,
-            _memberships.c.user_id == _SENDER_ID,
-        )
-        .values(last_read_seq=seq, last_delivered_seq=seq)
-    )
-
-
-_SEQ = _parameter("seq", _messages.c.seq)
-_MARK_OWN_MESSAGE_READ = _mark_own_message_read(_CONVERSATION_ID, _SEQ)
-
-
-@functools.cache
-def _insert_message(dialect_name: str) -> Any:
-    return (
-        insert_ignoring_conflicts(dialect_name, _messages)
-        .values(_message_values(_SEQ))
-        .on_conflict_do_nothing(index_elements=["sender_id", "client_id"])
-        .returning(_messages.c.id)
-    )
-
-
-@functools.cache
-def _send_in_one_statement(*, with_mentions: bool) -> Select[int, int, int, int]:
-    """PostgreSQL: the whole send as one statement, run in autocommit: one round trip.
-
-    Statement-level atomicity does the transaction's job. A reused client id makes the INSERT
-    violate its unique index (no ON CONFLICT here), which aborts the whole statement, the seq
-    increment included, so no gap; a sender who may not post takes no seq, so nothing
-    downstream happens. Each step reads the previous one's RETURNING, which fixes the order
-    rows are locked in: conversation (the seq lock), then the sender's membership — the same
-    order as the step-by-step version, so the two can never deadlock each other.
-
-    The conversation's advisory lock (`event_log.serialised`) is an InitPlan of the seq
-    UPDATE's WHERE: taken before the UPDATE writes, i.e. before this transaction has an xid,
-    so one conversation's sends get xids in seq order. Nothing is shared with sends to other
-    conversations: the event's id comes from a sequence.
-    """
-    taken = _TAKE_NEXT_SEQ.where(event_log.serialised(_CONVERSATION_ID)).cte("taken")
-    values = _message_values(taken.c.last_seq)
-    inserted = (
-        insert(_messages)
-        .from_select(list(values), select(*values.values()))
-        .returning(_messages.c.id, _messages.c.conversation_id, _messages.c.seq)
-        .cte("inserted")
-    )
-    own_read = (
-        _mark_own_message_read(inserted.c.conversation_id, inserted.c.seq)
-        .returning(_memberships.c.id)
-        .cte("own_read")
-    )
-    logged = event_log.append_from(
-        for_each=inserted,
-        only_if=exists(select(own_read.c.id)),
-        type=EventType.MESSAGE_POSTED,
-        conversation_id=inserted.c.conversation_id,
-        actor_id=_SENDER_ID,
-        message_id=inserted.c.id,
-        seq=inserted.c.seq,
-        created_at=_NOW,
-    ).cte("logged")
-    statement = select(inserted.c.id, inserted.c.seq, logged.c.xid, logged.c.id).select_from(
-        inserted.join(logged, true())
-    )
-    if with_mentions:
-        # Its own step, only in the statement for texts that mention someone: most don't.
-        named = func.unnest(_MENTION_IDS).table_valued("user_id").render_derived(name="named")
-        mentioned = (
-            insert(_mentions)
-            .from_select(
-                ["message_id", "user_id", "conversation_id", "seq"],
-                select(
-                    inserted.c.id, named.c.user_id, inserted.c.conversation_id, inserted.c.seq
-                ).select_from(inserted.join(named, true())),
-            )
-            .returning(_mentions.c.id)
-            .cte("mentioned")
-        )
-        statement = statement.add_cte(mentioned)
-    return statement
-
-
-_MENTION_IDS = bindparam("b_mention_ids", type_=ARRAY(BigInteger))
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    conversation_id: int
-    sender_id: int
-    client_id: str
-    body: str | None
-    now: datetime
-    reply_to_id: int | None = None
-    reply_snapshot: dict[str, Any] | None = None
-    forwarded: bool = False
-    #: Members the text mentions (resolved before the send; chatr.services.mentions).
-    mention_ids: tuple[int, ...] = ()
-
-    def parameters(self) -> dict[str, Any]:
-        """The bind parameters of both send paths (by hand: `asdict` deep-copies, which cost
-        more than building the statement's parameters)."""
-        parameters = {
-            "b_conversation_id": self.conversation_id,
-            "b_sender_id": self.sender_id,
-            "b_client_id": self.client_id,
-            "b_body": self.body,
-            "b_reply_to_id": self.reply_to_id,
-            "b_reply_snapshot": self.reply_snapshot,
-            "b_forwarded": self.forwarded,
-            "b_now": self.now,
-        }
-        if self.mention_ids:
-            parameters["b_mention_ids"] = list(self.mention_ids)
-        return parameters
 
 
 def _as_loaded(**columns: Any) -> Message:
@@ -333,74 +124,16 @@ async def _replay(rt: Runtime, stored: StoredMessage) -> Message:
     return existing
 
 
-@functools.lru_cache(maxsize=16)
-def _precompiled_send(dialect: Dialect, *, with_mentions: bool) -> Precompiled:
-    return Precompiled(_send_in_one_statement(with_mentions=with_mentions), dialect)
-
-
-async def _store_in_one_statement(rt: Runtime, stored: StoredMessage) -> tuple[int, int, int]:
-    """Run straight on asyncpg (chatr.infra.precompiled): the hottest statement of all."""
-    engine = rt.db.autocommit_engine
-    statement = _precompiled_send(engine.dialect, with_mentions=bool(stored.mention_ids))
-    try:
-        row = await precompiled.fetch_row(engine, statement, stored.parameters())
-    except asyncpg.IntegrityConstraintViolationError as error:
-        raise _AlreadySent from error
-    if row is None:
-        raise _NotPostable
-    message_id, seq, xid, event_id = row
-    return message_id, seq, event_log.position_of(xid, event_id)
-
-
-async def _store_step_by_step(
-    connection: AsyncConnection, stored: StoredMessage
-) -> tuple[int, int, int]:
-    """The same transaction as separate statements, for SQLite (which serialises writers)."""
-    parameters = stored.parameters()
-    seq = await connection.scalar(_TAKE_NEXT_SEQ, parameters)
-    if seq is None:
-        raise _NotPostable
-    parameters["b_seq"] = seq
-    message_id = await connection.scalar(_insert_message(connection.dialect.name), parameters)
-    if message_id is None:
-        raise _AlreadySent
-    await connection.execute(_MARK_OWN_MESSAGE_READ, parameters)
-    if stored.mention_ids:
-        await connection.execute(
-            insert(_mentions),
-            [
-                {
-                    "message_id": message_id,
-                    "user_id": user_id,
-                    "conversation_id": stored.conversation_id,
-                    "seq": seq,
-                }
-                for user_id in stored.mention_ids
-            ],
-        )
-    event_id = await event_log.append(
-        connection,
-        type=EventType.MESSAGE_POSTED,
-        conversation_id=stored.conversation_id,
-        actor_id=stored.sender_id,
-        message_id=message_id,
-        seq=seq,
-    )
-    return message_id, seq, event_id
-
-
-async def _store_with_media(
-    rt: Runtime, stored: StoredMessage, media: Media
-) -> tuple[int, int, int]:
+async def _store_with_media(rt: Runtime, stored: StoredMessage, media: Media) -> Written:
     """A media message: the step-by-step send (on PostgreSQL after the conversation's advisory
     lock, as every seq-taking transaction), then its kind and its uploads, in one transaction.
     An upload another send took meanwhile is CONFLICT, and nothing is stored."""
     async with rt.db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(select(event_log.serialised(stored.conversation_id)))
-        message_id, seq, event_id = await _store_step_by_step(connection, stored)
+        written = await send_statements.store_step_by_step(connection, stored)
         await connection.execute(
-            update(_messages).where(_messages.c.id == message_id).values(kind=media.kind)
+            update(Message).where(Message.id == written.message_id).values(kind=media.kind)
         )
         attachments = Attachment.__table__
         attached = await connection.execute(
@@ -411,11 +144,22 @@ async def _store_with_media(
                 attachments.c.message_id.is_(None),
                 attachments.c.uploaded_at.is_not(None),
             )
-            .values(message_id=message_id, expires_at=None)
+            .values(message_id=written.message_id, expires_at=None)
         )
         if attached.rowcount != len(media.upload_ids):
             raise Conflict("An upload was already used by another message.", field="uploadIds")
-    return message_id, seq, event_id
+    return written
+
+
+async def _store_on_postgresql(rt: Runtime, stored: StoredMessage) -> Written:
+    """Through the instance's group commit, where sends that arrive together share a
+    statement; one it did not write (its conversation busy, refused, its batch failed) and
+    one that mentions someone go on their own (chatr.services.send_statements)."""
+    if not stored.mention_ids:
+        with contextlib.suppress(Unwritten):
+            written: Written = await rt.sends.submit(stored.conversation_id, stored)
+            return written
+    return await send_statements.store_one(rt.db.autocommit_engine, stored)
 
 
 async def _quote_and_mentions(
@@ -474,7 +218,9 @@ async def send(
     the sender may post there), insert the message unless the client id was already used,
     move the sender's own read marker, append to the event log. The lock serialises
     concurrent senders, so seqs are 1..N without gaps and commit in order; a concurrent retry
-    of the same client id waits for the first and then finds the conflict (`_replay`).
+    of the same client id waits for the first and then finds the conflict (`_replay`). On
+    PostgreSQL sends to other conversations that arrive meanwhile may share that transaction
+    (chatr.services.send_statements): each keeps its own rules and its own answer.
     """
     if media is not None and body is not None and not body.strip():
         body = None  # an empty caption is no caption
@@ -515,24 +261,26 @@ async def send(
     )
     try:
         if media is not None:
-            message_id, seq, event_id = await _store_with_media(rt, stored, media)
+            written = await _store_with_media(rt, stored, media)
         elif rt.db.engine.dialect.name == "postgresql":
-            message_id, seq, event_id = await _store_in_one_statement(rt, stored)
+            written = await _store_on_postgresql(rt, stored)
         else:
             async with rt.db.engine.begin() as connection:
-                message_id, seq, event_id = await _store_step_by_step(connection, stored)
-    except _AlreadySent:
+                written = await send_statements.store_step_by_step(connection, stored)
+    except AlreadySent:
         return await _replay(rt, stored)
-    except _NotPostable:
+    except NotPostable:
         await _explain_refusal(rt, sender_id=sender_id, conversation_id=conversation_id)
     await rt.announce(
         channels.conversation(conversation_id),
-        envelopes.EventAnnounced(event_id, conversation_id, EventType.MESSAGE_POSTED.value, seq),
+        envelopes.EventAnnounced(
+            written.position, conversation_id, EventType.MESSAGE_POSTED.value, written.seq
+        ),
     )
     return _as_loaded(
-        id=message_id,
+        id=written.message_id,
         conversation_id=conversation_id,
-        seq=seq,
+        seq=written.seq,
         sender_id=sender_id,
         client_id=client_id,
         kind=MessageKind.TEXT if media is None else media.kind,

@@ -20,8 +20,8 @@ from chatr.db import ConnectionLost, create_engine, is_unavailable
 from chatr.fair_pool import FairAsyncQueuePool
 from chatr.infra import precompiled
 from chatr.infra.precompiled import Precompiled
-from chatr.services import messages
-from chatr.services.messages import StoredMessage
+from chatr.services import send_statements
+from chatr.services.send_statements import StoredMessage
 from chatr.settings import Settings
 from tests.support.services import POSTGRES_ADMIN_URL
 
@@ -80,7 +80,7 @@ async def test_the_send_statement_reaches_the_driver_as_sqlalchemy_would_send_it
     engine: AsyncEngine, stored: StoredMessage
 ) -> None:
     with_mentions = bool(stored.mention_ids)
-    statement = messages._send_in_one_statement(with_mentions=with_mentions)
+    statement = send_statements.send_in_one_statement(with_mentions=with_mentions)
     parameters = stored.parameters()
 
     expected_sql, expected_arguments = await _what_sqlalchemy_sends(engine, statement, parameters)
