@@ -50,7 +50,7 @@ What it measures
 
 How to run (from the project root)
     .venv/bin/python bench/throughput.py [--conversations 1,10,100,1000] [--seconds 5]
-        [--warmup 1] [--rounds 2]
+        [--warmup 1] [--rounds 2] [--send-batch-concurrency N]
     Seeding 1,000 senders and groups takes ~20 s; each level then takes
     2 x rounds x (warmup + seconds).
 
@@ -722,6 +722,8 @@ async def run(args: argparse.Namespace) -> None:
         # The same database connections per process as the baseline's pool (10): chatr's
         # autocommit pool, where sends run, holds up to twice CHATR_DB_POOL_SIZE.
         env["CHATR_DB_POOL_SIZE"] = str(BASELINE_POOL_SIZE // 2)
+        if args.send_batch_concurrency is not None:
+            env["CHATR_SEND_BATCH_CONCURRENCY"] = str(args.send_batch_concurrency)
         await create_baseline_conversations(env["BASELINE_DATABASE_URL"], largest)
         seed = await seed_chatr(env, largest)
         print(
@@ -797,9 +799,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per round")
     parser.add_argument("--warmup", type=float, default=1.0, help="discarded seconds per round")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per stack")
+    parser.add_argument(
+        "--send-batch-concurrency",
+        type=int,
+        help="chatr's CHATR_SEND_BATCH_CONCURRENCY for its servers (default: chatr's own)",
+    )
     parser.add_argument("--postgres", default=PG_URL, help="server URL, no database")
     parser.add_argument("--redis", default=REDIS_URL)
     args = parser.parse_args(argv)
+    if args.send_batch_concurrency is not None and args.send_batch_concurrency < 1:
+        parser.error("--send-batch-concurrency must be at least 1")
     if args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:
         parser.error("--seconds must be positive, --warmup not negative, --rounds at least 1")
     return args

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from chatr.db import ConnectionLost
 from chatr.infra import event_log
 from chatr.models import ConversationStatus, Event, EventType, Membership, Message
 from chatr.models.base import utcnow
@@ -278,3 +279,24 @@ async def test_sends_that_arrive_together_share_statements_and_keep_every_seq_in
         ).all()
     for _, conversation_id in groups:
         assert [seq for c, seq in rows if c == conversation_id] == [1, 2, 3, 4, 5, 6, 7]
+
+
+async def test_a_batch_whose_connection_is_lost_leaves_every_send_to_be_sent_again_alone(
+    app: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a batch statement whose connection closes under it (it may have committed)
+    (alice, first), (bob, second) = await _owned_groups(app, 2)
+
+    async def lost(*_: Any) -> list[Any]:
+        raise ConnectionLost("the database connection closed under a statement")
+
+    monkeypatch.setattr(send_statements.precompiled, "fetch_rows", lost)
+    sends = [_stored(alice, first, "one"), _stored(bob, second, "two")]
+
+    outcomes = await _store_all(app, sends)
+
+    # then no send is answered from it: each goes again on its own, and finds its way
+    assert all(isinstance(outcome, Unwritten) for outcome in outcomes)
+    monkeypatch.undo()
+    engine = app.runtime.db.autocommit_engine
+    assert [(await send_statements.store_one(engine, s)).seq for s in sends] == [2, 2]
