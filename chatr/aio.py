@@ -1,5 +1,14 @@
 """`start_eagerly`: run a coroutine now, and only pay for a task if it has to wait.
 `Batcher`: calls made while a round trip is in flight go together in the next one.
+`GroupCommit`: the same over a pool of connections: writes that queue while every slot is
+busy share the next statement, one per key.
+
+`Batcher` serves one connection (a Redis lane): one round trip at a time, always run by a
+task of its own, so that a cancelled caller can never cut a reply in half, and a failed
+round trip fails everything queued behind it (the next would fail the same way, after as
+long). `GroupCommit` serves the database's send statements, which run on pooled connections:
+several at once, a lone write inline in its caller's task (a cancelled statement costs only
+its connection), and a failed batch fails only its own writes.
 
 Fan-out writes one frame to a thousand sockets per event. Sending to a socket that is
 writable never waits, so a task per send (or a queue and a writer task per socket) would be
@@ -10,7 +19,9 @@ has eager tasks for this; chatr supports 3.11, so this is the same idea in a few
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -131,3 +142,155 @@ def _fail(batch: Sequence[tuple[Any, asyncio.Future[Any]]], error: BaseException
     for _, future in batch:
         if not future.done():
             future.set_exception(error)
+
+
+# -- group commit ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Queued(Generic[T, R]):
+    key: Hashable
+    item: T
+    answer: asyncio.Future[R] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommit(Generic[T, R]):
+    """Concurrent writes that arrive while the database is busy share one statement.
+
+    Why: a PostgreSQL statement costs the database a fixed price per execution and per commit
+    (planning, executor start, locks, the commit record and its WAL flush) on top of the rows it
+    writes; for chatr's send that fixed part was over half the database's CPU per message
+    (bench/throughput.py). Batching k writes into one statement pays it once.
+
+    How: at most `concurrency` batches run at once. A write that finds a free slot and nothing
+    queued runs at once, alone, in its caller's own task: an idle server adds no wait and no task
+    hop. Writes that arrive while every slot is busy queue; when a batch finishes, the queue's
+    oldest writes go together in the next one, at most `limit` of them and at most one per key
+    (for sends, the conversation: one statement can take a conversation's next seq only once, and
+    a conversation's sends stay in the order they queued). The next batch runs in a task of its
+    own, so no caller's answer waits for other callers' batches; its outcome goes to each waiting
+    caller, who sees it as if its write had run alone (a result, or the exception to raise).
+
+    Those tasks are not long-lived (one statement each) and cannot fail unseen: whatever a batch
+    raises reaches every caller in it. A caller that gives up (cancelled) before its batch starts
+    is left out of it; once its batch started, the write goes ahead and only the answer is lost,
+    as for a single statement whose client hung up.
+
+    `run_batch(items)` must return one outcome per item, in order: the item's result, or the
+    exception its caller should get. Should it raise instead, every caller in the batch gets
+    that error.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
+        *,
+        concurrency: int,
+        limit: int,
+    ) -> None:
+        if concurrency < 1 or limit < 1:
+            raise ValueError("concurrency and limit must be at least 1")
+        self._run_batch = run_batch
+        self._concurrency = concurrency
+        self._limit = limit
+        self._running = 0
+        self._queue: deque[_Queued[T, R]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Batches run and items written since start (for tests and the bench).
+        self.batches = 0
+        self.items = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, key: Hashable, item: T) -> R:
+        """`item`'s result once its batch ran; raises what the batch runner gave for it."""
+        if self._running < self._concurrency and not self._queue:
+            return await self._run_alone(item)
+        queued: _Queued[T, R] = _Queued(key, item)
+        self._queue.append(queued)
+        self._start_batches()
+        try:
+            return await queued.answer
+        except asyncio.CancelledError:
+            if not queued.answer.done():
+                queued.answer.cancel()  # still queued: its batch will leave it out
+            raise
+
+    async def _run_alone(self, item: T) -> R:
+        self._running += 1
+        try:
+            (outcome,) = await self._run_batch([item])
+        finally:
+            self._running -= 1
+            self.batches += 1
+            self.items += 1
+            self._start_batches()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def _start_batches(self) -> None:
+        while self._running < self._concurrency and self._queue:
+            batch = self._take_batch()
+            if not batch:
+                return
+            self._running += 1
+            task = asyncio.create_task(self._run(batch), name="group-commit batch")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take_batch(self) -> list[_Queued[T, R]]:
+        """The oldest waiting writes, one per key, at most `limit`; the rest keep their
+        places in the queue (in order)."""
+        batch: list[_Queued[T, R]] = []
+        keys: set[Hashable] = set()
+        kept: deque[_Queued[T, R]] = deque()
+        while self._queue and len(batch) < self._limit:
+            queued = self._queue.popleft()
+            if queued.answer.done():  # its caller gave up while it waited
+                continue
+            if queued.key in keys:
+                kept.append(queued)
+                continue
+            keys.add(queued.key)
+            batch.append(queued)
+        kept.extend(self._queue)
+        self._queue = kept
+        return batch
+
+    async def _run(self, batch: list[_Queued[T, R]]) -> None:
+        try:
+            outcomes: Sequence[R | Exception] = await self._run_batch([q.item for q in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
+        except BaseException as error:
+            for queued in batch:
+                if not queued.answer.done():
+                    if isinstance(error, asyncio.CancelledError):
+                        queued.answer.cancel()
+                    else:
+                        queued.answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            for queued, outcome in zip(batch, outcomes, strict=True):
+                if queued.answer.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    queued.answer.set_exception(outcome)
+                else:
+                    queued.answer.set_result(outcome)
+        finally:
+            self._running -= 1
+            self.batches += 1
+            self.items += len(batch)
+            self._start_batches()
+
+    async def stop(self) -> None:
+        """Wait for the batches already running (their callers are waiting for them)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

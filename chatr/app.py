@@ -28,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 
 from chatr import frames
 from chatr import websocket as ws_lifecycle
+from chatr.aio import GroupCommit
 from chatr.client_address import client_ip
 from chatr.context import Context
 from chatr.db import Database
@@ -36,7 +37,6 @@ from chatr.http import GraphQLHTTP
 from chatr.http import uploads as media_routes
 from chatr.http.persisted import document_hash, untrusted
 from chatr.infra import heap, rate_limits
-from chatr.infra.group_commit import GroupCommit
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.mailer import create_mailer

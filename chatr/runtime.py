@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chatr.aio import GroupCommit
 from chatr.db import Database
-from chatr.infra.group_commit import GroupCommit
 from chatr.infra.link_fetch import PreviewQueue
 from chatr.infra.live import LiveHub
 from chatr.infra.outbox import Outbox

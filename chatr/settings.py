@@ -163,7 +163,7 @@ class Settings:
     subscriber_queue_size: int = 1000
     db_pool_size: int = 10
     #: PostgreSQL: send statements one process runs at once; sends that arrive while all are
-    #: busy share the next one (chatr.infra.group_commit).
+    #: busy share the next one (chatr.aio.GroupCommit).
     send_batch_concurrency: int = 2
     #: How long a session checked live is trusted without asking the database again;
     #: revocations evict it everywhere at once, this only bounds a missed announcement.

@@ -6,7 +6,7 @@ three forms are assembled from the same fragments (functions of the SQL expressi
 supply a send's values: bind parameters, or the columns of a batch):
 
 * PostgreSQL, one send: one statement in autocommit (`send_in_one_statement`);
-* PostgreSQL, several sends that queued together (`chatr.infra.group_commit`): one statement
+* PostgreSQL, several sends that queued together (`chatr.aio.GroupCommit`): one statement
   for all of them (`send_batch_statement`), which pays the database's fixed cost per
   statement and per commit once;
 * SQLite: the same steps as separate statements in one transaction (`store_step_by_step`).

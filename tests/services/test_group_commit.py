@@ -1,4 +1,4 @@
-"""Group commit (chatr.infra.group_commit): writes that queue while the database is busy share
+"""Group commit (chatr.aio): writes that queue while the database is busy share
 one batch, one per key and in queue order, and every caller gets its own outcome."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from chatr.infra.group_commit import GroupCommit
+from chatr.aio import GroupCommit
 
 
 class Refused(Exception):
