@@ -148,6 +148,21 @@ class _SendValues:
     forwarded: ColumnElement[Any]
     now: ColumnElement[Any]
 
+    @classmethod
+    def columns_of(cls, rows: Any, conversation_id: ColumnElement[Any]) -> _SendValues:
+        """The values as columns of `rows` (the batch, or a step's RETURNING) named as in
+        `_CARRIED`; JSON travels as text, so it is cast back."""
+        return cls(
+            conversation_id=conversation_id,
+            sender_id=rows.c.sender_id,
+            client_id=rows.c.client_id,
+            body=rows.c.body,
+            reply_to_id=rows.c.reply_to_id,
+            reply_snapshot=cast(rows.c.reply_snapshot, JSON),
+            forwarded=rows.c.forwarded,
+            now=rows.c.now,
+        )
+
 
 #: One send's values, as bind parameters (`StoredMessage.parameters`).
 _BOUND = _SendValues(
@@ -387,6 +402,9 @@ async def _store_one(
 #: Sends one batch statement carries at most (its arrays are bound as parameters).
 BATCH_LIMIT = 64
 
+#: The batch's columns that `_SendValues.columns_of` reads (the conversation's id aside).
+_CARRIED = ("sender_id", "client_id", "body", "reply_to_id", "reply_snapshot", "forwarded", "now")
+
 #: The batch's sends as rows: one array parameter per value, unnested side by side.
 _BATCH = (
     func.unnest(
@@ -431,45 +449,21 @@ def send_batch_statement() -> Select[int, int, int, int, int]:
     was busy is left out and sent again on its own, which waits its turn.
     """
     batch = _BATCH
-    send = _SendValues(
-        conversation_id=batch.c.conversation_id,
-        sender_id=batch.c.sender_id,
-        client_id=batch.c.client_id,
-        body=batch.c.body,
-        reply_to_id=batch.c.reply_to_id,
-        reply_snapshot=cast(batch.c.reply_snapshot, JSON),
-        forwarded=batch.c.forwarded,
-        now=batch.c.now,
-    )
+    send = _SendValues.columns_of(batch, batch.c.conversation_id)
     locked = event_log.serialised_if_free(bindparam("b_conversation_ids", type_=ARRAY(BigInteger)))
     taken = (
         _take_next_seq(send)
         .where(batch.c.conversation_id == any_(locked))
+        # (the batch's values ride along to the next steps)
         .returning(
             _conversations.c.id,
             _conversations.c.last_seq,
             batch.c.position,
-            batch.c.sender_id,
-            batch.c.client_id,
-            batch.c.body,
-            batch.c.reply_to_id,
-            batch.c.reply_snapshot,
-            batch.c.forwarded,
-            batch.c.now,
+            *(batch.c[name] for name in _CARRIED),
         )
         .cte("taken")
     )
-    row = _SendValues(
-        conversation_id=taken.c.id,
-        sender_id=taken.c.sender_id,
-        client_id=taken.c.client_id,
-        body=taken.c.body,
-        reply_to_id=taken.c.reply_to_id,
-        reply_snapshot=cast(taken.c.reply_snapshot, JSON),
-        forwarded=taken.c.forwarded,
-        now=taken.c.now,
-    )
-    values = _message_values(row, taken.c.last_seq)
+    values = _message_values(_SendValues.columns_of(taken, taken.c.id), taken.c.last_seq)
     inserted = (
         insert(_messages)
         .from_select(list(values), select(*values.values()).order_by(taken.c.position))

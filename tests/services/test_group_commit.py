@@ -37,6 +37,15 @@ async def _until_batches(runner: Runner, count: int) -> None:
             await asyncio.sleep(0)
 
 
+async def _occupied(
+    commit: GroupCommit[str, str], runner: Runner, key: str = "a", item: str = "a"
+) -> asyncio.Task[str]:
+    """A first write that takes the only slot: returned once its batch runs."""
+    first = asyncio.create_task(commit.submit(key, item))
+    await _until_batches(runner, 1)
+    return first
+
+
 async def test_a_write_that_finds_a_free_slot_runs_at_once_alone() -> None:
     runner = Runner()
     runner.release.set()
@@ -50,8 +59,7 @@ async def test_a_write_that_finds_a_free_slot_runs_at_once_alone() -> None:
 async def test_writes_that_arrive_while_every_slot_is_busy_share_the_next_batch() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
-    first = asyncio.create_task(commit.submit("a", "first"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner, "a", "first")
     queued = [asyncio.create_task(commit.submit(key, f"w{key}")) for key in "bcd"]
     await asyncio.sleep(0)
     assert commit.queued == 3
@@ -67,8 +75,7 @@ async def test_writes_that_arrive_while_every_slot_is_busy_share_the_next_batch(
 async def test_one_key_has_one_write_per_batch_and_keeps_its_order() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
-    first = asyncio.create_task(commit.submit("x", "x0"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner, "x", "x0")
     queued = [
         asyncio.create_task(commit.submit(key, item))
         for key, item in [("x", "x1"), ("y", "y1"), ("x", "x2"), ("z", "z1")]
@@ -84,8 +91,7 @@ async def test_one_key_has_one_write_per_batch_and_keeps_its_order() -> None:
 async def test_a_batch_takes_at_most_limit_writes() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=2)
-    first = asyncio.create_task(commit.submit("a", "a"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner)
     queued = [asyncio.create_task(commit.submit(key, key)) for key in "bcde"]
     await asyncio.sleep(0)
 
@@ -113,8 +119,7 @@ async def test_batches_run_side_by_side_up_to_the_concurrency() -> None:
 async def test_each_caller_gets_its_own_outcome_from_a_shared_batch() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
-    first = asyncio.create_task(commit.submit("a", "a"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner)
     good = asyncio.create_task(commit.submit("b", "good"))
     bad = asyncio.create_task(commit.submit("c", "bad"))
     await asyncio.sleep(0)
@@ -131,8 +136,7 @@ async def test_each_caller_gets_its_own_outcome_from_a_shared_batch() -> None:
 async def test_a_batch_that_fails_fails_every_caller_in_it_and_the_next_batches_still_run() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=2)
-    first = asyncio.create_task(commit.submit("a", "a"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner)
     queued = [asyncio.create_task(commit.submit(key, key)) for key in "bcd"]
     await asyncio.sleep(0)
     runner.fail_with = RuntimeError("database gone")
@@ -148,8 +152,7 @@ async def test_a_batch_that_fails_fails_every_caller_in_it_and_the_next_batches_
 async def test_a_caller_that_gives_up_while_queued_is_left_out_of_its_batch() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
-    first = asyncio.create_task(commit.submit("a", "a"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner)
     gave_up = asyncio.create_task(commit.submit("b", "gave-up"))
     stays = asyncio.create_task(commit.submit("c", "stays"))
     await asyncio.sleep(0)
@@ -167,8 +170,7 @@ async def test_a_caller_that_gives_up_while_queued_is_left_out_of_its_batch() ->
 async def test_a_caller_that_gives_up_mid_batch_does_not_disturb_the_others() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
-    first = asyncio.create_task(commit.submit("a", "a"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner)
     gave_up = asyncio.create_task(commit.submit("b", "gave-up"))
     stays = asyncio.create_task(commit.submit("c", "stays"))
     await asyncio.sleep(0)
@@ -189,8 +191,7 @@ async def test_a_caller_that_gives_up_mid_batch_does_not_disturb_the_others() ->
 async def test_stop_waits_for_the_batches_already_running() -> None:
     runner = Runner()
     commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
-    first = asyncio.create_task(commit.submit("a", "a"))
-    await _until_batches(runner, 1)
+    first = await _occupied(commit, runner)
     queued = asyncio.create_task(commit.submit("b", "b"))
     await asyncio.sleep(0)
     runner.release.set()
