@@ -225,10 +225,7 @@ class GroupCommit(Generic[T, R]):
         try:
             (outcome,) = await self._run_batch([item])
         finally:
-            self._running -= 1
-            self.batches += 1
-            self.items += 1
-            self._start_batches()
+            self._finished(1)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -285,10 +282,14 @@ class GroupCommit(Generic[T, R]):
                 else:
                     queued.answer.set_result(outcome)
         finally:
-            self._running -= 1
-            self.batches += 1
-            self.items += len(batch)
-            self._start_batches()
+            self._finished(len(batch))
+
+    def _finished(self, size: int) -> None:
+        """A batch of `size` is done, however it ended: its slot goes to the queue."""
+        self._running -= 1
+        self.batches += 1
+        self.items += size
+        self._start_batches()
 
     async def stop(self) -> None:
         """Wait for the batches already running (their callers are waiting for them)."""
