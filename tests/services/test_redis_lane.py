@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,6 +12,7 @@ import pytest
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatr.redis_lane import RedisLane, packed_commands
 
@@ -92,6 +95,42 @@ async def test_an_unreachable_redis_fails_the_batch_with_a_connection_error() ->
     finally:
         await lane.aclose()
         await pool.aclose()
+
+
+async def test_a_redis_that_stops_answering_fails_the_batch_by_the_pools_socket_timeout() -> None:
+    # given a "Redis" that accepts connections and reads commands but never answers
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        while await reader.read(4096):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool.from_url(
+        f"redis://127.0.0.1:{port}", socket_timeout=0.3, socket_connect_timeout=1.0
+    )
+    lane = RedisLane(pool)
+    try:
+        # when a batch runs, then it fails once the pool's socket timeout has passed
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await lane.run([("PING",), ("PING",), ("PING",)])
+        assert 0.25 <= time.monotonic() - started < 0.6
+
+        # and the connection, whose replies may still come, is dropped: the next batch
+        # opens a new one
+        with pytest.raises(RedisTimeoutError):
+            await lane.run([("PING",)])
+        assert len(accepted) == 2
+    finally:
+        await lane.aclose()
+        await pool.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize(
