@@ -48,7 +48,8 @@ from chatr.infra.sms import create_sms_sender
 from chatr.infra.storage import create_storage
 from chatr.loaders import Loaders
 from chatr.pubsub.announcer import Announcer
-from chatr.pubsub.broker import create_broker
+from chatr.pubsub.broker import create_broker, uses_redis
+from chatr.redis_lane import RedisCommands
 from chatr.runtime import Runtime
 from chatr.schema import build_schema
 from chatr.schema.socket_outlet import LIVE_OPERATION, LiveOperation, SocketSend
@@ -469,10 +470,16 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings)
+        # One lane for the hot Redis commands (a send's rate-limit hit and its PUBLISH share
+        # round trips); none on the embedded default.
+        redis_commands = (
+            RedisCommands.from_url(settings.broker_url) if uses_redis(settings.broker_url) else None
+        )
         broker = create_broker(
             settings.broker_url,
             prefix=settings.channel_prefix,
             queue_size=settings.subscriber_queue_size,
+            commands=redis_commands,
         )
         announcer = Announcer(broker)
         # Codes are logged only in development, where that is how a newcomer signs up.
@@ -497,6 +504,7 @@ def create_app(settings: Settings) -> Starlette:
                 rate_limits.INBOX_CHANGE.name: settings.inbox_change_limit,
                 rate_limits.UPLOAD.name: settings.upload_limit,
             },
+            commands=redis_commands,
         )
         supervisor = Supervisor()
         await broker.start()
@@ -547,6 +555,7 @@ def create_app(settings: Settings) -> Starlette:
                     ("presence store", runtime.presence.close),
                     ("storage", runtime.storage.close),
                     ("rate limits", limits.close),
+                    *([("redis commands", redis_commands.aclose)] if redis_commands else []),
                     ("persisted queries", http.close),
                     ("database", db.dispose),
                 ]

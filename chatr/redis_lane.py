@@ -1,12 +1,12 @@
 """A Redis connection of its own for one `Batcher` (chatr.aio): the hot commands' round trips.
 
-Every send makes two Redis round trips (its rate-limit script, its PUBLISH), each through a
-`Batcher`, which runs one batch at a time. Through redis-py's client each call also checked a
-connection out of the pool (a wait bounded by a timeout), read the socket once to check its
-health, and gave it back: with one send in flight that was about a fifth of a send's CPU
-(`bench/send_cpu.py --conversations 1 --uvloop`). A batcher needs one connection, never two at
-once, so a lane keeps one and writes a batch as one pipeline: one write, then one reply per
-command, in order.
+Every send makes two Redis commands (its rate-limit script, its PUBLISH), both through the
+instance's `RedisCommands`: a `Batcher`, which runs one batch at a time, on a `RedisLane`.
+Through redis-py's client each call also checked a connection out of the pool (a wait bounded
+by a timeout), read the socket once to check its health, and gave it back: with one send in
+flight that was about a fifth of a send's CPU (`bench/send_cpu.py --conversations 1
+--uvloop`). A batcher needs one connection, never two at once, so a lane keeps one and writes
+a batch as one pipeline: one write, then one reply per command, in order.
 
 Failures are what redis-py's client would raise: a reply that is an error is that command's
 result (the others stand); a connection or timeout error fails the batch and drops the
@@ -32,9 +32,16 @@ from typing import Any
 
 from hiredis import pack_command
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chatr.aio import Batcher
+
+#: How long a batch of hot commands may take before it fails (and its connection is dropped).
+COMMAND_TIMEOUT_SECONDS = 1.0
 
 
 class RedisLane:
@@ -104,3 +111,55 @@ def packed_commands(
         return b"".join([pack_command(tuple(command)) for command in commands])
     except TypeError:  # an argument hiredis does not take (redis-py's packer says which)
         return conn.pack_commands(commands)
+
+
+class RedisCommands:
+    """The instance's hot Redis commands, one lane behind one `Batcher`: every command
+    submitted while a round trip is on its way goes in the next pipeline.
+
+    Why one for the instance rather than one per user: a send makes two round trips, its
+    rate-limit hit before it is stored and its PUBLISH after. On two lanes each took a write
+    and a read of its own even when sends overlapped; on one, a send's hit and another send's
+    PUBLISH share them. A socket write and the wakeup it causes cost more CPU than the
+    command (without the hit's round trip a send cost 0.2 ms less on chatr's servers,
+    bench/throughput.py), so the fewer, the better.
+
+    `execute` answers the command's reply, raises the error Redis answered it with, or the
+    batch's connection or timeout error (then every command of the batch and every one queued
+    behind it gets it, as `Batcher` says).
+    """
+
+    def __init__(self, pool: ConnectionPool, *, owns_pool: bool = False) -> None:
+        self._pool = pool
+        self._owns_pool = owns_pool
+        self._lane = RedisLane(pool)
+        self._batcher: Batcher[Sequence[Any], Any] = Batcher(self._run)
+        #: Round trips made and commands sent since start (for tests and the bench).
+        self.round_trips = 0
+        self.commands = 0
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = COMMAND_TIMEOUT_SECONDS) -> RedisCommands:
+        """Its own lane to `url` (auth, TLS and database from the URL), batches bounded by
+        `timeout` and connecting too."""
+        pool = ConnectionPool.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # (the lane retries a connection reset while idle)
+        )
+        return cls(pool, owns_pool=True)
+
+    async def execute(self, *command: Any) -> Any:
+        return await self._batcher.submit(command)
+
+    async def _run(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        self.round_trips += 1
+        self.commands += len(commands)
+        return await self._lane.run(commands)
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+        await self._lane.aclose()
+        if self._owns_pool:
+            await self._pool.aclose()

@@ -15,9 +15,10 @@ at most one round trip per hit.
 
 `hit`, the call every send makes, runs limits' moving-window script itself (the same script,
 keys and arguments as `limits`, so `check`, `clear` and the refusal's window read what it
-wrote), through a `Batcher` (chatr.aio): the hits made while one is on its way to Redis go
-together in the next pipeline, so under load many sends share one round trip, and each hit
-skips the `limits` layers around the script.
+wrote), through the instance's `RedisCommands` (chatr.redis_lane), which the broker's
+PUBLISHes share: the commands made while one is on its way to Redis go together in the next
+pipeline, so under load many sends share one round trip, and each hit skips the `limits`
+layers around the script.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -39,9 +40,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
-from chatr.aio import Batcher
 from chatr.errors import RateLimited
-from chatr.redis_lane import RedisLane
+from chatr.redis_lane import RedisCommands
 from chatr.supervision import SupervisedTask, Supervisor
 
 log = logging.getLogger("chatr.rate_limits")
@@ -86,9 +86,6 @@ redis.call('expire', KEYS[1], expiry)
 
 return true
 """
-
-#: One hit for `Batcher`: (prefixed key, the limit's amount, its expiry in seconds).
-_Hit = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -204,11 +201,14 @@ class RateLimiter:
         overrides: Mapping[str, str] | None = None,
         probe_interval: float = 0.5,
         max_probe_interval: float = 5.0,
+        commands: RedisCommands | None = None,
     ) -> None:
         """`overrides` replaces some rules' limits by name (settings), e.g. the send guard.
 
         With a `redis://` URL, counts are shared; `start()` must run for the limiter to come
         back to Redis after an outage (its probe runs under the instance's supervisor).
+        `hit` runs on `commands`, the instance's shared lane to that Redis (closed by its
+        owner); by default on one of its own.
         """
         self._enabled = enabled
         unknown = set(overrides or {}) - {rule.name for rule in RULES}
@@ -220,16 +220,16 @@ class RateLimiter:
         self._pool: redis.ConnectionPool | None = None
         self._shared: MovingWindowRateLimiter | None = None
         self._key_prefix = key_prefix
-        self._hits: Batcher[_Hit, bool] | None = None
-        self._hits_lane: RedisLane | None = None
+        self._commands: RedisCommands | None = None
+        self._owns_commands = False
         if broker_url.startswith(("redis://", "rediss://")):
             self._shared_storage, self._pool = _shared_storage(broker_url, key_prefix)
             self._shared = MovingWindowRateLimiter(self._shared_storage)
             # The storage's own client, as limits builds it: the same pool and retries.
             self._redis = redis.Redis(connection_pool=self._pool)
             self._acquire = self._redis.register_script(ACQUIRE_MOVING_WINDOW)
-            self._hits_lane = RedisLane(self._pool)
-            self._hits = Batcher(self._acquire_batch)
+            self._owns_commands = commands is None
+            self._commands = commands or RedisCommands(self._pool)
         self._probe_interval = probe_interval
         self._max_probe_interval = max_probe_interval
         #: Set while Redis is unreachable and limits are counted here.
@@ -247,10 +247,8 @@ class RateLimiter:
             self._record = supervisor.spawn("rate-limits", self._probe_forever, critical=False)
 
     async def close(self) -> None:
-        if self._hits is not None:
-            await self._hits.aclose()
-        if self._hits_lane is not None:
-            await self._hits_lane.aclose()
+        if self._commands is not None and self._owns_commands:
+            await self._commands.aclose()
         if self._pool is not None:
             await self._pool.aclose()
 
@@ -323,32 +321,23 @@ class RateLimiter:
         return await ask(self._local)
 
     async def _acquire_shared(self, limit: RateLimitItem, *identifiers: str) -> bool:
-        """What limits' `MovingWindowRateLimiter.hit` decides on Redis, in a shared round
-        trip; a Redis failure is a StorageError, as limits raises it."""
-        assert self._hits is not None
+        """What limits' `MovingWindowRateLimiter.hit` decides on Redis, in a round trip
+        shared with whatever else the instance sends Redis meanwhile (chatr.redis_lane); a
+        hit whose script Redis lost goes again through the client, which loads it. A Redis
+        failure is a StorageError, as limits raises it."""
+        assert self._commands is not None
         key = f"{self._key_prefix}:{limit.key_for(*identifiers)}"
+        arguments = (time.time(), limit.amount, limit.get_expiry(), 1)
         try:
-            return await self._hits.submit((key, limit.amount, limit.get_expiry()))
+            try:
+                fits = await self._commands.execute(
+                    "EVALSHA", self._acquire.sha, 1, key, *arguments
+                )
+            except NoScriptError:  # Redis restarted or flushed its scripts
+                fits = await self._acquire(keys=[key], args=list(arguments))
         except (RedisError, ConnectionError) as error:
             raise StorageError(error) from error
-
-    async def _acquire_batch(self, hits: Sequence[_Hit]) -> list[bool | BaseException]:
-        """One pipeline for all `hits`, on the hits' own connection (chatr.redis_lane);
-        a hit whose script Redis lost goes again through the client, which loads it."""
-        assert self._hits_lane is not None
-        now = time.time()
-        results = await self._hits_lane.run(
-            [
-                ("EVALSHA", self._acquire.sha, 1, key, now, amount, expiry, 1)
-                for key, amount, expiry in hits
-            ]
-        )
-        answers: list[bool | BaseException] = []
-        for (key, amount, expiry), result in zip(hits, results, strict=True):
-            if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts
-                result = await self._acquire(keys=[key], args=[now, amount, expiry, 1])
-            answers.append(result if isinstance(result, BaseException) else bool(result))
-        return answers
+        return bool(fits)
 
     def _fall_back(self, error: StorageError) -> None:
         if self._outage.is_set():

@@ -26,8 +26,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from chatr.redis_lane import RedisCommands
 
 log = logging.getLogger(__name__)
 
@@ -516,15 +519,27 @@ def _resolve(waiters: Iterable[asyncio.Future[None]]) -> None:
             waiter.set_result(None)
 
 
-def create_broker(url: str, *, prefix: str = "chatr", queue_size: int = 1000) -> Broker:
-    """`memory://` for the in-process transport, `redis://` / `rediss://` / `unix://` for Redis."""
+def uses_redis(url: str) -> bool:
+    """Whether a broker URL names a Redis server (else `memory://`, the embedded default)."""
+    return urlsplit(url).scheme in ("redis", "rediss", "unix")
+
+
+def create_broker(
+    url: str,
+    *,
+    prefix: str = "chatr",
+    queue_size: int = 1000,
+    commands: RedisCommands | None = None,
+) -> Broker:
+    """`memory://` for the in-process transport, `redis://` / `rediss://` / `unix://` for Redis
+    (publishing through `commands`, the instance's shared lane, when given)."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from chatr.pubsub.memory_transport import MemoryTransport
 
         return Broker(MemoryTransport(), prefix=prefix, queue_size=queue_size)
-    if scheme in ("redis", "rediss", "unix"):
+    if uses_redis(url):
         from chatr.pubsub.redis_transport import RedisTransport
 
-        return Broker(RedisTransport(url), prefix=prefix, queue_size=queue_size)
+        return Broker(RedisTransport(url, commands=commands), prefix=prefix, queue_size=queue_size)
     raise ValueError(f"unsupported broker URL scheme {scheme!r} (use memory:// or redis://)")

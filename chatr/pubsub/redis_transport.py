@@ -9,10 +9,10 @@ tell subscribers to resync. A bare connection keeps that moment visible:
   in order, counts acknowledgements off a FIFO to resolve the owner's pending commands;
 * any failure surfaces as `ConnectionError` and the Broker reconnects from scratch.
 
-PUBLISHes go through a `Batcher` (chatr.aio): those made while one is on its way to Redis
-go together in the next pipeline, so under load many sends cost one round trip, one write
-and one read instead of one each; the batches run on a connection of their own
-(chatr.redis_lane).
+PUBLISHes go through the instance's `RedisCommands` (chatr.redis_lane), shared with the
+rate limiter's hits: those made while one is on its way to Redis go together in the next
+pipeline, so under load many sends cost one round trip, one write and one read instead of
+one each, on a connection of its own.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from chatr.aio import Batcher
-from chatr.redis_lane import RedisLane
+from chatr.redis_lane import RedisCommands
 
 
 @dataclass
@@ -44,18 +42,21 @@ class RedisTransport:
     """The Broker's `Transport` protocol over Redis pub/sub (RESP2)."""
 
     def __init__(
-        self, url: str, *, socket_timeout: float = 1.0, connect_timeout: float = 1.0
+        self,
+        url: str,
+        *,
+        socket_timeout: float = 1.0,
+        connect_timeout: float = 1.0,
+        commands: RedisCommands | None = None,
     ) -> None:
+        """`commands`: the instance's shared lane for PUBLISH (closed by its owner); by
+        default one of its own to `url`, bounded by `socket_timeout`."""
         # Explicitly no redis-py retries (`Redis()` defaults to 3 with backoff up to 10 s):
         # the Broker retries a publish once and reconnects the subscription itself, so a call
         # is bounded by the socket timeouts.
         no_retry = Retry(NoBackoff(), 0)
-        self._publisher = Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=no_retry,
-        )
+        self._owns_commands = commands is None
+        self._commands = commands or RedisCommands.from_url(url, timeout=socket_timeout)
         # Only used as a factory: it parses the URL (auth, TLS, db) into connection arguments.
         self._factory = ConnectionPool.from_url(
             url,
@@ -69,8 +70,6 @@ class RedisTransport:
         self._factory.connection_kwargs.update(socket_timeout=None, protocol=2)
         self._conn: AbstractConnection | None = None
         self._replies: deque[_PendingReply] = deque()
-        self._publish_lane = RedisLane(self._publisher.connection_pool)
-        self._publishes: Batcher[tuple[str, str], object] = Batcher(self._publish_batch)
 
     async def connect(self) -> None:
         await self.disconnect()
@@ -118,22 +117,14 @@ class RedisTransport:
 
     async def publish(self, channel: str, data: str) -> None:
         try:
-            await self._publishes.submit((channel, data))
+            await self._commands.execute("PUBLISH", channel, data)
         except (RedisError, OSError) as error:
             raise ConnectionError(f"PUBLISH failed: {error}") from error
 
-    async def _publish_batch(
-        self, messages: Sequence[tuple[str, str]]
-    ) -> Sequence[object | BaseException]:
-        return await self._publish_lane.run(
-            [("PUBLISH", channel, data) for channel, data in messages]
-        )
-
     async def aclose(self) -> None:
-        await self._publishes.aclose()
-        await self._publish_lane.aclose()
+        if self._owns_commands:
+            await self._commands.aclose()
         await self.disconnect()
-        await self._publisher.aclose()
         await self._factory.aclose()
 
     def _connection(self) -> AbstractConnection:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from redis.asyncio import Redis
 
 from chatr.errors import RateLimited
 from chatr.infra import rate_limits
 from chatr.infra.rate_limits import RateLimiter
+from chatr.pubsub.redis_transport import RedisTransport
+from chatr.redis_lane import RedisCommands
 from chatr.supervision import Supervisor
 from tests.support.redis_server import RedisServer
 
@@ -26,12 +28,15 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-async def _limiter(redis_server: RedisServer, supervisor: Supervisor) -> RateLimiter:
+async def _limiter(
+    redis_server: RedisServer, supervisor: Supervisor, commands: RedisCommands | None = None
+) -> RateLimiter:
     limiter = RateLimiter(
         broker_url=redis_server.url,
         key_prefix=f"limits-test-{uuid.uuid4().hex[:8]}",
         overrides=THREE_PER_MINUTE,
         probe_interval=0.05,
+        commands=commands,
     )
     await limiter.start(supervisor)
     return limiter
@@ -170,18 +175,9 @@ async def test_a_hung_redis_costs_a_request_at_most_the_socket_timeout(
 async def test_concurrent_hits_share_round_trips_and_count_exactly_as_limits_reads_them(
     redis_server: RedisServer, supervisor: Supervisor
 ) -> None:
-    # given a limit of three per minute and the pipelines the limiter sends to Redis
-    limiter = await _limiter(redis_server, supervisor)
-    pipelines = 0
-    assert limiter._hits_lane is not None
-    run = limiter._hits_lane.run
-
-    async def counted_run(commands: Sequence[Sequence[Any]]) -> list[Any]:
-        nonlocal pipelines
-        pipelines += 1
-        return await run(commands)
-
-    limiter._hits_lane.run = counted_run  # type: ignore[method-assign]
+    # given a limit of three per minute, hit through a lane whose round trips are counted
+    commands = RedisCommands.from_url(redis_server.url)
+    limiter = await _limiter(redis_server, supervisor, commands)
     try:
         # when ten attempts from one address arrive at once
         outcomes = await asyncio.gather(
@@ -194,13 +190,45 @@ async def test_concurrent_hits_share_round_trips_and_count_exactly_as_limits_rea
         refused = [o for o in outcomes if isinstance(o, RateLimited)]
         assert len(refused) == 7
         assert all(int(str(r.extensions["retryAfter"])) >= 1 for r in refused)
-        assert 1 <= pipelines <= 2
+        assert 1 <= commands.round_trips <= 2
         with pytest.raises(RateLimited):
             await limiter.check(rate_limits.LOGIN, "10.0.5.1")
         await limiter.check(rate_limits.LOGIN, "10.0.5.2")  # another address: untouched
         assert limiter.metrics() == {"counting_locally": 0, "outages": 0, "local_hits": 0}
     finally:
         await limiter.close()
+        await commands.aclose()
+
+
+async def test_a_hit_and_a_publish_made_together_share_one_round_trip(
+    redis_server: RedisServer, supervisor: Supervisor
+) -> None:
+    # given a limiter and a broker transport on the instance's one lane to Redis (as the app
+    # builds them), and a subscriber
+    commands = RedisCommands.from_url(redis_server.url)
+    limiter = await _limiter(redis_server, supervisor, commands)
+    transport = RedisTransport(redis_server.url, commands=commands)
+    listener = Redis.from_url(redis_server.url, decode_responses=True)
+    pubsub = listener.pubsub()
+    try:
+        await pubsub.subscribe("shared-lane-test")
+        assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+        # when a send's hit and another send's PUBLISH are made at the same time
+        await asyncio.gather(
+            limiter.hit(rate_limits.LOGIN, "10.0.9.1"),
+            transport.publish("shared-lane-test", "hello"),
+        )
+        # then both took effect, in one round trip
+        message = await pubsub.get_message(timeout=5)
+        assert message is not None and message["data"] == "hello"
+        assert (commands.round_trips, commands.commands) == (1, 2)
+        assert limiter.metrics()["local_hits"] == 0  # (the hit was counted in Redis)
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await transport.aclose()
+        await limiter.close()
+        await commands.aclose()
 
 
 async def test_a_redis_that_lost_the_script_is_given_it_again(

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chatr.redis_lane import RedisLane, packed_commands
+from chatr.redis_lane import RedisCommands, RedisLane, packed_commands
 
 
 @pytest.fixture
@@ -131,6 +131,42 @@ async def test_a_redis_that_stops_answering_fails_the_batch_by_the_pools_socket_
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_commands_made_together_share_a_round_trip_and_each_gets_its_own_reply(
+    redis_url: str, key: str
+) -> None:
+    commands = RedisCommands.from_url(redis_url)
+    try:
+        # when callers execute commands at the same time, one of them an error
+        replies = await asyncio.gather(
+            commands.execute("SET", key, "text"),
+            commands.execute("GET", key),
+            commands.execute("INCR", key),
+            commands.execute("DEL", key),
+            return_exceptions=True,
+        )
+        # then each got its own reply (the error only its caller) in one round trip
+        assert replies[:2] == [b"OK", b"text"]
+        assert isinstance(replies[2], ResponseError)
+        assert replies[3] == 1
+        assert (commands.round_trips, commands.commands) == (1, 4)
+    finally:
+        await commands.aclose()
+
+
+async def test_commands_to_an_unreachable_redis_fail_with_a_connection_error() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    commands = RedisCommands.from_url(f"redis://127.0.0.1:{port}")
+    try:
+        outcomes = await asyncio.gather(
+            commands.execute("PING"), commands.execute("PING"), return_exceptions=True
+        )
+        assert all(isinstance(o, RedisConnectionError) for o in outcomes)
+    finally:
+        await commands.aclose()
 
 
 @pytest.mark.parametrize(
