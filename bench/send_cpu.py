@@ -154,14 +154,16 @@ async def chatr_app(
     return AppUnderTest("chatr", app, "/graphql", headers, payload, check_chatr)
 
 
-async def baseline_app(stack: contextlib.AsyncExitStack, env: dict[str, str]) -> AppUnderTest:
+async def baseline_app(
+    stack: contextlib.AsyncExitStack, env: dict[str, str], conversations: int
+) -> AppUnderTest:
     """bench/baseline_app.py, the bare INSERT + PUBLISH app bench/throughput.py compares
     chatr's servers with, on the same database and Redis."""
     from bench import baseline_app as baseline
 
     for name in ("BASELINE_DATABASE_URL", "REDIS_URL", "BASELINE_CHANNEL_PREFIX"):
         os.environ[name] = env[name]
-    await create_baseline_conversations(env["BASELINE_DATABASE_URL"], 1000)
+    await create_baseline_conversations(env["BASELINE_DATABASE_URL"], conversations)
     app = baseline.app
     await stack.enter_async_context(app.router.lifespan_context(app))
 
@@ -196,7 +198,7 @@ async def run(args: argparse.Namespace) -> None:
         env = await prepare_environment(stack, args, tag, log_dir)
         apps = [await chatr_app(stack, env, args, tag)]
         if not args.no_baseline:
-            apps.append(await baseline_app(stack, env))
+            apps.append(await baseline_app(stack, env, args.conversations))
         heap.settle()  # as chatr.asgi does once the app is built
         for under_test in apps:
             await send_loops(

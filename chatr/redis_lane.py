@@ -13,10 +13,9 @@ result (the others stand); a connection or timeout error fails the batch and dro
 connection (its state is unknown), and the next batch opens a new one. The pool's socket
 timeout bounds a whole batch, write and replies, as one deadline: redis-py would bound each
 read by a timeout of its own and each write by `asyncio.wait_for`, which starts a task per
-write; two of each per send were about 4% of a send's CPU. A connection that
-was reset while idle (Redis restarted) fails the first batch that uses it: that batch is
-sent once more on a new connection, as the pools' one retry did, so a restart between two
-sends is not an outage.
+write (36 of the ~875 Python calls of a send). A connection that was reset while idle (Redis
+restarted) fails the first batch that uses it: that batch is sent once more on a new
+connection, as the pools' one retry did, so a restart between two sends is not an outage.
 
 Commands are packed by hiredis's C packer (a dependency): redis-py's asyncio connection packs
 in Python, one encode call per argument, and the rate-limit script's eleven arguments made
