@@ -27,14 +27,17 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     value = env.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidSetting(f"{name}: {value!r} is not a whole number") from None
+    if minimum is not None and number < minimum:
+        raise InvalidSetting(f"{name}: {value!r} is less than {minimum}")
+    return number
 
 
 def _limit(env: dict[str, str], name: str, default: str) -> str:
@@ -339,7 +342,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         anonymous_socket_idle_seconds=_float(env, "CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS", 60.0),
         subscriber_queue_size=_int(env, "CHATR_SUBSCRIBER_QUEUE_SIZE", 1000),
         db_pool_size=_int(env, "CHATR_DB_POOL_SIZE", 10),
-        send_batch_concurrency=_int(env, "CHATR_SEND_BATCH_CONCURRENCY", 2),
+        send_batch_concurrency=_int(env, "CHATR_SEND_BATCH_CONCURRENCY", 2, minimum=1),
         session_cache_seconds=_float(env, "CHATR_SESSION_CACHE_SECONDS", 10.0),
         live_tick_seconds=_float(env, "CHATR_LIVE_TICK_SECONDS", 2.0),
         rate_limits=limits_mode != "off",
