@@ -116,12 +116,12 @@ class RedisCommands:
     """The instance's hot Redis commands, one lane behind one `Batcher`: every command
     submitted while a round trip is on its way goes in the next pipeline.
 
-    Why one for the instance rather than one per user: a send makes two round trips, its
-    rate-limit hit before it is stored and its PUBLISH after. On two lanes each took a write
-    and a read of its own even when sends overlapped; on one, a send's hit and another send's
-    PUBLISH share them. A socket write and the wakeup it causes cost more CPU than the
-    command (without the hit's round trip a send cost 0.2 ms less on chatr's servers,
-    bench/throughput.py), so the fewer, the better.
+    Why one for the instance rather than one per caller (the rate limiter, the broker): a
+    send makes two round trips, its rate-limit hit before it is stored and its PUBLISH after.
+    On two lanes each took a write and a read of its own even when sends overlapped; on one,
+    a send's hit and another send's PUBLISH share them. A socket write and the wakeup it
+    causes cost more CPU than the command (without the hit's round trip a send cost 0.2 ms
+    less on chatr's servers, bench/throughput.py), so the fewer, the better.
 
     `execute` answers the command's reply, raises the error Redis answered it with, or the
     batch's connection or timeout error (then every command of the batch and every one queued
