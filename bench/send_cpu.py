@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import cProfile
 import io
-import json
 import os
 import pstats
 import secrets
@@ -63,6 +62,7 @@ from bench.throughput import (  # noqa: E402
     check_baseline,
     check_chatr,
     create_baseline_conversations,
+    numbered,
     seed_chatr,
 )
 from chatr.global_ids import Kind, encode  # noqa: E402
@@ -114,13 +114,14 @@ async def call(
 
 @dataclass
 class AppUnderTest:
-    """One ASGI app in this process and how to make its n-th send from conversation i."""
+    """One ASGI app in this process and how to make its sends from conversation i: `payloads`
+    gives conversation i's builder for a phase (bench.throughput.numbered), called per send."""
 
     name: str
     app: Any
     path: str
     headers: Callable[[int], list[tuple[bytes, bytes]]]
-    payload: Callable[[int, int, str], bytes]
+    payloads: Callable[[int, str], Callable[[int], bytes]]
     check: Callable[[int, bytes], bool]
     figures: list[float] = field(default_factory=list)
 
@@ -143,15 +144,15 @@ async def chatr_app(
             (b"authorization", f"Bearer {seed.tokens[index]}".encode()),
         ]
 
-    def payload(index: int, number: int, phase: str) -> bytes:
+    def payloads(index: int, phase: str) -> Callable[[int], bytes]:
         message = {
             "conversationId": encode(Kind.CONVERSATION, seed.conversation_ids[index]),
-            "body": f"m{number}",
-            "clientMessageId": f"{tag}-{phase}-{index}-{number}",
+            "body": "m{n}",
+            "clientMessageId": f"{tag}-{phase}-{index}-{{n}}",
         }
-        return json.dumps({"query": SEND, "variables": {"input": message}}).encode()
+        return numbered({"query": SEND, "variables": {"input": message}})
 
-    return AppUnderTest("chatr", app, "/graphql", headers, payload, check_chatr)
+    return AppUnderTest("chatr", app, "/graphql", headers, payloads, check_chatr)
 
 
 async def baseline_app(
@@ -170,10 +171,10 @@ async def baseline_app(
     def headers(_index: int) -> list[tuple[bytes, bytes]]:
         return [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
 
-    def payload(index: int, number: int, _phase: str) -> bytes:
-        return json.dumps({"conversationId": index + 1, "body": f"m{number}"}).encode()
+    def payloads(index: int, _phase: str) -> Callable[[int], bytes]:
+        return numbered({"conversationId": index + 1, "body": "m{n}"})
 
-    return AppUnderTest("baseline", app, "/send", headers, payload, check_baseline)
+    return AppUnderTest("baseline", app, "/send", headers, payloads, check_baseline)
 
 
 async def send_loops(under_test: AppUnderTest, conversations: int, total: int, phase: str) -> None:
@@ -181,8 +182,9 @@ async def send_loops(under_test: AppUnderTest, conversations: int, total: int, p
 
     async def loop(index: int) -> None:
         head = under_test.headers(index)
+        payload = under_test.payloads(index, phase)
         for number in range(per_loop):
-            body = under_test.payload(index, number, phase)
+            body = payload(number)
             status, answer = await call(under_test.app, under_test.path, head, body)
             if not under_test.check(status, answer):
                 raise RuntimeError(f"{under_test.name} send failed: {status} {answer[:300]!r}")
