@@ -109,8 +109,9 @@ class Transport(Protocol):
     async def next_message(self) -> tuple[str, str]:
         """The next (channel, data) published on a subscribed channel."""
 
-    async def publish(self, channel: str, data: str) -> None:
-        """Publish on a connection (pool) separate from the subscription connection."""
+    def publish(self, channel: str, data: str) -> Awaitable[None]:
+        """Publish on a connection separate from the subscription connection: an awaitable
+        (a future that is already on its way, or a coroutine the broker runs as a task)."""
 
     async def aclose(self) -> None:
         """Release everything, including the publishing connections."""
@@ -316,26 +317,69 @@ class Broker:
     # -- publishing ------------------------------------------------------------------------
 
     async def publish(self, channel: str, data: str) -> None:
-        """Publish `data`; one retry covers a stale pooled connection, then BrokerUnavailable."""
-        if self._stopped:
-            raise BrokerUnavailable("the broker is stopped")
-        key = self._prefix + channel
+        """Publish `data` and wait for the bus's answer (`publish_soon`'s outcome), bounded by
+        the command timeout in case a transport does not bound its own."""
         try:
-            await self._publish_once(key, data)
-        except (ConnectionError, TimeoutError) as first:
-            self._counters["publish_retries"] += 1
-            log.info("publish to %s failed (%s); retrying once", key, first)
-            try:
-                await self._publish_once(key, data)
-            except (ConnectionError, TimeoutError) as error:
-                self._counters["publish_failures"] += 1
-                raise BrokerUnavailable(f"could not publish to {channel!r}: {error}") from error
-        self._counters["published"] += 1
+            async with asyncio.timeout(self._command_timeout):
+                await self.publish_soon(channel, data)
+        except TimeoutError:
+            raise BrokerUnavailable(f"could not publish to {channel!r}: no answer") from None
 
-    async def _publish_once(self, key: str, data: str) -> None:
-        # The transport's socket timeouts should fire first; this bounds a misconfigured one.
-        async with asyncio.timeout(self._command_timeout):
-            await self._transport.publish(key, data)
+    def publish_soon(self, channel: str, data: str) -> asyncio.Future[None]:
+        """Start publishing `data`; the future answers None once the bus took it, or
+        BrokerUnavailable after one retry (which covers a stale connection) failed too.
+
+        Nothing waits for it unless the caller does: a mutation announces its committed
+        change and answers without a round trip to Redis (chatr.pubsub.announcer), and the
+        transport's own timeout bounds the attempt (the Redis lane's batch deadline).
+        """
+        outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._stopped:
+            outcome.set_exception(BrokerUnavailable("the broker is stopped"))
+        else:
+            self._attempt_publish(channel, data, outcome, retried=False)
+        return outcome
+
+    def _attempt_publish(
+        self, channel: str, data: str, outcome: asyncio.Future[None], *, retried: bool
+    ) -> None:
+        sent: asyncio.Future[None]
+        try:
+            sent = asyncio.ensure_future(self._transport.publish(self._prefix + channel, data))
+        except Exception as error:  # (a transport that refuses before sending anything)
+            sent = asyncio.get_running_loop().create_future()
+            sent.set_exception(error)
+        sent.add_done_callback(
+            lambda done: self._publish_answered(channel, data, outcome, done, retried=retried)
+        )
+
+    def _publish_answered(
+        self,
+        channel: str,
+        data: str,
+        outcome: asyncio.Future[None],
+        sent: asyncio.Future[None],
+        *,
+        retried: bool,
+    ) -> None:
+        error: BaseException | None = (
+            ConnectionError("the publish was cancelled") if sent.cancelled() else sent.exception()
+        )
+        if error is None:
+            self._counters["published"] += 1
+            if not outcome.done():
+                outcome.set_result(None)
+            return
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            if not retried:
+                self._counters["publish_retries"] += 1
+                log.info("publish to %s failed (%s); retrying once", channel, error)
+                self._attempt_publish(channel, data, outcome, retried=True)
+                return
+            self._counters["publish_failures"] += 1
+            error = BrokerUnavailable(f"could not publish to {channel!r}: {error}")
+        if not outcome.done():
+            outcome.set_exception(error)
 
     # -- subscribing -----------------------------------------------------------------------
 

@@ -115,11 +115,17 @@ class RedisTransport:
             # mode: each answers the oldest command still waiting.
             self._acknowledge()
 
-    async def publish(self, channel: str, data: str) -> None:
+    def publish(self, channel: str, data: str) -> asyncio.Future[None]:
+        """The PUBLISH on its way on the instance's lane: no task, no coroutine (each send
+        announces its message this way, and the mutation does not wait for the answer)."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            await self._commands.execute("PUBLISH", channel, data)
+            sent = self._commands.execute("PUBLISH", channel, data)
         except (RedisError, OSError) as error:
-            raise ConnectionError(f"PUBLISH failed: {error}") from error
+            answered.set_exception(ConnectionError(f"PUBLISH failed: {error}"))
+            return answered
+        sent.add_done_callback(lambda done: _settle_publish(answered, done))
+        return answered
 
     async def aclose(self) -> None:
         if self._owns_commands:
@@ -161,3 +167,16 @@ class RedisTransport:
             future = self._replies.popleft().future
             if not future.done():
                 future.set_exception(error)
+
+
+def _settle_publish(answered: asyncio.Future[None], sent: asyncio.Future[object]) -> None:
+    """`answered` as the transport contract says: None, or ConnectionError for a failure."""
+    if answered.done():
+        return
+    error = ConnectionError("PUBLISH was cancelled") if sent.cancelled() else sent.exception()
+    if error is None:
+        answered.set_result(None)
+    elif isinstance(error, (RedisError, OSError)):
+        answered.set_exception(ConnectionError(f"PUBLISH failed: {error}"))
+    else:
+        answered.set_exception(error)

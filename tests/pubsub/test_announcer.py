@@ -15,18 +15,27 @@ from chatr.supervision import Supervisor
 
 
 class FlakyPublish:
-    """Makes a broker's next `failures` publishes raise BrokerUnavailable."""
+    """Makes a broker's next `failures` publishes fail with BrokerUnavailable (announcements
+    and the announcer's retries both go through `publish_soon`)."""
 
     def __init__(self, broker: Broker, failures: int) -> None:
         self.failures = failures
-        self._publish = broker.publish
-        broker.publish = self  # type: ignore[method-assign]
+        self._publish_soon = broker.publish_soon
+        broker.publish_soon = self  # type: ignore[method-assign]
 
-    async def __call__(self, channel: str, data: str) -> None:
+    def __call__(self, channel: str, data: str) -> asyncio.Future[None]:
         if self.failures > 0:
             self.failures -= 1
-            raise BrokerUnavailable("simulated outage")
-        await self._publish(channel, data)
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(BrokerUnavailable("simulated outage"))
+            return failed
+        return self._publish_soon(channel, data)
+
+
+async def answered() -> None:
+    """Let the announcements' publishes answer: `announce` returns before they do, and their
+    outcome (kept for retry, or not) is settled by a callback on the next turn of the loop."""
+    await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -81,6 +90,7 @@ async def test_only_the_newest_change_per_channel_and_subject_is_kept(broker: Br
     )
     for change in ("REQUESTED", "ACCEPTED"):
         await announcer.announce("user:1", envelopes.FriendChanged(change, 1, 2, 0.0))
+    await answered()
     assert announcer.pending == 3
     friend = announcer._pending[("user:1", "friend:1", 2)]
     assert isinstance(friend, envelopes.FriendChanged) and friend.change == "ACCEPTED"
@@ -115,6 +125,7 @@ async def test_a_surprise_error_drops_that_announcement_and_the_rest_still_go_ou
     flaky = FlakyPublish(broker, failures=2)
     await announcer.announce("user:1", envelopes.SessionRevoked(user_id=1, session_id=9))
     await announcer.announce("conversation:2", envelopes.EventAnnounced(4, 2, "MESSAGE_POSTED", 1))
+    await answered()
     assert flaky.failures == 0 and announcer.pending == 2
     BuggyPublish(broker, channel="user:1", outage=0)
     async with broker.subscribe("conversation:2") as sub:
@@ -141,5 +152,27 @@ async def test_an_outage_is_logged_once_not_for_every_failed_publish(
                 f"conversation:{conversation_id}",
                 envelopes.EventAnnounced(conversation_id, conversation_id, "MESSAGE_POSTED", 1),
             )
+        await answered()
     assert announcer.pending == 20
     assert len([r for r in caplog.records if r.name == "chatr.pubsub.announcer"]) == 1
+
+
+async def test_announce_returns_before_the_bus_answers_and_a_later_failure_is_still_kept(
+    broker: Broker,
+) -> None:
+    # given a bus that has not answered the publish yet
+    on_its_way: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    broker.publish_soon = lambda channel, data: on_its_way  # type: ignore[method-assign]
+    announcer = Announcer(broker)
+
+    # when a change is announced, then the mutation is not held up by the round trip
+    await asyncio.wait_for(
+        announcer.announce("conversation:3", envelopes.EventAnnounced(9, 3, "MESSAGE_POSTED", 2)),
+        0.5,
+    )
+    assert announcer.pending == 0
+
+    # and when the publish then fails, the announcement is kept for the retries
+    on_its_way.set_exception(BrokerUnavailable("Redis went away"))
+    await answered()
+    assert announcer.pending == 1
