@@ -22,7 +22,7 @@ async def _inbox_statements(app: RunningApp, conversations: int) -> int:
         friend = await register(app.http)
         await friend.send("hello", to=alice)
         await alice.send("hi", to=friend)
-    with recorded_statements(app) as statements:
+    async with recorded_statements(app) as statements:
         response = await alice.call(DEEP_INBOX)
     assert len(response["conversations"]["edges"]) == conversations
     return len(statements)
@@ -87,7 +87,7 @@ async def test_rich_history_costs_the_same_for_ten_or_fifty_messages(app: Runnin
         await carol.call(REACT, m=previous, e="🎉")
 
     async def statements(first: int) -> int:
-        with recorded_statements(app) as found:
+        async with recorded_statements(app) as found:
             page = await bob.call(RICH_HISTORY, id=group_id, first=first)
         nodes = [edge["node"] for edge in page["conversation"]["messages"]["edges"]]
         assert len(nodes) == first

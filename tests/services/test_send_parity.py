@@ -215,7 +215,7 @@ async def test_a_send_into_a_conversation_is_one_statement_on_postgresql(app: Ru
     await alice.send("warm", conversation_id=conversation_id)
     # when alice sends into it (the recorder also watches the driver, past SQLAlchemy)
     message_input = {"body": "counted", "clientMessageId": "k", "conversationId": conversation_id}
-    with recorded_statements(app) as statements:
+    async with recorded_statements(app) as statements:
         sent = (await alice.call(SEND_SEQ_ONLY, input=message_input))["sendMessage"]
     # then the database saw one statement (one round trip), and it did the whole send
     assert sent["seq"] == 3

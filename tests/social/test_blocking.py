@@ -208,7 +208,7 @@ async def test_sending_into_a_conversation_checks_blocks_inside_the_send_stateme
     conversation_id = (await alice.send("first", to=bob))["conversationId"]
     await alice.send("warm", conversation_id=conversation_id)
     # when alice sends into it
-    with recorded_statements(app) as statements:
+    async with recorded_statements(app) as statements:
         await alice.send("counted", conversation_id=conversation_id)
     # then the block rule rides on the one statement that sends: no extra round trip
     sends = [s for s in statements if "INSERT INTO messages" in s]

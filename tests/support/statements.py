@@ -7,12 +7,15 @@ pool keeps checked out between sends (`FairAsyncQueuePool.keep`, reused without 
 asyncpg logs only what is run unprepared (`fetchrow`, `execute`, `executemany`); SQLAlchemy
 prepares its statements, except `executemany`, which the logger would see a second time, so
 driver log lines that arrive while SQLAlchemy is executing on that connection are left out.
+asyncpg calls its loggers on the loop's next turn, so the recorder is an async context manager
+that gives them that turn before it closes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -21,8 +24,8 @@ from chatr.fair_pool import FairAsyncQueuePool
 from tests.support.servers import RunningApp
 
 
-@contextmanager
-def recorded_statements(app: RunningApp) -> Iterator[list[str]]:
+@asynccontextmanager
+async def recorded_statements(app: RunningApp) -> AsyncIterator[list[str]]:
     """The SQL both engines (the send runs on the autocommit one) run while the block is open."""
     statements: list[str] = []
     watched: dict[int, tuple[Any, Any]] = {}
@@ -64,6 +67,9 @@ def recorded_statements(app: RunningApp) -> Iterator[list[str]]:
                 watch_driver(kept.driver_connection)
     try:
         yield statements
+        # asyncpg calls its query loggers soon after a statement, not in it: let them run
+        # (an answer can be back before then, when nothing else awaits after the statement).
+        await asyncio.sleep(0)
     finally:
         for engine in engines:
             for name, listener in listeners:
