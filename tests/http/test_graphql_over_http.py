@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.api import ME, register
@@ -288,3 +289,25 @@ async def test_a_body_over_the_limit_is_413_payload_too_large_even_without_a_len
     response = await app.http.post("/graphql", content=chunks(), headers={"Content-Type": JSON})
     assert response.status_code == 413
     assert _code(response.json()) == "PAYLOAD_TOO_LARGE"
+
+
+async def test_graphql_is_served_under_the_root_path_the_server_mounts_it_at(
+    app: RunningApp,
+) -> None:
+    # given the app served under /chat (a proxy's prefix, uvicorn --root-path)
+    transport = httpx.ASGITransport(app=app.app, root_path="/chat")
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        # when a client posts to /chat/graphql, then the GraphQL endpoint answers it
+        answered = await http.post("/chat/graphql", json={"query": "{ __typename }"})
+        assert answered.status_code == 200
+        assert answered.json() == {"data": {"__typename": "Query"}}
+        # and a path that only starts like it is not GraphQL
+        elsewhere = await http.post("/chatgraphql", json={"query": "{ __typename }"})
+        assert elsewhere.status_code == 404
+
+
+async def test_a_trailing_slash_on_graphql_is_redirected_by_the_router(app: RunningApp) -> None:
+    response = await app.http.post("/graphql/", json={"query": "{ __typename }"})
+
+    assert response.status_code in (307, 308)
+    assert response.headers["location"].endswith("/graphql")
