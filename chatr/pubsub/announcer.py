@@ -6,6 +6,11 @@ get no RESYNC and would not learn of the change until the next one. Envelopes on
 positions in the database, so keeping the newest one per channel is enough to make every
 subscriber re-read what it missed; typing signals are ephemeral and simply dropped.
 
+`announce` does not wait for the bus: it starts the publish and returns, and the publish's
+outcome is settled by a callback (kept for retry if it failed). The change is committed
+before it is announced and subscribers read the log from their cursor, so nothing but the
+notification's timing depends on it, and a mutation answers one round trip to Redis sooner.
+
 The retry task runs under the instance's supervisor; an unexpected error publishing one
 envelope (a bug, not an outage) is logged and drops that envelope, so it cannot wedge the
 retries of every other one. `stop()` never raises.
