@@ -159,12 +159,8 @@ class _Pipeline(asyncio.Protocol):
 
     def _fail(self, error: Exception) -> None:
         """Fail what is on its way and drop the connection; the owner fails its queue."""
-        failed, self.in_flight = self.in_flight, deque()
-        self._close()
-        for queued in failed:
-            if not queued.future.done():
-                queued.future.set_exception(error)
-        self._owner._pipeline_failed(self, error if failed else None)
+        failed_any = self.close(error)
+        self._owner._pipeline_failed(self, error if failed_any else None)
 
     def _close(self) -> None:
         self.closed = True
@@ -174,13 +170,15 @@ class _Pipeline(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def close(self, error: Exception) -> None:
-        """Drop the connection, failing what is on its way with `error` (the owner closes)."""
+    def close(self, error: Exception) -> bool:
+        """Drop the connection, failing what is on its way with `error`; whether anything
+        was."""
         failed, self.in_flight = self.in_flight, deque()
         self._close()
         for queued in failed:
             if not queued.future.done():
                 queued.future.set_exception(error)
+        return bool(failed)
 
 
 def packed_command(conn: AbstractConnection, command: Sequence[Any]) -> bytes:

@@ -78,8 +78,9 @@ class Announcer:
     async def announce(self, channel: str, envelope: envelopes.Envelope) -> None:
         """Start publishing `envelope` and return without waiting for the bus's answer: the
         change is committed, and a mutation's answer need not wait one more round trip to
-        Redis for its notification (at 10 conversations that round trip was a tenth of a
-        send's latency). A failure is kept and retried all the same, from the callback."""
+        Redis for its notification (bench/throughput.py at 10 conversations, paired runs: p50
+        6.5-6.9 ms with the wait, 6.1-6.2 without). A failure is kept and retried all the
+        same, from the callback."""
         published = self._broker.publish_soon(channel, envelopes.encode(envelope))
         published.add_done_callback(lambda done: self._published(channel, envelope, done))
 
