@@ -75,7 +75,7 @@ class _Queued:
 class _Pipeline(asyncio.Protocol):
     """One connection: writes batches, reads their replies in order and resolves them."""
 
-    def __init__(self, owner: RedisCommands, reader: Reader) -> None:
+    def __init__(self, owner: RedisCommands, reader: Reader, origin: AbstractConnection) -> None:
         self._owner = owner
         self._reader = reader
         self._transport: asyncio.Transport | None = None
@@ -90,7 +90,7 @@ class _Pipeline(asyncio.Protocol):
         self.closed = False
         #: Kept so that redis-py's stream writer is not collected (from Python 3.12 on its
         #: finalizer closes the transport the protocol now owns).
-        self.origin: AbstractConnection | None = None
+        self._origin = origin
 
     @property
     def busy(self) -> bool:
@@ -136,9 +136,6 @@ class _Pipeline(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed:
             return
-        reason = RedisConnectionError(
-            f"Redis closed the connection ({exc!r})" if exc else "Redis closed the connection"
-        )
         unanswered = list(self.in_flight)
         if (
             unanswered
@@ -151,7 +148,11 @@ class _Pipeline(asyncio.Protocol):
             self._close()
             self._owner._resend(self, unanswered)
             return
-        self._fail(reason)
+        self._fail(
+            RedisConnectionError(
+                f"Redis closed the connection ({exc!r})" if exc else "Redis closed the connection"
+            )
+        )
 
     def _expire(self, timeout: float) -> None:
         self._deadline = None
@@ -321,8 +322,7 @@ class RedisCommands:
                 notEnoughData=_NOT_ENOUGH_DATA,
                 **({"encoding": encoder.encoding} if encoder.decode_responses else {}),
             )
-            pipeline = _Pipeline(self, reader)
-            pipeline.origin = conn
+            pipeline = _Pipeline(self, reader, origin=conn)
             transport = writer.transport
             transport.set_protocol(pipeline)
             pipeline.connection_made(transport)
