@@ -96,8 +96,8 @@ class LiveHub:
         self._horizon_delay = HORIZON_RETRY_SECONDS[0]
         self._dirty = False
         self._last_read = 0.0
-        #: Bumped by every handover: a round in flight then leaves `_position` alone (see
-        #: `_hand_over`, `_read_and_dispatch`).
+        #: Bumped by every handover: a round in flight then delivers nothing more and leaves
+        #: `_position` alone (see `_hand_over`, `_read_and_dispatch`).
         self._rewinds = 0
         self._signals: deque[tuple[str, envelopes.Envelope]] = deque()
         self._adopter = Adopter(
@@ -188,10 +188,12 @@ class LiveHub:
             # Dispatch re-reads from where the tap is covered; the others skip what they
             # already had by their own cursor.
             self._position = covered
-        # Always, even when the position is not past `covered`: a round in flight chose its
-        # recipients before this tap was live and may have read events past `covered` (its
-        # read came after the tap's catch-up); it must not move the position past them. The
-        # next round re-reads from here, and taps that had those events skip them.
+        # Always, even when the position is not past `covered`: a round in flight may have
+        # read events past `covered` (its read came after the tap's catch-up). If its read
+        # is still on its way, it drops what it read (delivering it would move this tap's
+        # cursor past events it lacks); if it is rendering, it chose its recipients before
+        # this tap was live. Either way it must not move the position past them. The next
+        # round re-reads from here, and taps that had those events skip them.
         self._rewinds += 1
         self._mark_dirty()
 
@@ -407,6 +409,13 @@ class LiveHub:
                 user_ids=list(self._by_user),
                 member_ids=viewers,
             )
+            if self._rewinds != rewinds:
+                # A tap went live while this read ran, covered up to a position the read may
+                # have passed: delivering the batch to it would move its cursor past events
+                # it lacks (between where it is covered and where this read started), and the
+                # re-read would then skip them for it. Drop the batch; the handover marked
+                # the hub dirty, so the next round reads from where it put the position.
+                return
             jobs: list[tuple[StreamItem, list[Tap]]] = []
             for event in batch.events:
                 recipients = self._recipients(event, batch.may_see(event))
