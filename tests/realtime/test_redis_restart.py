@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from chatr.settings import Settings
 from tests.realtime.delivery_report import receive_messages
 from tests.support.api import register
@@ -18,13 +16,6 @@ KILL_AT = 150
 RESTART_AT = 300
 
 
-# KNOWN INTERMITTENT DEFECT (open, issue 8): once in four full parallel runs, this and the
-# other Redis-kill test each waited 30 s for a message that never reached the subscriber
-# after Redis came back (it passed alone and in the other runs; not reproduced since in 15
-# loaded runs of the pair). Re-run once so it cannot block unrelated work while it is
-# investigated; a second failure still fails the suite. A failure now reports the missing
-# seqs, the log's positions and the hub's and taps' state (tests/realtime/delivery_report.py).
-@pytest.mark.flaky(reruns=1)
 async def test_subscriber_gets_all_500_messages_when_redis_is_killed_and_restarted(
     settings: Settings, database: str
 ) -> None:
