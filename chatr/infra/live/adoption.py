@@ -14,8 +14,8 @@ Why no event falls between catch-up and dispatch: a complete batched read covers
 up to the horizon it read (and a per-tap read everything up to the dispatch position it
 started from). At the handover the hub moves its dispatch position back to where the tap is
 covered if it was past it, and a dispatch round in flight (which may have read past where the
-tap is covered) delivers nothing it read after the handover and does not move the position
-forward again; re-reading that stretch costs one read for everyone, and taps that already had
+tap is covered) delivers nothing it read to the tap and does not move the position forward
+again; re-reading that stretch costs one read for everyone, and taps that already had
 those events skip them by their own cursor.
 """
 

@@ -96,8 +96,8 @@ class LiveHub:
         self._horizon_delay = HORIZON_RETRY_SECONDS[0]
         self._dirty = False
         self._last_read = 0.0
-        #: Bumped by every handover: a round in flight then delivers nothing more and leaves
-        #: `_position` alone (see `_hand_over`, `_read_and_dispatch`).
+        #: Bumped by every handover: a round in flight then leaves the tap to the next round
+        #: and `_position` alone (see `_hand_over`, `_recipients`, `_read_and_dispatch`).
         self._rewinds = 0
         self._signals: deque[tuple[str, envelopes.Envelope]] = deque()
         self._adopter = Adopter(
@@ -183,18 +183,16 @@ class LiveHub:
     def _hand_over(self, tap: Tap, covered: int) -> None:
         """Include a caught-up tap in dispatch (synchronous: nothing runs in between)."""
         tap.cursor = max(tap.cursor, covered)
-        tap.live = True
+        self._rewinds += 1
+        tap.live, tap.live_since = True, self._rewinds
         if self._position is None or covered < self._position:
             # Dispatch re-reads from where the tap is covered; the others skip what they
             # already had by their own cursor.
             self._position = covered
         # Always, even when the position is not past `covered`: a round in flight may have
-        # read events past `covered` (its read came after the tap's catch-up). If its read
-        # is still on its way, it drops what it read (delivering it would move this tap's
-        # cursor past events it lacks); if it is rendering, it chose its recipients before
-        # this tap was live. Either way it must not move the position past them. The next
-        # round re-reads from here, and taps that had those events skip them.
-        self._rewinds += 1
+        # read events past `covered` (its read came after the tap's catch-up), and does not
+        # deliver them to this tap (see `_recipients`); it must not move the position past
+        # them. The next round re-reads from here, and taps that had those events skip them.
         self._mark_dirty()
 
     def _forget(self, tap: Tap) -> None:
@@ -409,16 +407,9 @@ class LiveHub:
                 user_ids=list(self._by_user),
                 member_ids=viewers,
             )
-            if self._rewinds != rewinds:
-                # A tap went live while this read ran, covered up to a position the read may
-                # have passed: delivering the batch to it would move its cursor past events
-                # it lacks (between where it is covered and where this read started), and the
-                # re-read would then skip them for it. Drop the batch; the handover marked
-                # the hub dirty, so the next round reads from where it put the position.
-                return
             jobs: list[tuple[StreamItem, list[Tap]]] = []
             for event in batch.events:
-                recipients = self._recipients(event, batch.may_see(event))
+                recipients = self._recipients(event, batch.may_see(event), began=rewinds)
                 if recipients:
                     jobs.append((event, recipients))
             await self._deliver(jobs)
@@ -448,18 +439,28 @@ class LiveHub:
         self._horizon_retry = None
         self._mark_dirty()
 
-    def _recipients(self, event: LoggedEvent, members: frozenset[int]) -> list[Tap]:
-        """`members`: who may see the event (`ListenerBatch.may_see`)."""
+    def _recipients(self, event: LoggedEvent, members: frozenset[int], *, began: int) -> list[Tap]:
+        """`members`: who may see the event (`ListenerBatch.may_see`); `began`: the handover
+        count when the round's read began.
+
+        Only taps live before then: one handed over while the read was on its way is covered
+        up to a position the read may have passed (an earlier round read on while it was
+        being caught up). Handing it this batch would move its cursor past the events in
+        between, and the re-read from where it is covered would skip them for it; that
+        re-read (see `_hand_over`) serves it instead."""
         if not members:
             return []
         recipients = [
             tap
             for tap in self._by_conversation.get(event.conversation_id, ())
-            if tap.live and tap.cursor < event.id and tap.viewer_id in members
+            if tap.live
+            and tap.live_since <= began
+            and tap.cursor < event.id
+            and tap.viewer_id in members
         ]
         for user_id in members:
             for tap in self._by_user.get(user_id, ()):
-                if tap.live and tap.cursor < event.id:
+                if tap.live and tap.live_since <= began and tap.cursor < event.id:
                     recipients.append(tap)
                     # Hear its typing too, once a member (not for an invitation, say).
                     if event.audience_id is None and event.conversation_id not in tap.following:

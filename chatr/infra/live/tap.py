@@ -82,6 +82,9 @@ class Tap:
         #: The last durable event that reached the client: where it resumes after a cut.
         self.acknowledged = 0
         self.live = False
+        #: The hub's handover count when it went live: a round whose read began before then
+        #: leaves it to the next one (see `LiveHub._recipients`).
+        self.live_since = 0
         #: Conversations whose typing this tap hears.
         self.following: set[int] = set()
         self._queue_size = queue_size
