@@ -166,8 +166,9 @@ class Settings:
     subscriber_queue_size: int = 1000
     db_pool_size: int = 10
     #: PostgreSQL: send statements one process runs at once; sends that arrive while all are
-    #: busy share the next one (chatr.aio.GroupCommit).
-    send_batch_concurrency: int = 2
+    #: busy share the next one (chatr.aio.GroupCommit). One: on two cores, fewer and larger
+    #: statements beat overlapping ones (docs/architecture.md, "Group commit").
+    send_batch_concurrency: int = 1
     #: How long a session checked live is trusted without asking the database again;
     #: revocations evict it everywhere at once, this only bounds a missed announcement.
     session_cache_seconds: float = 10.0
@@ -342,7 +343,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         anonymous_socket_idle_seconds=_float(env, "CHATR_ANONYMOUS_SOCKET_IDLE_SECONDS", 60.0),
         subscriber_queue_size=_int(env, "CHATR_SUBSCRIBER_QUEUE_SIZE", 1000),
         db_pool_size=_int(env, "CHATR_DB_POOL_SIZE", 10),
-        send_batch_concurrency=_int(env, "CHATR_SEND_BATCH_CONCURRENCY", 2, minimum=1),
+        send_batch_concurrency=_int(env, "CHATR_SEND_BATCH_CONCURRENCY", 1, minimum=1),
         session_cache_seconds=_float(env, "CHATR_SESSION_CACHE_SECONDS", 10.0),
         live_tick_seconds=_float(env, "CHATR_LIVE_TICK_SECONDS", 2.0),
         rate_limits=limits_mode != "off",
