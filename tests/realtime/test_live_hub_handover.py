@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -71,8 +71,10 @@ async def _until(condition: Any) -> None:
 
 @dataclass
 class _Scene:
-    """Bob live in a DM with alice (message 1 sent); alice's tap attached but not live."""
+    """Bob and alice in a DM (message 1 sent), each with a tap; alice's adoption can be held
+    between its catch-up read and its handover."""
 
+    hub: LiveHub
     conversation_id: int
     first: int
     bob: Account
@@ -80,6 +82,31 @@ class _Scene:
     alices: Tap
     bobs_read: ReadLog
     alices_read: ReadLog
+    holding_alice: bool = False
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    hand_over: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def hold_after_catch_up(self) -> None:
+        """Call after each read that is not the dispatcher's: while alice is being adopted,
+        her catch-up read is done here and her handover waits until `hand_alice_over`, as
+        it does while the adopter awaits its connection's release."""
+        if self.holding_alice:
+            self.caught_up.set()
+            await self.hand_over.wait()
+
+    async def adopt_alice_held(self) -> asyncio.Task[None]:
+        """Start alice's adoption; returns once her catch-up read is done."""
+        self.holding_alice = True
+        adopting = asyncio.create_task(
+            self.hub.go_live(self.alices, cursor=self.first, read=self.alices_read)
+        )
+        await asyncio.wait_for(self.caught_up.wait(), STEP)
+        return adopting
+
+    async def hand_alice_over(self, adopting: asyncio.Task[None]) -> None:
+        self.hand_over.set()
+        await asyncio.wait_for(adopting, STEP)
+        assert self.alices.live
 
     async def send(self, body: str) -> None:
         await self.bob.send(
@@ -103,6 +130,7 @@ async def _scene(app: RunningApp, monkeypatch: pytest.MonkeyPatch) -> _Scene:
     async with app.runtime.db.reader() as session:
         first = await event_log.position_before_seq(session, conversation_id=conversation_id, seq=1)
     return _Scene(
+        hub=app.runtime.live,
         conversation_id=conversation_id,
         first=first,
         bob=bob,
@@ -130,7 +158,6 @@ async def test_a_newcomer_handed_over_while_a_round_renders_gets_the_event_that_
     dispatcher = _dispatcher_task(app)
     read_for_listeners = event_log.read_for_listeners
     dispatching = 0
-    adopting_alice, caught_up, hand_over = False, asyncio.Event(), asyncio.Event()
 
     async def observed_read(connection: Any, *, after: int, **kwargs: Any) -> Any:
         nonlocal dispatching
@@ -141,9 +168,7 @@ async def test_a_newcomer_handed_over_while_a_round_renders_gets_the_event_that_
             finally:
                 dispatching -= 1
         batch = await read_for_listeners(connection, after=after, **kwargs)
-        if adopting_alice:
-            caught_up.set()
-            await hand_over.wait()
+        await scene.hold_after_catch_up()
         return batch
 
     monkeypatch.setattr(event_log, "read_for_listeners", observed_read)
@@ -151,20 +176,13 @@ async def test_a_newcomer_handed_over_while_a_round_renders_gets_the_event_that_
         await hub.go_live(scene.bobs, cursor=scene.first, read=scene.bobs_read)
         await _until(lambda: not dispatching and not hub._dirty and not hub._wakeup.is_set())
         # and alice's subscription being adopted: its catch-up read is done (before message 2
-        # exists, after the hub's last read) but its handover waits, as it does while the
-        # adopter awaits its connection's release
-        adopting_alice = True
-        adopting = asyncio.create_task(
-            hub.go_live(scene.alices, cursor=scene.first, read=scene.alices_read)
-        )
-        await asyncio.wait_for(caught_up.wait(), STEP)
+        # exists, after the hub's last read) but its handover waits
+        adopting = await scene.adopt_alice_held()
         # when message 2 is sent and the round that read it is rendering it for bob
         await scene.send("m2")
         await asyncio.wait_for(held.rendering.wait(), STEP)
         # and alice is handed over right then
-        hand_over.set()
-        await asyncio.wait_for(adopting, STEP)
-        assert scene.alices.live
+        await scene.hand_alice_over(adopting)
         held.release.set()
         await scene.send("m3")
         # then alice gets message 2, then 3, once each
@@ -180,28 +198,21 @@ async def test_a_newcomer_handed_over_while_a_round_reads_gets_what_an_earlier_r
     scene = await _scene(app, monkeypatch)
     dispatcher = _dispatcher_task(app)
     read_for_listeners = event_log.read_for_listeners
-    adopting_alice, caught_up, hand_over = False, asyncio.Event(), asyncio.Event()
     read_three, release_read = asyncio.Event(), asyncio.Event()
 
     async def observed_read(connection: Any, *, after: int, **kwargs: Any) -> Any:
         batch = await read_for_listeners(connection, after=after, **kwargs)
-        if asyncio.current_task() is dispatcher:
-            if any(event.seq == 3 for event in batch.events) and not release_read.is_set():
-                read_three.set()
-                await release_read.wait()
-        elif adopting_alice:
-            caught_up.set()
-            await hand_over.wait()
+        if asyncio.current_task() is not dispatcher:
+            await scene.hold_after_catch_up()
+        elif any(event.seq == 3 for event in batch.events) and not release_read.is_set():
+            read_three.set()
+            await release_read.wait()
         return batch
 
     monkeypatch.setattr(event_log, "read_for_listeners", observed_read)
     async with hub.attach(scene.bobs), hub.attach(scene.alices):
         await hub.go_live(scene.bobs, cursor=scene.first, read=scene.bobs_read)
-        adopting_alice = True
-        adopting = asyncio.create_task(
-            hub.go_live(scene.alices, cursor=scene.first, read=scene.alices_read)
-        )
-        await asyncio.wait_for(caught_up.wait(), STEP)
+        adopting = await scene.adopt_alice_held()
         # and message 2 dispatched to bob alone, the hub's position past it
         await scene.send("m2")
         two = await asyncio.wait_for(scene.bobs.next_item(), STEP)
@@ -211,9 +222,7 @@ async def test_a_newcomer_handed_over_while_a_round_reads_gets_what_an_earlier_r
         # its way
         await scene.send("m3")
         await asyncio.wait_for(read_three.wait(), STEP)
-        hand_over.set()
-        await asyncio.wait_for(adopting, STEP)
-        assert scene.alices.live
+        await scene.hand_alice_over(adopting)
         release_read.set()
         # then alice gets message 2, then 3, once each, and bob message 3 once
         assert await scene.alice_receives_through(3) == [2, 3]
