@@ -169,8 +169,9 @@ class Settings:
     #: busy share the next one (chatr.aio.GroupCommit). One: on two cores, fewer and larger
     #: statements beat overlapping ones (docs/architecture.md, "Group commit").
     send_batch_concurrency: int = 1
-    #: How long a session checked live is trusted without asking the database again;
-    #: revocations evict it everywhere at once, this only bounds a missed announcement.
+    #: How long at most a session checked live is trusted without asking the database again
+    #: (each for a random part of it, from half on: chatr.infra.session_cache); revocations
+    #: evict it everywhere at once, this only bounds a missed announcement.
     session_cache_seconds: float = 10.0
     #: How often the live hub re-reads the event log although nothing was announced: bounds
     #: the delay of an event whose announcement was lost for good (process killed between

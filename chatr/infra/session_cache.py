@@ -5,21 +5,34 @@ fifth of a sendMessage. A session found live is remembered for `ttl` seconds; re
 are broadcast on the `sessions` channel and evict it on every instance at once, a broker
 reconnect (announcements may have been missed) clears everything, and the TTL bounds the
 rest. The instance that revokes evicts before it answers, so its own next request fails.
+
+Each session is trusted for a random part of the TTL, between half of it and all of it. With
+a fixed TTL, sessions first checked together (every client of an instance after a restart,
+or a bench's senders) were re-checked together one TTL later, and again every TTL after
+that, because each re-check renewed them at the same moment. In bench/throughput.py at 100
+conversations that was a burst of slow sends every 10 s, up to ~110 ms against ~60 ms
+otherwise, gone with the TTL set to an hour. Spread over half the TTL, the re-checks fall
+apart after the first round and stay apart.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from chatr.security import AccessClaims
 
+#: A live session is trusted for between (1 - TTL_JITTER) x ttl and ttl (see above).
+TTL_JITTER = 0.5
+
 
 @dataclass
 class _LiveSession:
     user_id: int
-    checked_at: float
+    #: time.monotonic() after which it is checked again.
+    trusted_until: float
 
 
 class SessionCache:
@@ -45,13 +58,14 @@ class SessionCache:
         entry = self._sessions.get(session_id)
         if entry is None or entry.user_id != user_id:
             return False
-        if time.monotonic() - entry.checked_at > self._ttl:
+        if time.monotonic() > entry.trusted_until:
             del self._sessions[session_id]
             return False
         return True
 
     def remember_live(self, *, session_id: int, user_id: int) -> None:
-        self._sessions[session_id] = _LiveSession(user_id, time.monotonic())
+        trusted_for = self._ttl * (1 - TTL_JITTER * random.random())
+        self._sessions[session_id] = _LiveSession(user_id, time.monotonic() + trusted_for)
         self._sessions.move_to_end(session_id)
         if len(self._sessions) > self._max_entries:
             self._sessions.popitem(last=False)

@@ -21,6 +21,29 @@ def test_a_live_session_is_trusted_only_for_the_ttl(monkeypatch: pytest.MonkeyPa
     assert not cache.is_live(session_id=1, user_id=7)
 
 
+def test_sessions_checked_together_are_checked_again_spread_over_half_the_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given 200 sessions found live at the same moment
+    cache = SessionCache(ttl=10)
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now)
+    for session_id in range(200):
+        cache.remember_live(session_id=session_id, user_id=session_id)
+
+    def live_at(offset: float) -> int:
+        monkeypatch.setattr(time, "monotonic", lambda: now + offset)
+        return sum(cache.is_live(session_id=s, user_id=s) for s in range(200))
+
+    # then every one is trusted for the first half of the TTL
+    assert live_at(4.99) == 200
+    # and they expire spread over the second half, not at once: in each of its five seconds
+    # some go, none is left once the TTL is over
+    still_live = [live_at(second) for second in (6, 7, 8, 9, 10.01)]
+    assert 200 > still_live[0] > still_live[1] > still_live[2] > still_live[3] > 0
+    assert still_live[4] == 0
+
+
 def test_a_session_is_never_live_for_another_user() -> None:
     cache = SessionCache(ttl=10)
     cache.remember_live(session_id=1, user_id=7)
