@@ -511,11 +511,12 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
     )
     lines = [header, "-" * len(header)]
     verdicts = []
-    previous: tuple[float, float] | None = None
+    previous: tuple[int, tuple[float, float]] | None = None
     #: "Throughput must grow with concurrency as the baseline's does": from one level to the
     #: next, chatr's sends/s must change by at least 90% of the baseline's factor (10% for
     #: noise). Not "never drop": on two cores the baseline itself drops from 100 to 1,000.
     grows = True
+    steps: list[str] = []
     for count in levels:
         chatr, base = results[count]["chatr"], results[count]["baseline"]
         ratio = chatr.rate / base.rate if base.rate else float("nan")
@@ -532,11 +533,16 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
             f"{ratio:5.2f}x | {chatr.refused:13d}"
         )
         verdicts.append(ratio >= TARGET_RATIO)
-        if previous is not None and previous[0] and previous[1]:
-            chatr_change, base_change = chatr.rate / previous[0], base.rate / previous[1]
-            if chatr_change < base_change * 0.9:
-                grows = False
-        previous = (chatr.rate, base.rate)
+        if previous is not None and previous[1][0] and previous[1][1]:
+            chatr_change = chatr.rate / previous[1][0]
+            base_change = base.rate / previous[1][1]
+            step_grows = chatr_change >= base_change * 0.9
+            grows = grows and step_grows
+            steps.append(
+                f"{previous[0]}->{count}: x{chatr_change:.2f} vs x{base_change:.2f} "
+                f"{'ok' if step_grows else 'short'}"
+            )
+        previous = (count, (chatr.rate, base.rate))
     lines.append(
         "(p50/p99 in ms: POST round trip, from a send's first attempt; cpu/send: the stack's "
         "two server processes; refused: attempts answered SERVICE_UNAVAILABLE, then retried)"
@@ -553,6 +559,8 @@ def report(levels: list[int], results: dict[int, dict[str, Level]]) -> str:
         "as the baseline's does (each level's change >= 0.9 x the baseline's): "
         f"{'PASS' if grows else 'FAIL'}"
     )
+    if steps:
+        lines.append(f"  (chatr's change vs the baseline's: {'; '.join(steps)})")
     return "\n".join(lines)
 
 
