@@ -450,10 +450,18 @@ def send_batch_statement() -> Select[int, int, int, int, int]:
     """
     batch = _BATCH
     send = _SendValues.columns_of(batch, batch.c.conversation_id)
-    locked = event_log.serialised_if_free(bindparam("b_conversation_ids", type_=ARRAY(BigInteger)))
+    conversation_ids = bindparam("b_conversation_ids", type_=ARRAY(BigInteger))
+    locked = event_log.serialised_if_free(conversation_ids)
     taken = (
         _take_next_seq(send)
         .where(batch.c.conversation_id == any_(locked))
+        # Implied by the join, but it lets the generic plan fetch the batch's conversations
+        # by primary key. Without it, once the prepared statement went generic (its sixth
+        # run on a connection), the planner, which takes an array parameter for ~100 rows,
+        # read all of `conversations` into a hash join: one sequential scan per statement,
+        # a fifth to a third of the statement's PostgreSQL CPU at 1,000 conversations and growing
+        # with the table (docs/architecture.md, "Where a batch finds its conversations").
+        .where(_conversations.c.id == any_(conversation_ids))
         # (the batch's values ride along to the next steps)
         .returning(
             _conversations.c.id,

@@ -14,7 +14,16 @@ from sqlalchemy import select, text
 
 from chatr.db import ConnectionLost
 from chatr.infra import event_log
-from chatr.models import ConversationStatus, Event, EventType, Membership, Message
+from chatr.infra.precompiled import Precompiled
+from chatr.models import (
+    Conversation,
+    ConversationKind,
+    ConversationStatus,
+    Event,
+    EventType,
+    Membership,
+    Message,
+)
 from chatr.models.base import utcnow
 from chatr.services import send_statements
 from chatr.services.send_statements import (
@@ -300,3 +309,48 @@ async def test_a_batch_whose_connection_is_lost_leaves_every_send_to_be_sent_aga
     monkeypatch.undo()
     engine = app.runtime.db.autocommit_engine
     assert [(await send_statements.store_one(engine, s)).seq for s in sends] == [2, 2]
+
+
+#: Conversations in the table when the batch's plan is checked: enough that reading them all
+#: costs the planner more than fetching the batch's own by primary key.
+_TABLE_SIZE = 1_000
+
+
+async def test_a_batch_finds_its_conversations_by_primary_key_in_its_generic_plan(
+    app: RunningApp,
+) -> None:
+    # given four groups among a thousand conversations, and the planner's statistics
+    groups = await _owned_groups(app, 4)
+    async with app.runtime.db.session() as session:
+        session.add_all(
+            Conversation(kind=ConversationKind.GROUP, name=f"Other {number}")
+            for number in range(_TABLE_SIZE - len(groups))
+        )
+        await session.commit()
+    engine = app.runtime.db.autocommit_engine
+    statement = Precompiled(send_statements.send_batch_statement(), engine.dialect)
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        async with driver.transaction():
+            await driver.execute("ANALYZE conversations")
+            # (the plan a prepared statement settles on after its first five runs)
+            await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            scans_before = await _sequential_scans_of_conversations(driver)
+
+            # when the batch statement runs, prepared, again and again
+            for round_ in range(3):
+                sends = [_stored(owner, group, f"round {round_}") for owner, group in groups]
+                arguments = statement.arguments(send_statements._batch_parameters(sends))
+                assert len(await driver.fetch(statement.sql, *arguments)) == len(sends)
+
+            # then it never read the whole table
+            assert await _sequential_scans_of_conversations(driver) == scans_before
+
+
+async def _sequential_scans_of_conversations(driver: Any) -> int:
+    """The sequential scans of `conversations` in this connection's transaction so far."""
+    scans = await driver.fetchval(
+        "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'conversations'"
+    )
+    return int(scans or 0)
