@@ -13,6 +13,10 @@ What it measures
     Both stacks hold at most 10 PostgreSQL connections per process for sends (chatr:
     CHATR_DB_POOL_SIZE=5, whose autocommit pool is twice that).
 
+    After seeding, the database is analyzed (`analyze_database`): a production cluster's
+    autovacuum would have gathered the planner's statistics by then, and without them the
+    send statement read all of `conversations` instead of using its primary key.
+
     Baseline, same run, same client code: bench/baseline_app.py (two uvicorn processes, a bare
     starlette app, asyncpg pool + redis-py): `POST /send` takes the next seq and inserts the
     row in one PostgreSQL transaction, then PUBLISHes. Its N conversations are rows of
@@ -98,6 +102,7 @@ from bench.latency import (  # noqa: E402
     PG_URL,
     REDIS_URL,
     Server,
+    analyze_database,
     background_load,
     create_baseline_tables,
     machine_busy_seconds,
@@ -789,6 +794,7 @@ async def run(args: argparse.Namespace) -> None:
             env["CHATR_SEND_BATCH_CONCURRENCY"] = str(args.send_batch_concurrency)
         await create_baseline_conversations(env["BASELINE_DATABASE_URL"], largest)
         seed = await seed_chatr(env, largest)
+        await analyze_database(env["DATABASE_URL"])
         print(
             f"seeded {largest} senders, each owning one group, through chatr's services in "
             f"{seed.seconds:.1f} s",
