@@ -529,6 +529,7 @@ def create_app(settings: Settings) -> Starlette:
                 functools.partial(send_statements.store_all, db.autocommit_engine),
                 concurrency=settings.send_batch_concurrency,
                 limit=send_statements.BATCH_LIMIT,
+                hold=settings.send_hold_ms / 1000,
             ),
         )
         app.state.runtime = runtime

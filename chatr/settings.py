@@ -8,6 +8,7 @@ the process environment.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -53,14 +54,22 @@ def _limit(env: dict[str, str], name: str, default: str) -> str:
     return value
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
+def _float(
+    env: dict[str, str], name: str, default: float, *, minimum: float | None = None
+) -> float:
     value = env.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise InvalidSetting(f"{name}: {value!r} is not a number") from None
+    if minimum is not None:
+        if not math.isfinite(number):
+            raise InvalidSetting(f"{name}: {value!r} is not a finite number")
+        if number < minimum:
+            raise InvalidSetting(f"{name}: {value!r} is less than {minimum:g}")
+    return number
 
 
 #: Rate limits (rule name -> `limits` notation) that replace the strict ones in development,
@@ -169,6 +178,10 @@ class Settings:
     #: busy share the next one (chatr.aio.GroupCommit). One: on two cores, fewer and larger
     #: statements beat overlapping ones (docs/architecture.md, "Group commit").
     send_batch_concurrency: int = 1
+    #: PostgreSQL: how long at most a free send slot waits for sends already on their way to
+    #: it (past the rate limit and the checks), so they share its statement (0: never waits;
+    #: chatr.aio.GroupCommit, docs/architecture.md "Group commit").
+    send_hold_ms: float = 3.0
     #: How long at most a session checked live is trusted without asking the database again
     #: (each for a random part of it, from half on: chatr.infra.session_cache); revocations
     #: evict it everywhere at once, this only bounds a missed announcement.
@@ -345,6 +358,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         subscriber_queue_size=_int(env, "CHATR_SUBSCRIBER_QUEUE_SIZE", 1000),
         db_pool_size=_int(env, "CHATR_DB_POOL_SIZE", 10),
         send_batch_concurrency=_int(env, "CHATR_SEND_BATCH_CONCURRENCY", 1, minimum=1),
+        send_hold_ms=_float(env, "CHATR_SEND_HOLD_MS", 3.0, minimum=0.0),
         session_cache_seconds=_float(env, "CHATR_SESSION_CACHE_SECONDS", 10.0),
         live_tick_seconds=_float(env, "CHATR_LIVE_TICK_SECONDS", 2.0),
         rate_limits=limits_mode != "off",

@@ -222,6 +222,34 @@ async def send(
     PostgreSQL sends to other conversations that arrive meanwhile may share that transaction
     (chatr.services.send_statements): each keeps its own rules and its own answer.
     """
+    # Announced to the group commit from here: the checks and the rate-limit round trip
+    # before the send reaches it are what a batch about to start waits for (chatr.aio).
+    with rt.sends.coming():
+        return await _send(
+            rt,
+            sender_id=sender_id,
+            body=body,
+            client_id=client_id,
+            conversation_id=conversation_id,
+            recipient_id=recipient_id,
+            reply_to_id=reply_to_id,
+            forwarded=forwarded,
+            media=media,
+        )
+
+
+async def _send(
+    rt: Runtime,
+    *,
+    sender_id: int,
+    body: str | None,
+    client_id: str,
+    conversation_id: int | None,
+    recipient_id: int | None,
+    reply_to_id: int | None,
+    forwarded: bool,
+    media: Media | None,
+) -> Message:
     if media is not None and body is not None and not body.strip():
         body = None  # an empty caption is no caption
     if body is not None or media is None:

@@ -101,6 +101,7 @@ def test_a_migration_that_cannot_reach_its_database_says_so_in_one_line(tmp_path
         ("CHATR_TRUSTED_PROXIES", "10.0.0.0/33", "is not an IP or network"),
         ("CHATR_MAX_BATCH", "ten", "is not a whole number"),
         ("CHATR_SEND_BATCH_CONCURRENCY", "0", "is less than 1"),
+        ("CHATR_SEND_HOLD_MS", "-1", "is less than 0"),
         ("CHATR_LIVE_TICK_SECONDS", "soon", "is not a number"),
         ("CHATR_SEND_MESSAGE_LIMIT", "lots", "is not a rate like '100 per minute'"),
     ],

@@ -4,6 +4,7 @@ one batch, one per key and in queue order, and every caller gets its own outcome
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import pytest
@@ -208,3 +209,143 @@ def test_a_group_commit_needs_room_for_one_batch_of_one() -> None:
         GroupCommit(Runner(), concurrency=0, limit=8)
     with pytest.raises(ValueError):
         GroupCommit(Runner(), concurrency=1, limit=0)
+    with pytest.raises(ValueError):
+        GroupCommit(Runner(), concurrency=1, limit=8, hold=-0.001)
+
+
+# -- writes on their way -------------------------------------------------------------------
+
+#: Long enough that no test below reaches it unless it means to.
+LONG_HOLD = 10.0
+
+
+class Announced:
+    """A write announced to `commit` that submits when the test lets it (or leaves unsent)."""
+
+    def __init__(self, commit: GroupCommit[str, str], key: str) -> None:
+        self.ready = asyncio.Event()
+        self.send = True
+        self.task = asyncio.create_task(self._run(commit, key))
+
+    async def _run(self, commit: GroupCommit[str, str], key: str) -> str | None:
+        with commit.coming():
+            await self.ready.wait()
+            if not self.send:
+                return None  # (a write that went another way, or gave up)
+            return await commit.submit(key, key)
+
+    async def go(self) -> None:
+        self.ready.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+async def test_a_free_slot_waits_for_the_writes_on_their_way_and_they_share_it() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    first, second = Announced(commit, "a"), Announced(commit, "b")
+    await asyncio.sleep(0)
+
+    await first.go()
+    assert runner.batches == [] and commit.queued == 1  # b is still on its way
+    await second.go()
+
+    assert [await first.task, await second.task] == ["A", "B"]
+    assert runner.batches == [["a", "b"]]
+
+
+async def test_a_write_nobody_else_is_announced_for_runs_at_once_alone() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    only = Announced(commit, "a")
+    await asyncio.sleep(0)
+
+    await only.go()
+
+    assert only.task.done() and only.task.result() == "A"
+    assert runner.batches == [["a"]]
+
+
+async def test_an_announced_write_that_never_comes_holds_the_slot_no_longer_than_the_hold() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=0.05)
+    first, stuck = Announced(commit, "a"), Announced(commit, "b")
+    await asyncio.sleep(0)
+    await first.go()
+    assert runner.batches == []
+
+    async with asyncio.timeout(2):
+        assert await first.task == "A"
+
+    assert runner.batches == [["a"]]
+    assert not stuck.task.done()
+    await stuck.go()  # it comes after all, to a slot that waits for nobody
+    assert await stuck.task == "B"
+    assert runner.batches == [["a"], ["b"]]
+
+
+async def test_an_announced_write_that_goes_another_way_frees_the_waiting_slot_at_once() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    first, elsewhere = Announced(commit, "a"), Announced(commit, "b")
+    await asyncio.sleep(0)
+    await first.go()
+    assert runner.batches == []
+
+    elsewhere.send = False
+    await elsewhere.go()
+
+    assert await first.task == "A"
+    assert await elsewhere.task is None
+    assert runner.batches == [["a"]]
+
+
+async def test_a_full_batch_waits_for_nobody() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=2, hold=LONG_HOLD)
+    writes = [Announced(commit, key) for key in "abc"]
+    await asyncio.sleep(0)
+
+    await writes[0].go()
+    await writes[1].go()  # two queued: a full batch, though c is still on its way
+
+    assert [await writes[0].task, await writes[1].task] == ["A", "B"]
+    assert runner.batches == [["a", "b"]]
+    await writes[2].go()
+    assert await writes[2].task == "C"
+
+
+async def test_stop_sends_what_waits_for_writes_on_their_way() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    first, stuck = Announced(commit, "a"), Announced(commit, "b")
+    await asyncio.sleep(0)
+    await first.go()
+    assert runner.batches == []
+
+    await commit.stop()
+
+    assert await first.task == "A"
+    stuck.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stuck.task
+
+
+async def test_without_a_hold_announcing_changes_nothing() -> None:
+    runner = Runner()
+    runner.release.set()
+    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
+    first, second = Announced(commit, "a"), Announced(commit, "b")
+    await asyncio.sleep(0)
+
+    await first.go()
+
+    assert first.task.done() and runner.batches == [["a"]]
+    await second.go()
+    assert await second.task == "B"
