@@ -225,104 +225,79 @@ async def send(
     # Announced to the group commit from here: the checks and the rate-limit round trip
     # before the send reaches it are what a batch about to start waits for (chatr.aio).
     with rt.sends.coming():
-        return await _send(
+        if media is not None and body is not None and not body.strip():
+            body = None  # an empty caption is no caption
+        if body is not None or media is None:
+            body = validation.message_body(body or "")
+        client_id = validation.client_id(client_id)
+        if (conversation_id is None) == (recipient_id is None):
+            raise BadUserInput(
+                "Pass exactly one of recipientId or conversationId.", field="recipientId"
+            )
+        await rt.limits.hit(rate_limits.SEND_MESSAGE, str(sender_id))
+        if conversation_id is None:
+            assert recipient_id is not None
+            await _ensure_may_write_to(rt, sender_id=sender_id, recipient_id=recipient_id)
+            conversation_id = await conversations.get_or_create_direct_id(
+                rt, viewer_id=sender_id, recipient_id=recipient_id
+            )
+
+        snapshot, mention_ids = await _quote_and_mentions(
             rt,
             sender_id=sender_id,
-            body=body,
-            client_id=client_id,
             conversation_id=conversation_id,
-            recipient_id=recipient_id,
+            body=body or "",
             reply_to_id=reply_to_id,
+            resolve_mentions=not forwarded,
+        )
+        now = utcnow()
+        stored = StoredMessage(
+            conversation_id,
+            sender_id,
+            client_id,
+            body,
+            now,
+            reply_to_id=reply_to_id,
+            reply_snapshot=snapshot,
             forwarded=forwarded,
-            media=media,
+            mention_ids=tuple(mention_ids),
         )
-
-
-async def _send(
-    rt: Runtime,
-    *,
-    sender_id: int,
-    body: str | None,
-    client_id: str,
-    conversation_id: int | None,
-    recipient_id: int | None,
-    reply_to_id: int | None,
-    forwarded: bool,
-    media: Media | None,
-) -> Message:
-    if media is not None and body is not None and not body.strip():
-        body = None  # an empty caption is no caption
-    if body is not None or media is None:
-        body = validation.message_body(body or "")
-    client_id = validation.client_id(client_id)
-    if (conversation_id is None) == (recipient_id is None):
-        raise BadUserInput(
-            "Pass exactly one of recipientId or conversationId.", field="recipientId"
+        try:
+            if media is not None:
+                written = await _store_with_media(rt, stored, media)
+            elif rt.db.engine.dialect.name == "postgresql":
+                written = await _store_on_postgresql(rt, stored)
+            else:
+                async with rt.db.engine.begin() as connection:
+                    written = await send_statements.store_step_by_step(connection, stored)
+        except AlreadySent:
+            return await _replay(rt, stored)
+        except NotPostable:
+            await _explain_refusal(rt, sender_id=sender_id, conversation_id=conversation_id)
+        await rt.announce(
+            channels.conversation(conversation_id),
+            envelopes.EventAnnounced(
+                written.position, conversation_id, EventType.MESSAGE_POSTED.value, written.seq
+            ),
         )
-    await rt.limits.hit(rate_limits.SEND_MESSAGE, str(sender_id))
-    if conversation_id is None:
-        assert recipient_id is not None
-        await _ensure_may_write_to(rt, sender_id=sender_id, recipient_id=recipient_id)
-        conversation_id = await conversations.get_or_create_direct_id(
-            rt, viewer_id=sender_id, recipient_id=recipient_id
+        return _as_loaded(
+            id=written.message_id,
+            conversation_id=conversation_id,
+            seq=written.seq,
+            sender_id=sender_id,
+            client_id=client_id,
+            kind=MessageKind.TEXT if media is None else media.kind,
+            body=body,
+            reply_to_id=reply_to_id,
+            reply_snapshot=snapshot,
+            forwarded=forwarded,
+            created_at=now,
+            edited_at=None,
+            deleted_at=None,
+            deleted_by_id=None,
+            pinned_at=None,
+            pinned_by_id=None,
         )
-
-    snapshot, mention_ids = await _quote_and_mentions(
-        rt,
-        sender_id=sender_id,
-        conversation_id=conversation_id,
-        body=body or "",
-        reply_to_id=reply_to_id,
-        resolve_mentions=not forwarded,
-    )
-    now = utcnow()
-    stored = StoredMessage(
-        conversation_id,
-        sender_id,
-        client_id,
-        body,
-        now,
-        reply_to_id=reply_to_id,
-        reply_snapshot=snapshot,
-        forwarded=forwarded,
-        mention_ids=tuple(mention_ids),
-    )
-    try:
-        if media is not None:
-            written = await _store_with_media(rt, stored, media)
-        elif rt.db.engine.dialect.name == "postgresql":
-            written = await _store_on_postgresql(rt, stored)
-        else:
-            async with rt.db.engine.begin() as connection:
-                written = await send_statements.store_step_by_step(connection, stored)
-    except AlreadySent:
-        return await _replay(rt, stored)
-    except NotPostable:
-        await _explain_refusal(rt, sender_id=sender_id, conversation_id=conversation_id)
-    await rt.announce(
-        channels.conversation(conversation_id),
-        envelopes.EventAnnounced(
-            written.position, conversation_id, EventType.MESSAGE_POSTED.value, written.seq
-        ),
-    )
-    return _as_loaded(
-        id=written.message_id,
-        conversation_id=conversation_id,
-        seq=written.seq,
-        sender_id=sender_id,
-        client_id=client_id,
-        kind=MessageKind.TEXT if media is None else media.kind,
-        body=body,
-        reply_to_id=reply_to_id,
-        reply_snapshot=snapshot,
-        forwarded=forwarded,
-        created_at=now,
-        edited_at=None,
-        deleted_at=None,
-        deleted_by_id=None,
-        pinned_at=None,
-        pinned_by_id=None,
-    )
 
 
 async def list_for(
