@@ -219,6 +219,13 @@ def test_a_group_commit_needs_room_for_one_batch_of_one() -> None:
 LONG_HOLD = 10.0
 
 
+def _announcing(*, limit: int = 8, hold: float = LONG_HOLD) -> tuple[Runner, GroupCommit[str, str]]:
+    """A group commit with one slot whose batches run as soon as they start."""
+    runner = Runner()
+    runner.release.set()
+    return runner, GroupCommit(runner, concurrency=1, limit=limit, hold=hold)
+
+
 class Announced:
     """A write announced to `commit` that submits when the test lets it (or leaves unsent)."""
 
@@ -241,9 +248,7 @@ class Announced:
 
 
 async def test_a_free_slot_waits_for_the_writes_on_their_way_and_they_share_it() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    runner, commit = _announcing()
     first, second = Announced(commit, "a"), Announced(commit, "b")
     await asyncio.sleep(0)
 
@@ -256,9 +261,7 @@ async def test_a_free_slot_waits_for_the_writes_on_their_way_and_they_share_it()
 
 
 async def test_a_write_nobody_else_is_announced_for_runs_at_once_alone() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    runner, commit = _announcing()
     only = Announced(commit, "a")
     await asyncio.sleep(0)
 
@@ -269,9 +272,7 @@ async def test_a_write_nobody_else_is_announced_for_runs_at_once_alone() -> None
 
 
 async def test_an_announced_write_that_never_comes_holds_the_slot_no_longer_than_the_hold() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=0.05)
+    runner, commit = _announcing(hold=0.05)
     first, stuck = Announced(commit, "a"), Announced(commit, "b")
     await asyncio.sleep(0)
     await first.go()
@@ -288,9 +289,7 @@ async def test_an_announced_write_that_never_comes_holds_the_slot_no_longer_than
 
 
 async def test_an_announced_write_that_goes_another_way_frees_the_waiting_slot_at_once() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    runner, commit = _announcing()
     first, elsewhere = Announced(commit, "a"), Announced(commit, "b")
     await asyncio.sleep(0)
     await first.go()
@@ -305,9 +304,7 @@ async def test_an_announced_write_that_goes_another_way_frees_the_waiting_slot_a
 
 
 async def test_a_full_batch_waits_for_nobody() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=2, hold=LONG_HOLD)
+    runner, commit = _announcing(limit=2)
     writes = [Announced(commit, key) for key in "abc"]
     await asyncio.sleep(0)
 
@@ -321,9 +318,7 @@ async def test_a_full_batch_waits_for_nobody() -> None:
 
 
 async def test_stop_sends_what_waits_for_writes_on_their_way() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8, hold=LONG_HOLD)
+    runner, commit = _announcing()
     first, stuck = Announced(commit, "a"), Announced(commit, "b")
     await asyncio.sleep(0)
     await first.go()
@@ -338,9 +333,7 @@ async def test_stop_sends_what_waits_for_writes_on_their_way() -> None:
 
 
 async def test_without_a_hold_announcing_changes_nothing() -> None:
-    runner = Runner()
-    runner.release.set()
-    commit: GroupCommit[str, str] = GroupCommit(runner, concurrency=1, limit=8)
+    runner, commit = _announcing(hold=0.0)
     first, second = Announced(commit, "a"), Announced(commit, "b")
     await asyncio.sleep(0)
 
